@@ -1,0 +1,16 @@
+"""Errors the services raise; the API and views turn them into 400 / 409 with the message."""
+
+from django.core.exceptions import ValidationError
+
+
+class Invalid(ValidationError):
+    """Bad input, with messages per field: Invalid({"occurred_at": ["..."]})."""
+
+
+class Conflict(Exception):
+    """The request contradicts what is stored (e.g. same external_id, different body)."""
+
+    def __init__(self, message, fields=None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}

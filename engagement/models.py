@@ -1,0 +1,280 @@
+"""The record (customers, offerings, purchases, events, notes) and its projection (Engagement).
+
+Events are append-only facts. The Engagement row is a projection of its purchase and events,
+rebuilt by `engagement.projection.derive` in the same transaction as every event.
+"""
+
+import uuid
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django_scopes import ScopedManager
+
+from tenants.models import Member, Tenant
+
+KEY_VALIDATOR = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "Use letters, digits, '-', '_' and '.'.")
+SATISFACTION_STEP = "satisfaction"
+
+
+class TenantOwned(models.Model):
+    """Every tenant-owned row: a non-null tenant and a manager that fails closed outside a scope."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        abstract = True
+
+
+class Customer(TenantOwned):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    external_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    email = models.EmailField(max_length=254, blank=True)
+    segment = models.CharField(max_length=64, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "external_id"], name="customer_unique_external_id")]
+        indexes = [models.Index(fields=["tenant", "segment"], name="customer_segment_idx")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.external_id})"
+
+
+class Offering(TenantOwned):
+    """What is sold; its journey is the ordered milestones, the last of which is the PoV milestone."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    key = models.CharField(max_length=64, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    requires_satisfaction = models.BooleanField(default=False)
+    satisfaction_threshold = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    # The PoV milestone's due_day, kept here so metrics can compare without a join.
+    target_days = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="offering_unique_key")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Milestone(TenantOwned):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    offering = models.ForeignKey(Offering, on_delete=models.CASCADE, related_name="milestones")
+    key = models.CharField(max_length=64, validators=[KEY_VALIDATOR])
+    name = models.CharField(max_length=200)
+    order = models.PositiveSmallIntegerField()
+    due_day = models.PositiveIntegerField(validators=[MaxValueValidator(3650)])
+    is_pov = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "offering", "key"], name="milestone_unique_key"),
+            models.UniqueConstraint(fields=["tenant", "offering", "order"], name="milestone_unique_order"),
+            models.UniqueConstraint(
+                fields=["tenant", "offering"], condition=Q(is_pov=True), name="milestone_one_pov_per_offering"
+            ),
+        ]
+        ordering = ["offering", "order"]
+
+    def __str__(self):
+        return f"{self.offering.key}:{self.key}"
+
+
+class Purchase(TenantOwned):
+    """The point of sale. Opens exactly one Engagement."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    external_id = models.CharField(max_length=255)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="purchases")
+    offering = models.ForeignKey(Offering, on_delete=models.PROTECT, related_name="purchases")
+    purchased_at = models.DateTimeField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "external_id"], name="purchase_unique_external_id")]
+
+    def __str__(self):
+        return self.external_id
+
+
+class Status(models.TextChoices):
+    ON_TRACK = "on_track", "On track"
+    STALLED = "stalled", "Stalled"
+    PAUSED = "paused", "Paused"
+    REACHED = "reached", "Reached PoV"
+    LOST = "lost", "Lost"
+
+
+OPEN_STATUSES = (Status.ON_TRACK, Status.STALLED, Status.PAUSED)
+
+
+class Engagement(TenantOwned):
+    """The engagement phase of one purchase. Everything below `sales_rep` is derived (CONTRACT §4)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    purchase = models.OneToOneField(Purchase, on_delete=models.CASCADE, related_name="engagement")
+    # Copies of the purchase's, so lists and metrics filter without joining it.
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="engagements")
+    offering = models.ForeignKey(Offering, on_delete=models.PROTECT, related_name="engagements")
+    pos_at = models.DateTimeField()
+    owner = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned")
+    sales_rep = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="sold")
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ON_TRACK)
+    next_step = models.CharField(max_length=64, blank=True, help_text="Milestone key, or 'satisfaction'.")
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    pov_at = models.DateTimeField(null=True, blank=True)
+    days_to_value = models.FloatField(null=True, blank=True)
+    calendar_days_to_value = models.FloatField(null=True, blank=True)
+    lost_at = models.DateTimeField(null=True, blank=True)
+    days_to_loss = models.FloatField(null=True, blank=True)
+    churned_at = models.DateTimeField(null=True, blank=True)
+    paused_days = models.FloatField(default=0.0, help_text="Closed pauses, in days.")
+    paused_since = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "status", "next_due_at"], name="engagement_status_due_idx"),
+            models.Index(fields=["tenant", "offering", "pos_at"], name="engagement_offering_pos_idx"),
+            models.Index(fields=["tenant", "pos_at"], name="engagement_pos_idx"),
+            models.Index(fields=["tenant", "owner"], name="engagement_owner_idx"),
+            models.Index(fields=["tenant", "sales_rep"], name="engagement_sales_rep_idx"),
+        ]
+        ordering = ["-pos_at"]
+
+    def __str__(self):
+        return f"{self.purchase.external_id} ({self.status})"
+
+
+class MilestoneReach(TenantOwned):
+    """Projection: when each milestone of an engagement was first reached, on the value clock."""
+
+    engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="reaches")
+    milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="reaches")
+    reached_at = models.DateTimeField()
+    clock_days = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "engagement", "milestone"], name="reach_unique_milestone")
+        ]
+
+
+class EventType(models.TextChoices):
+    MILESTONE = "milestone", "Milestone"
+    SATISFACTION = "satisfaction", "Satisfaction"
+    LOST = "lost", "Lost"
+    PAUSED = "paused", "Paused"
+    RESUMED = "resumed", "Resumed"
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class Event(TenantOwned):
+    """An append-only fact about an engagement."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    occurred_at = models.DateTimeField()
+    milestone = models.ForeignKey(Milestone, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    score = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    comment = models.TextField(blank=True, max_length=4000)
+    reason = models.CharField(max_length=500, blank=True)
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    source = models.CharField(max_length=16, default="api")
+    recorded_by = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "external_id"], condition=Q(external_id__isnull=False), name="event_unique_external_id"
+            ),
+            models.CheckConstraint(
+                condition=~Q(type="milestone") | Q(milestone__isnull=False), name="event_milestone_has_milestone"
+            ),
+            models.CheckConstraint(
+                condition=~Q(type="satisfaction") | Q(score__gte=1, score__lte=5), name="event_satisfaction_has_score"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "engagement", "occurred_at"], name="event_engagement_time_idx")]
+        ordering = ["occurred_at", "created_at"]
+
+    def __str__(self):
+        return f"{self.type} @ {self.occurred_at:%Y-%m-%d}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Events are append-only.")
+        super().save(*args, **kwargs)
+
+
+class NoteKind(models.TextChoices):
+    NOTE = "note", "Note"
+    HANDOFF = "handoff", "Handoff"
+
+
+class Note(TenantOwned):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="notes")
+    kind = models.CharField(max_length=16, choices=NoteKind.choices, default=NoteKind.NOTE)
+    body = models.TextField(max_length=10000)
+    author = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    author_label = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return f"{self.kind} by {self.author_label}"
+
+
+class OutboxMessage(TenantOwned):
+    """What the record publishes, written in the same transaction as the change (DESIGN.md).
+
+    Handed to the handlers registered for `kind` by the drain task; a row is claimed with a
+    conditional UPDATE before it is handled, so two drains never handle it twice at once.
+    """
+
+    kind = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tenant", "created_at"], condition=Q(handled_at__isnull=True), name="outbox_pending_idx"
+            )
+        ]
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.kind} #{self.pk}"

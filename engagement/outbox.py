@@ -1,0 +1,111 @@
+"""The outbox: the record publishes, it never calls the apps that react (DESIGN.md).
+
+`publish` appends a row in the caller's transaction and asks, on commit, for a drain of that
+tenant. `drain` claims pending rows with a conditional UPDATE, hands each to the handlers
+registered for its kind, and marks it handled. Handlers must be idempotent: a drain that dies
+between handling and marking leaves the row to be handled again after the claim expires.
+"""
+
+import logging
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from engagement.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+# Kinds the record publishes.
+REACHED_POV = "engagement.reached_pov"
+STALLED = "engagement.stalled"
+LOST = "engagement.lost"
+CHANGED = "engagement.changed"  # any change metrics should see
+
+CLAIM_TIMEOUT = timedelta(minutes=5)
+BATCH_SIZE = 200
+MAX_ATTEMPTS = 20
+
+_handlers = defaultdict(list)
+
+
+def register(kind, handler):
+    """Called from an AppConfig.ready(): `handler(message)` runs for every message of `kind`."""
+    if handler not in _handlers[kind]:
+        _handlers[kind].append(handler)
+
+
+def unregister(kind, handler):
+    if handler in _handlers[kind]:
+        _handlers[kind].remove(handler)
+
+
+def publish(tenant, kind, payload=None):
+    message = OutboxMessage.objects.create(tenant=tenant, kind=kind, payload=payload or {})
+    request_drain(tenant)
+    return message
+
+
+def publish_many(tenant, items):
+    """Append several (kind, payload) messages with one INSERT."""
+    rows = [OutboxMessage(tenant=tenant, kind=kind, payload=payload or {}) for kind, payload in items]
+    if rows:
+        OutboxMessage.objects.bulk_create(rows)
+        request_drain(tenant)
+    return rows
+
+
+def request_drain(tenant):
+    from engagement.tasks import drain_outbox
+    from pov.enqueue import enqueue_on_commit
+
+    enqueue_on_commit(drain_outbox, tenant_id=str(tenant.pk))
+
+
+def _claim(tenant, now):
+    """Claim up to BATCH_SIZE pending rows for this drain; returns the token and the rows."""
+    token = uuid.uuid4()
+    pending = (
+        OutboxMessage.objects.filter(tenant=tenant, handled_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
+        .exclude(claimed_at__gt=now - CLAIM_TIMEOUT)
+        .order_by("id")
+        .values_list("id", flat=True)[:BATCH_SIZE]
+    )
+    ids = list(pending)
+    if not ids:
+        return token, []
+    # Conditional: a row another drain claimed between our SELECT and this UPDATE is skipped.
+    OutboxMessage.objects.filter(id__in=ids, handled_at__isnull=True).exclude(
+        claimed_at__gt=now - CLAIM_TIMEOUT
+    ).update(claim_token=token, claimed_at=now)
+    return token, list(OutboxMessage.objects.filter(claim_token=token).order_by("id"))
+
+
+def _handle(message):
+    for handler in list(_handlers[message.kind]):
+        handler(message)
+
+
+def drain(tenant, *, limit_batches=50):
+    """Hand pending messages of one tenant to their handlers. Returns how many were handled."""
+    handled = 0
+    for _ in range(limit_batches):
+        token, messages = _claim(tenant, timezone.now())
+        if not messages:
+            break
+        for message in messages:
+            try:
+                with transaction.atomic():
+                    _handle(message)
+                    OutboxMessage.objects.filter(id=message.id, claim_token=token).update(
+                        handled_at=timezone.now(), attempts=message.attempts + 1
+                    )
+                handled += 1
+            except Exception as exc:  # noqa: BLE001 - one bad message must not block the rest
+                log.exception("outbox message %s (%s) failed", message.id, message.kind)
+                OutboxMessage.objects.filter(id=message.id, claim_token=token).update(
+                    claim_token=None, claimed_at=None, attempts=message.attempts + 1, last_error=repr(exc)[:2000]
+                )
+    return handled

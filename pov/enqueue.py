@@ -1,0 +1,21 @@
+"""Enqueue Celery tasks after commit, without ever failing the write (DESIGN.md: tasks are hints)."""
+
+import logging
+
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(task, **kwargs):
+    """Send now; a broker that is down is logged, not raised: the periodic reconcile catches up."""
+    try:
+        task.apply_async(kwargs=kwargs)
+        return True
+    except Exception:  # noqa: BLE001 - any broker failure is survivable here
+        log.warning("could not enqueue %s; the periodic reconcile will catch up", task.name, exc_info=True)
+        return False
+
+
+def enqueue_on_commit(task, **kwargs):
+    transaction.on_commit(lambda: enqueue(task, **kwargs))

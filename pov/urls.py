@@ -1,0 +1,11 @@
+from django.urls import include, path
+
+from django.contrib import admin
+from pov.health import healthz
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("tenants.urls")),
+    path("", include("engagement.urls")),
+]

@@ -1,0 +1,40 @@
+"""Who performs a write. Every service takes `actor=` so events, notes and audit rows say who."""
+
+from dataclasses import dataclass
+
+from tenants.models import AuditEntry
+
+
+@dataclass(frozen=True)
+class Actor:
+    label: str
+    source: str  # web | api | customer | system
+    member: object = None
+
+    @classmethod
+    def for_member(cls, member):
+        return cls(label=member.user.email, source="web", member=member)
+
+    @classmethod
+    def for_api_key(cls, key):
+        return cls(label=f"api key {key.prefix}", source="api")
+
+    @classmethod
+    def system(cls, what):
+        return cls(label=what, source="system")
+
+    @classmethod
+    def customer(cls, email):
+        return cls(label=email or "customer", source="customer")
+
+
+def audit(*, tenant, actor, action, target, **data):
+    """Append an audit row in the caller's transaction."""
+    return AuditEntry.objects.create(
+        tenant=tenant,
+        actor_label=actor.label,
+        action=action,
+        target_type=type(target).__name__.lower(),
+        target_id=str(getattr(target, "pk", target)),
+        data=data,
+    )

@@ -1,0 +1,57 @@
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from django.contrib import admin
+
+from pov.admin_site import TenantAdmin, staff_tenant_ids
+from tenants.models import AuditEntry, Member, Tenant, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "first_name", "last_name", "is_staff", "is_active"]
+    search_fields = ["email", "first_name", "last_name"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Name", {"fields": ("first_name", "last_name")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(memberships__tenant_id__in=staff_tenant_ids(request.user)).distinct()
+
+
+@admin.register(Tenant)
+class TenantModelAdmin(TenantAdmin):
+    tenant_path = "id"
+    list_display = ["name", "slug", "time_zone", "grace_days", "escalation_days", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Member)
+class MemberAdmin(TenantAdmin):
+    list_display = ["user", "tenant", "role", "is_active"]
+    list_filter = ["role", "is_active"]
+    search_fields = ["user__email"]
+    list_select_related = ["user", "tenant"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(TenantAdmin):
+    list_display = ["created_at", "tenant", "actor_label", "action", "target_type", "target_id"]
+    list_filter = ["action"]
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+    list_select_related = ["tenant"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,41 @@
+"""Enters the tenant scope for web requests under /t/<slug>/.
+
+A member of the tenant gets the request run inside `tenant_scope`; anyone else gets the same 404
+as for a tenant that does not exist. The API authenticates by key in its own authentication class,
+which enters the scope for the view (tenants.api_auth).
+"""
+
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from tenants.models import Tenant
+from tenants.scoping import membership_for, tenant_scope
+
+
+def _tenant_slug(path):
+    parts = path.split("/", 3)
+    if len(parts) >= 3 and parts[1] == "t" and parts[2]:
+        return parts[2]
+    return None
+
+
+class TenantScopeMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.tenant = None
+        request.member = None
+        slug = _tenant_slug(request.path_info)
+        if slug is None:
+            return self.get_response(request)
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('login')}?next={request.get_full_path()}")
+        tenant = Tenant.objects.filter(slug=slug).first()
+        member = membership_for(request.user, tenant) if tenant else None
+        if member is None:
+            raise Http404("No such tenant.")
+        request.tenant, request.member = tenant, member
+        with tenant_scope(tenant):
+            return self.get_response(request)

@@ -1,0 +1,149 @@
+"""Tenants, their members and roles, and the email-login user."""
+
+import uuid
+import zoneinfo
+
+from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django_scopes import ScopedManager
+
+
+def validate_time_zone(value):
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known IANA time zone (e.g. Europe/Berlin).")
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email, password, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.update(is_staff=True, is_superuser=True)
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractUser):
+    """A person. Signs in with their email; belongs to tenants through Member rows."""
+
+    username = None
+    email = models.EmailField("email address", unique=True)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS = []
+    objects = UserManager()
+
+    def __str__(self):
+        return self.email
+
+
+class Tenant(models.Model):
+    """A company using PoV. Everything tenant-owned points here."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.SlugField(
+        max_length=50,
+        unique=True,
+        validators=[RegexValidator(r"^[a-z0-9][a-z0-9-]*$", "Use lowercase letters, digits and hyphens.")],
+    )
+    name = models.CharField(max_length=200)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    grace_days = models.PositiveIntegerField(
+        default=3, validators=[MaxValueValidator(365)], help_text="Days past a due date before a customer is stalled."
+    )
+    escalation_days = models.PositiveIntegerField(
+        default=7, validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="Days an alert may stay open before it is escalated.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def tzinfo(self):
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    OWNER = "owner", "Engagement owner"
+    SALES = "sales", "Sales"
+    SERVICE = "service", "Service"
+    VIEWER = "viewer", "Viewer"
+
+
+# Roles that act on engagements (record milestones, notes, reassign); admin also manages the tenant.
+ACTING_ROLES = frozenset({Role.ADMIN, Role.OWNER, Role.SALES, Role.SERVICE})
+
+
+class Member(models.Model):
+    """A user's membership in one tenant, with a role."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(tenant="tenant")
+    # A user's own memberships span tenants by nature (sign-in, tenant switcher); only that lookup uses this.
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="member_unique_user_per_tenant")]
+        ordering = ["user__email"]
+
+    def __str__(self):
+        return f"{self.user.email} ({self.role}) @ {self.tenant.slug}"
+
+    @property
+    def email(self):
+        return self.user.email
+
+    @property
+    def can_act(self):
+        return self.role in ACTING_ROLES
+
+    @property
+    def is_admin(self):
+        return self.role == Role.ADMIN
+
+
+class AuditEntry(models.Model):
+    """Who changed what: reassignments, journeys, members, keys. Events are their own audit trail."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    actor_label = models.CharField(max_length=255)
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=255)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self):
+        return f"{self.actor_label} {self.action} {self.target_type} {self.target_id}"

@@ -1,0 +1,46 @@
+"""Tenant scoping: the one way code enters and checks a tenant's scope.
+
+django-scopes treats `scope(tenant=None)` as "no filter"; `tenant_scope` refuses None so a
+missing tenant fails closed instead of opening every row.
+"""
+
+from contextlib import contextmanager
+
+from django.http import Http404
+from django_scopes import get_scope, scope
+
+from tenants.models import Member, Tenant
+
+
+@contextmanager
+def tenant_scope(tenant):
+    if not isinstance(tenant, Tenant):
+        raise TypeError(f"tenant_scope needs a Tenant, got {tenant!r}")
+    with scope(tenant=tenant):
+        yield tenant
+
+
+def current_tenant():
+    """The tenant whose scope is active, or None."""
+    value = get_scope().get("tenant")
+    return value if isinstance(value, Tenant) else None
+
+
+def membership_for(user, tenant):
+    """The active membership of `user` in `tenant`, or None."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Member.unscoped.filter(user=user, tenant=tenant, is_active=True).select_related("user").first()
+
+
+def memberships_of(user):
+    """Every active membership of `user`, for sign-in and the tenant switcher."""
+    return Member.unscoped.filter(user=user, is_active=True).select_related("tenant").order_by("tenant__name")
+
+
+def get_or_404(queryset, **lookup):
+    """The same 404 for "absent" and "not yours": the queryset is already tenant-scoped."""
+    obj = queryset.filter(**lookup).first()
+    if obj is None:
+        raise Http404("Not found.")
+    return obj

@@ -1,0 +1,22 @@
+"""The Celery task base for tenant work.
+
+Task arguments carry the tenant as `tenant_id` (DESIGN.md rule 7); the base loads the tenant and
+runs the task body inside its scope, so a task can never read another tenant's rows by accident.
+"""
+
+from celery import Task
+
+from tenants.models import Tenant
+from tenants.scoping import tenant_scope
+
+
+class TenantTask(Task):
+    abstract = True
+
+    def __call__(self, *args, tenant_id, **kwargs):
+        tenant = Tenant.objects.filter(id=tenant_id).first()
+        if tenant is None:
+            # The tenant was deleted after the task was queued: nothing left to do.
+            return None
+        with tenant_scope(tenant):
+            return super().__call__(*args, tenant=tenant, **kwargs)

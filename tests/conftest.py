@@ -1,0 +1,144 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+from tenants.actors import Actor
+from tenants.scoping import tenant_scope
+from tests.factories import MemberFactory, TenantFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRE_SERVICES = os.environ.get("POV_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(url, default_port):
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session):
+    """With POV_REQUIRE_SERVICES=1, a missing PostgreSQL or Redis fails the run instead of skipping."""
+    if not REQUIRE_SERVICES:
+        return
+    problems = []
+    if settings.IS_SQLITE:
+        problems.append("DATABASE_URL is not a PostgreSQL URL")
+    elif not _reachable(settings.DATABASE_URL, 5432):
+        problems.append(f"PostgreSQL at {settings.DATABASE_URL} is unreachable")
+    if not settings.REDIS_URL:
+        problems.append("REDIS_URL is unset")
+    elif not _reachable(settings.REDIS_URL, 6379):
+        problems.append(f"Redis at {settings.REDIS_URL} is unreachable")
+    if problems:
+        pytest.exit("POV_REQUIRE_SERVICES=1 but " + "; ".join(problems), returncode=3)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `postgres` skip on SQLite (never when services are required)."""
+    if not settings.IS_SQLITE:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def tenant(db):
+    return TenantFactory(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def other_tenant(db):
+    return TenantFactory(slug="charlie", name="Charlie Corp")
+
+
+@pytest.fixture
+def scoped(tenant):
+    """Run the test inside the tenant's scope."""
+    with tenant_scope(tenant):
+        yield tenant
+
+
+@pytest.fixture
+def actor():
+    return Actor.system("tests")
+
+
+@pytest.fixture
+def owner_member(tenant):
+    return MemberFactory(tenant=tenant, user__email="owner@acme.test", role="owner")
+
+
+# A real Celery worker ----------------------------------------------------------------------------
+
+
+def _worker_database_url():
+    """The URL of the test database the current process uses, for a worker subprocess."""
+    db = settings.DATABASES["default"]
+    if settings.IS_SQLITE:
+        return f"sqlite:///{db['NAME']}"
+    parsed = urlparse(settings.DATABASE_URL)
+    return parsed._replace(path=f"/{db['NAME']}").geturl()
+
+
+class WorkerProcess:
+    def __init__(self):
+        self.proc = None
+        self.log = ROOT / "var" / "test-worker.log"
+
+    def start(self, extra_env=None):
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "pov.settings_test",
+            "DATABASE_URL": _worker_database_url(),
+            "CELERY_QUEUE": settings.CELERY_QUEUE,
+            **(extra_env or {}),
+        }
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "pov", "worker", "--pool=solo", "--loglevel=INFO",
+            "--without-mingle", "--without-gossip", "--without-heartbeat", "-Q", settings.CELERY_QUEUE,
+        ]  # fmt: skip
+        self.log.parent.mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real worker process on the configured broker, reading the test database."""
+    worker = WorkerProcess().start()
+    yield worker
+    worker.stop()
+
+
+def wait_for(predicate, timeout=30.0, interval=0.2):
+    """Poll until `predicate()` is truthy; returns its value or fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s: {predicate.__doc__ or predicate}")
