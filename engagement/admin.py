@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from engagement.models import Customer, Engagement, Event, Milestone, MilestoneReach, Note, Offering, OutboxMessage, Purchase
+from engagement.models import (
+    Customer,
+    Engagement,
+    Event,
+    Milestone,
+    MilestoneReach,
+    Note,
+    Offering,
+    OutboxMessage,
+    Purchase,
+)
 from pov.admin_site import TenantAdmin
 
 

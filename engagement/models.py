@@ -176,6 +176,9 @@ class MilestoneReach(TenantOwned):
             models.UniqueConstraint(fields=["tenant", "engagement", "milestone"], name="reach_unique_milestone")
         ]
 
+    def __str__(self):
+        return f"{self.milestone_id} @ {self.clock_days:.1f} d"
+
 
 class EventType(models.TextChoices):
     MILESTONE = "milestone", "Milestone"
@@ -210,7 +213,9 @@ class Event(TenantOwned):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "external_id"], condition=Q(external_id__isnull=False), name="event_unique_external_id"
+                fields=["tenant", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="event_unique_external_id",
             ),
             models.CheckConstraint(
                 condition=~Q(type="milestone") | Q(milestone__isnull=False), name="event_milestone_has_milestone"

@@ -103,7 +103,7 @@ def drain(tenant, *, limit_batches=50):
                         handled_at=timezone.now(), attempts=message.attempts + 1
                     )
                 handled += 1
-            except Exception as exc:  # noqa: BLE001 - one bad message must not block the rest
+            except Exception as exc:
                 log.exception("outbox message %s (%s) failed", message.id, message.kind)
                 OutboxMessage.objects.filter(id=message.id, claim_token=token).update(
                     claim_token=None, claimed_at=None, attempts=message.attempts + 1, last_error=repr(exc)[:2000]

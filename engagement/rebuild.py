@@ -12,7 +12,6 @@ from django.utils import timezone
 from engagement.models import Engagement, Event, Milestone, MilestoneReach, Offering
 from engagement.projection import Fact, Journey, MilestoneSpec, Projection, derive
 
-
 # Apps that derive rows from the projection (metrics, alerts) add `rebuild(tenant, progress_file)` here
 # in AppConfig.ready(), so `recompute` rebuilds them too without this app importing them.
 derived_rebuilders = []
@@ -54,7 +53,9 @@ def facts_for(engagement_ids):
     )
     for engagement_id, type_, occurred_at, milestone_id, score, created_at, event_id in rows.iterator(chunk_size=5000):
         facts[engagement_id].append(
-            Fact(type=type_, occurred_at=occurred_at, milestone_id=milestone_id, score=score, seq=(created_at, event_id))
+            Fact(
+                type=type_, occurred_at=occurred_at, milestone_id=milestone_id, score=score, seq=(created_at, event_id)
+            )
         )
     return facts
 

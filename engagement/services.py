@@ -24,7 +24,8 @@ from engagement.models import (
 )
 from engagement.projection import SATISFACTION_STEP
 from engagement.rebuild import rebuild, rebuild_all
-from engagement.validation import aware, event_time, not_in_future, score as valid_score
+from engagement.validation import aware, event_time, not_in_future
+from engagement.validation import score as valid_score
 from tenants.actors import audit
 
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -85,7 +86,9 @@ def _validate_journey(milestones, requires_satisfaction, satisfaction_threshold)
         if isinstance(due_day, bool) or not isinstance(due_day, int) or not 0 <= due_day <= 3650:
             errors[f"milestones.{i}.due_day"] = ["A whole number of days from the purchase, 0 to 3650."]
         elif due_day < previous_due:
-            errors[f"milestones.{i}.due_day"] = [f"Due on day {due_day}, before the milestone before it (day {previous_due})."]
+            errors[f"milestones.{i}.due_day"] = [
+                f"Due on day {due_day}, before the milestone before it (day {previous_due})."
+            ]
         else:
             previous_due = due_day
     if not isinstance(satisfaction_threshold, int) or not 1 <= satisfaction_threshold <= 5:
@@ -94,9 +97,7 @@ def _validate_journey(milestones, requires_satisfaction, satisfaction_threshold)
         raise Invalid(errors)
 
 
-def offering_save(
-    *, tenant, key, name, milestones, actor, requires_satisfaction=False, satisfaction_threshold=4
-):
+def offering_save(*, tenant, key, name, milestones, actor, requires_satisfaction=False, satisfaction_threshold=4):
     """Create or replace an offering and its journey (list order = milestone order; last = PoV).
 
     Milestones are matched by key; removing one that has events is refused. Projections of the
@@ -312,8 +313,10 @@ def engagement_reassign(*, tenant, engagement, actor, owner=UNSET, sales_rep=UNS
     """Change the owner and/or sales rep; recorded as a handoff note and an audit row."""
     changes = []
     with transaction.atomic():
-        locked = Engagement.objects.select_for_update().select_related("owner__user", "sales_rep__user").get(
-            pk=engagement.pk
+        locked = (
+            Engagement.objects.select_for_update(of=("self",))
+            .select_related("owner__user", "sales_rep__user")
+            .get(pk=engagement.pk)
         )
         if owner is not UNSET and locked.owner_id != getattr(owner, "pk", None):
             changes.append(f"Owner: {_who(locked.owner)} → {_who(owner)}")

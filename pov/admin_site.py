@@ -54,6 +54,3 @@ class TenantAdmin(admin.ModelAdmin):
             elif any(f.name == "tenant" for f in related._meta.fields):
                 kwargs["queryset"] = related._default_manager.filter(tenant_id__in=ids)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-
-

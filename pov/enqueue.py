@@ -12,7 +12,7 @@ def enqueue(task, **kwargs):
     try:
         task.apply_async(kwargs=kwargs)
         return True
-    except Exception:  # noqa: BLE001 - any broker failure is survivable here
+    except Exception:
         log.warning("could not enqueue %s; the periodic reconcile will catch up", task.name, exc_info=True)
         return False
 

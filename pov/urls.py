@@ -1,6 +1,6 @@
+from django.contrib import admin
 from django.urls import include, path
 
-from django.contrib import admin
 from pov.health import healthz
 
 urlpatterns = [

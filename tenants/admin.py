@@ -1,6 +1,5 @@
-from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from pov.admin_site import TenantAdmin, staff_tenant_ids
 from tenants.models import AuditEntry, Member, Tenant, User

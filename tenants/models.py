@@ -65,7 +65,8 @@ class Tenant(models.Model):
         default=3, validators=[MaxValueValidator(365)], help_text="Days past a due date before a customer is stalled."
     )
     escalation_days = models.PositiveIntegerField(
-        default=7, validators=[MinValueValidator(1), MaxValueValidator(365)],
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
         help_text="Days an alert may stay open before it is escalated.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -105,7 +106,7 @@ class Member(models.Model):
 
     objects = ScopedManager(tenant="tenant")
     # A user's own memberships span tenants by nature (sign-in, tenant switcher); only that lookup uses this.
-    unscoped = models.Manager()
+    unscoped = models.Manager()  # noqa: DJ012 - the scoped manager must stay the default (first)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="member_unique_user_per_tenant")]

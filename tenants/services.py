@@ -38,5 +38,7 @@ def member_add(*, tenant, email, role, password=None, first_name="", last_name="
             user.set_password(password) if password else user.set_unusable_password()
             user.full_clean(exclude=["password"])
             user.save()
-        member, _ = Member.unscoped.update_or_create(tenant=tenant, user=user, defaults={"role": role, "is_active": True})
+        member, _ = Member.unscoped.update_or_create(
+            tenant=tenant, user=user, defaults={"role": role, "is_active": True}
+        )
     return member, created

@@ -119,8 +119,15 @@ def test_pause_stops_the_value_clock(scoped, customer, offering, actor):
 
 def test_duplicate_event_external_id_is_accepted_once(scoped, customer, offering, actor):
     engagement = _purchase(scoped, customer, offering, actor)
-    kwargs = dict(tenant=scoped, engagement=engagement, type="milestone", milestone="m1",
-                  occurred_at=engagement.pos_at + timedelta(hours=1), external_id="ev-1", actor=actor)  # fmt: skip
+    kwargs = {
+        "tenant": scoped,
+        "engagement": engagement,
+        "type": "milestone",
+        "milestone": "m1",
+        "occurred_at": engagement.pos_at + timedelta(hours=1),
+        "external_id": "ev-1",
+        "actor": actor,
+    }
     first, created = event_record(**kwargs)
     second, created_again = event_record(**kwargs)
     assert created and not created_again and first.pk == second.pk
@@ -166,7 +173,9 @@ def test_customer_upsert_creates_then_updates(scoped, actor):
 def test_reassign_records_a_handoff_note(scoped, customer, offering, actor):
     engagement = _purchase(scoped, customer, offering, actor)
     alice = MemberFactory(tenant=scoped, user__email="alice@acme.test")
-    _, handoff = engagement_reassign(tenant=scoped, engagement=engagement, owner=alice, note="Call on Monday", actor=actor)
+    _, handoff = engagement_reassign(
+        tenant=scoped, engagement=engagement, owner=alice, note="Call on Monday", actor=actor
+    )
     assert engagement.owner_id == alice.pk
     assert handoff.kind == "handoff"
     assert "nobody → alice@acme.test" in handoff.body and "Call on Monday" in handoff.body

@@ -25,9 +25,15 @@ class Command(BaseCommand):
                 tenant = tenant_create(slug=slug, name=name, time_zone=time_zone)
                 member, created = member_add(tenant=tenant, email=admin_email, role=Role.ADMIN, password=password)
         except ValidationError as exc:
-            messages = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()) if hasattr(exc, "message_dict") else " ".join(exc.messages)
+            messages = (
+                "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+                if hasattr(exc, "message_dict")
+                else " ".join(exc.messages)
+            )
             raise CommandError(messages) from exc
-        self.stdout.write(self.style.SUCCESS(f"Created tenant {tenant.slug} ({tenant.name}), time zone {tenant.time_zone}."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Created tenant {tenant.slug} ({tenant.name}), time zone {tenant.time_zone}.")
+        )
         if created:
             shown = password if not admin_password else "(as given)"
             self.stdout.write(f"Admin: {member.user.email}  password: {shown}")
