@@ -14,3 +14,12 @@ class Conflict(Exception):
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+
+
+class Missing(Exception):
+    """A request names an object (purchase, customer, offering) this tenant does not have: a 404 naming the field."""
+
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+        self.message = message

@@ -1,14 +1,105 @@
 """Reads of the record, for views and the API. Every function runs inside a tenant scope."""
 
+import uuid
+from datetime import timedelta
+
 from django.db.models import Count
+from django.http import Http404
+from django.utils import timezone
 
-from engagement.models import Engagement, Status
+from engagement.errors import Invalid, Missing
+from engagement.models import Customer, Engagement, Event, Note, Offering, Purchase, Status
+from tenants.models import Member
+from tenants.scoping import get_or_404
 
 
-def status_counts():
-    counts = dict(Engagement.objects.values_list("status").annotate(n=Count("id")).order_by())
+def status_counts(queryset=None):
+    queryset = Engagement.objects.all() if queryset is None else queryset
+    counts = dict(queryset.values_list("status").annotate(n=Count("id")).order_by())
     return {status: counts.get(status, 0) for status in Status.values}
 
 
-def unowned_count():
-    return Engagement.objects.filter(owner__isnull=True).count()
+def unowned_count(queryset=None):
+    queryset = Engagement.objects.all() if queryset is None else queryset
+    return queryset.filter(owner__isnull=True).count()
+
+
+# One lookup helper per object: the same 404 for "absent" and "not yours" (the scope filters).
+
+
+def engagement_for(engagement_id):
+    return get_or_404(Engagement.objects.select_related(*ENGAGEMENT_RELATED), id=_uuid_or_404(engagement_id))
+
+
+def customer_for(external_id):
+    return get_or_404(Customer.objects.all(), external_id=external_id)
+
+
+def offering_for(key):
+    return get_or_404(Offering.objects.prefetch_related("milestones"), key=key)
+
+
+def purchase_for(external_id):
+    return get_or_404(Purchase.objects.select_related("engagement"), external_id=external_id)
+
+
+def _uuid_or_404(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise Http404("Not found.") from exc
+
+
+ENGAGEMENT_RELATED = ("purchase", "customer", "offering", "owner__user", "sales_rep__user")
+
+
+def engagements():
+    return Engagement.objects.select_related(*ENGAGEMENT_RELATED)
+
+
+def member_by_email(email, field):
+    """The tenant's active member with this email; Invalid naming `field` when there is none."""
+    if email is None or email == "":
+        return None
+    member = Member.objects.select_related("user").filter(user__email__iexact=email, is_active=True).first()
+    if member is None:
+        raise Invalid({field: [f"{email!r} is not a member of this company."]})
+    return member
+
+
+def timeline(engagement):
+    """Events and notes of an engagement, oldest first, as (at, kind, object)."""
+    events = [
+        (e.occurred_at, "event", e) for e in Event.objects.filter(engagement=engagement).select_related("milestone")
+    ]
+    notes = [(n.created_at, "note", n) for n in Note.objects.filter(engagement=engagement)]
+    return sorted(events + notes, key=lambda item: item[0])
+
+
+def journey_progress(engagement):
+    """Per milestone: due date, when reached (with clock days), and whether it is overdue now."""
+    reaches = {r.milestone_id: r for r in engagement.reaches.all()}
+    shift = timedelta(days=engagement.paused_days)
+    now = timezone.now()
+    rows = []
+    for milestone in engagement.offering.milestones.all():
+        reach = reaches.get(milestone.id)
+        due_at = engagement.pos_at + timedelta(days=milestone.due_day) + shift
+        rows.append(
+            {
+                "milestone": milestone,
+                "due_at": due_at,
+                "reached_at": reach.reached_at if reach else None,
+                "clock_days": reach.clock_days if reach else None,
+                "overdue": reach is None and engagement.status not in (Status.REACHED, Status.LOST) and now > due_at,
+            }
+        )
+    return rows
+
+
+def purchase_ref(external_id, field="purchase"):
+    """A purchase named in a request body; a 404 naming the field when this tenant has none."""
+    purchase = Purchase.objects.select_related("engagement").filter(external_id=external_id).first()
+    if purchase is None:
+        raise Missing(field, f"No purchase {external_id!r}.")
+    return purchase

@@ -200,8 +200,33 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-drain": {"task": "engagement.tasks.drain_outbox_all", "schedule": float(OUTBOX_DRAIN_SECONDS)},
 }
 
+
+def _rate(name, default):
+    """'600/minute' -> (600, 60)."""
+    value = _read(name, env.str, default)
+    count, _, unit = value.partition("/")
+    seconds = {"second": 1, "s": 1, "minute": 60, "m": 60, "min": 60, "hour": 3600, "h": 3600}.get(unit)
+    if not count.isdigit() or seconds is None or int(count) < 1:
+        raise ImproperlyConfigured(f"{name} must look like 600/minute (per second, minute or hour): {value!r}")
+    return int(count), seconds
+
+
+API_RATE_LIMIT = _rate("API_RATE_LIMIT", "3000/minute")
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.api_base.ApiKeyAuthentication",
+        "tenants.api_base.MemberSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.api_base.TenantScopePermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.api_base.KeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["pov.api_errors.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "EXCEPTION_HANDLER": "pov.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "PoV API",

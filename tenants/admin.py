@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from pov.admin_site import TenantAdmin, staff_tenant_ids
-from tenants.models import AuditEntry, Member, Tenant, User
+from tenants.models import ApiKey, AuditEntry, Member, Tenant, User
 
 
 @admin.register(User)
@@ -53,4 +53,16 @@ class AuditEntryAdmin(TenantAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantAdmin):
+    list_display = ["name", "prefix", "scope", "tenant", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["scope"]
+    readonly_fields = ["prefix", "hashed_key", "created_at", "created_by", "last_used_at"]
+    list_select_related = ["tenant"]
+
+    def has_add_permission(self, request):
+        # Keys are created with `manage.py create_api_key` or in settings, where the raw key is shown once.
         return False

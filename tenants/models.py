@@ -148,3 +148,59 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.actor_label} {self.action} {self.target_type} {self.target_id}"
+
+
+class ApiScope(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Read and write"
+
+
+class ApiKey(models.Model):
+    """A tenant's key for the REST API. Only a hash is stored; the prefix identifies it in lists and logs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed_key = models.CharField(max_length=64)
+    scope = models.CharField(max_length=8, choices=ApiScope.choices, default=ApiScope.READ)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=255, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(tenant="tenant")
+    # Authentication finds a key by its prefix before any tenant is known; only that lookup uses this.
+    unscoped = models.Manager()  # noqa: DJ012 - the scoped manager must stay the default (first)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="apikey_unique_name_per_tenant")]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…, {self.scope})"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+
+class IdempotencyKey(models.Model):
+    """A POST's Idempotency-Key, claimed before the work runs and answered from here for 24 h."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_unique_key")]
+
+    def __str__(self):
+        return self.key

@@ -1,0 +1,236 @@
+"""API shapes (CONTRACT §6). Input serializers are strict (unknown fields are errors) and bound
+every string; output is built from model rows without extra queries per row."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from engagement.models import EventType, NoteKind, Status
+from pov.api_errors import AwareDateTimeField, StrictSerializer
+
+ID_MAX = 255
+
+
+class CustomerIn(StrictSerializer):
+    external_id = serializers.CharField(max_length=ID_MAX)
+    name = serializers.CharField(max_length=255)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
+    segment = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    attributes = serializers.DictField(required=False, default=dict)
+
+    def validate_attributes(self, value):
+        if len(str(value)) > 10000:
+            raise serializers.ValidationError("Keep attributes under 10,000 characters.")
+        return value
+
+
+class CustomerOut(serializers.Serializer):
+    external_id = serializers.CharField()
+    name = serializers.CharField()
+    email = serializers.CharField()
+    segment = serializers.CharField()
+    attributes = serializers.DictField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class MilestoneIn(StrictSerializer):
+    key = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=200)
+    due_day = serializers.IntegerField(min_value=0, max_value=3650)
+
+
+class OfferingIn(StrictSerializer):
+    key = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=200)
+    requires_satisfaction = serializers.BooleanField(required=False, default=False)
+    satisfaction_threshold = serializers.IntegerField(min_value=1, max_value=5, required=False, default=4)
+    milestones = MilestoneIn(many=True, allow_empty=False, max_length=50)
+
+
+class MilestoneOut(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    order = serializers.IntegerField()
+    due_day = serializers.IntegerField()
+    is_pov = serializers.BooleanField()
+
+
+class OfferingOut(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    requires_satisfaction = serializers.BooleanField()
+    satisfaction_threshold = serializers.IntegerField()
+    target_days = serializers.IntegerField()
+    milestones = MilestoneOut(many=True, source="milestones.all")
+
+
+class InlineCustomerIn(CustomerIn):
+    pass
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "maxLength": ID_MAX, "description": "The customer's external_id."},
+            {"$ref": "#/components/schemas/CustomerIn"},
+        ]
+    }
+)
+class CustomerRefField(serializers.Field):
+    """A customer's external_id, or an object to upsert it."""
+
+    default_error_messages = {"invalid": "Give the customer's external_id or an object {external_id, name, ...}."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            if not data or len(data) > ID_MAX:
+                self.fail("invalid")
+            return data
+        if isinstance(data, dict):
+            inner = InlineCustomerIn(data=data)
+            inner.is_valid(raise_exception=True)
+            return dict(inner.validated_data)
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
+class PurchaseIn(StrictSerializer):
+    external_id = serializers.CharField(max_length=ID_MAX)
+    customer = CustomerRefField()
+    offering = serializers.CharField(max_length=64)
+    purchased_at = AwareDateTimeField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, required=False, allow_null=True, default=None)
+    currency = serializers.CharField(max_length=3, required=False, allow_blank=True, default="")
+    owner = serializers.EmailField(max_length=254, required=False, allow_null=True, default=None)
+    sales_rep = serializers.EmailField(max_length=254, required=False, allow_null=True, default=None)
+
+
+class EventIn(StrictSerializer):
+    type = serializers.ChoiceField(choices=EventType.values)
+    purchase = serializers.CharField(max_length=ID_MAX)
+    occurred_at = AwareDateTimeField()
+    milestone = serializers.CharField(max_length=64, required=False, allow_null=True, default=None)
+    score = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=5)
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    external_id = serializers.CharField(max_length=ID_MAX, required=False, allow_null=True, default=None)
+
+
+class EngagementPatchIn(StrictSerializer):
+    owner = serializers.EmailField(max_length=254, required=False, allow_null=True)
+    sales_rep = serializers.EmailField(max_length=254, required=False, allow_null=True)
+    note = serializers.CharField(max_length=10000, required=False, allow_blank=True, default="")
+
+
+class NoteIn(StrictSerializer):
+    body = serializers.CharField(max_length=10000)
+    kind = serializers.ChoiceField(choices=NoteKind.values, required=False, default=NoteKind.NOTE)
+
+
+class NullableBlankCharField(serializers.CharField):
+    """Shows "" as null."""
+
+    def to_representation(self, value):
+        return value or None
+
+
+class PurchaseSummary(serializers.Serializer):
+    external_id = serializers.CharField()
+    purchased_at = serializers.DateTimeField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    currency = NullableBlankCharField(allow_null=True)
+
+
+class CustomerSummary(serializers.Serializer):
+    external_id = serializers.CharField()
+    name = serializers.CharField()
+    segment = serializers.CharField()
+
+
+class EngagementOut(serializers.Serializer):
+    """An engagement with the derived fields of CONTRACT §4; the row has ENGAGEMENT_RELATED selected."""
+
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Status.values)
+    purchase = PurchaseSummary()
+    customer = CustomerSummary()
+    offering = serializers.CharField(source="offering.key")
+    owner = serializers.EmailField(source="owner.user.email", allow_null=True)
+    sales_rep = serializers.EmailField(source="sales_rep.user.email", allow_null=True)
+    pos_at = serializers.DateTimeField()
+    next_milestone = NullableBlankCharField(source="next_step", allow_null=True)
+    next_due_at = serializers.DateTimeField(allow_null=True)
+    pov_at = serializers.DateTimeField(allow_null=True)
+    days_to_value = serializers.FloatField(allow_null=True)
+    calendar_days_to_value = serializers.FloatField(allow_null=True)
+    lost_at = serializers.DateTimeField(allow_null=True)
+    churned_at = serializers.DateTimeField(allow_null=True)
+    paused_since = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+
+
+class EventOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    type = serializers.ChoiceField(choices=EventType.values)
+    occurred_at = serializers.DateTimeField()
+    milestone = serializers.CharField(source="milestone.key", allow_null=True)
+    score = serializers.IntegerField(allow_null=True)
+    comment = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True)
+    external_id = serializers.CharField(allow_null=True)
+    source = serializers.CharField()
+    recorded_by = serializers.CharField()
+
+
+class EventRecorded(EventOut):
+    engagement = EngagementOut()
+
+
+class TimelineItem(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = serializers.ChoiceField(choices=["event", "note"])
+    type = serializers.CharField(help_text="Event type, or the note kind (note, handoff).")
+    milestone = serializers.CharField(allow_null=True)
+    score = serializers.IntegerField(allow_null=True)
+    text = serializers.CharField(allow_blank=True, help_text="Comment/reason of an event, body of a note.")
+    by = serializers.CharField()
+
+
+class MilestoneProgress(serializers.Serializer):
+    key = serializers.CharField(source="milestone.key")
+    name = serializers.CharField(source="milestone.name")
+    due_at = serializers.DateTimeField()
+    reached_at = serializers.DateTimeField(allow_null=True)
+    clock_days = serializers.FloatField(allow_null=True)
+    overdue = serializers.BooleanField()
+
+
+class EngagementDetailOut(EngagementOut):
+    journey = MilestoneProgress(many=True)
+    timeline = TimelineItem(many=True)
+
+
+def timeline_rows(items):
+    """queries.timeline() items as TimelineItem dicts."""
+    rows = []
+    for at, kind, obj in items:
+        if kind == "event":
+            text = obj.comment or obj.reason
+            row = {"type": obj.type, "milestone": obj.milestone.key if obj.milestone_id else None, "score": obj.score,
+                   "text": text, "by": obj.recorded_by}  # fmt: skip
+        else:
+            row = {"type": obj.kind, "milestone": None, "score": None, "text": obj.body, "by": obj.author_label}
+        rows.append({"at": at, "kind": kind, **row})
+    return rows
+
+
+class PurchaseOut(serializers.Serializer):
+    external_id = serializers.CharField()
+    customer = serializers.CharField(source="customer.external_id")
+    offering = serializers.CharField(source="offering.key")
+    purchased_at = serializers.DateTimeField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    currency = NullableBlankCharField(allow_null=True)
+    engagement = EngagementOut()

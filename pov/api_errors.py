@@ -1,0 +1,202 @@
+"""The API's error format (CONTRACT §6), strict JSON parsing and strict serializers.
+
+Every error is `{"error": {"code", "message", "fields"}}`; field paths are dotted
+("milestones.0.key", "items.3.data.occurred_at").
+"""
+
+import json
+import logging
+
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import JSONParser
+
+from engagement.errors import Conflict, Missing
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The body is larger than 1 MiB."
+    default_code = "too_large"
+
+
+class ConflictError(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+    def __init__(self, message, fields=None):
+        super().__init__(message)
+        self.fields = fields or {}
+
+
+class IdempotencyMismatch(exceptions.APIException):
+    status_code = 422
+    default_code = "idempotency_key_reused"
+    default_detail = "This Idempotency-Key was used with another request body."
+
+
+def _flatten(detail, path=""):
+    """DRF's nested error detail as {"dotted.path": [messages]}."""
+    if isinstance(detail, dict):
+        out = {}
+        for key, value in detail.items():
+            name = "" if key in ("non_field_errors", "__all__") and not path else str(key)
+            out.update(_flatten(value, f"{path}.{name}".strip(".") if name else path))
+        return out
+    if isinstance(detail, list) and detail and all(isinstance(d, (dict, list)) for d in detail):
+        out = {}
+        for i, value in enumerate(detail):
+            if value:
+                out.update(_flatten(value, f"{path}.{i}".strip(".")))
+        return out
+    messages = [str(d) for d in (detail if isinstance(detail, list) else [detail])]
+    return {path or "non_field_errors": messages}
+
+
+def error_body(code, message, fields=None):
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def _summary(fields):
+    first = next(iter(fields.items()), None)
+    if first is None:
+        return "The request is invalid."
+    name, messages = first
+    more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
+    return f"{name}: {messages[0]}{more}" if name != "non_field_errors" else f"{messages[0]}{more}"
+
+
+def exception_handler(exc, context):
+    # Imported here: rest_framework.views imports the API settings, which import this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(detail)
+    elif isinstance(exc, Conflict):
+        exc = ConflictError(exc.message, exc.fields)
+    elif isinstance(exc, Missing):
+        exc = NotFoundRef(exc.field, exc.message)
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound("Not found.")
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        response.data = error_body("invalid", _summary(fields), fields)
+    else:
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
+        message = str(exc.detail) if not isinstance(exc.detail, (dict, list)) else "Request failed."
+        response.data = error_body(code, message, getattr(exc, "fields", None))
+    return response
+
+
+def json_not_found(request, exception=None):
+    """handler404: JSON under /api/, the normal page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "No such endpoint or object."), status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def json_server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body("server_error", "Something went wrong on our side; it has been logged."), status=500
+        )
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth(value, limit):
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+class StrictJSONParser(JSONParser):
+    """JSON only: bounded size and depth, UTF-8, no NaN/Infinity, an object at the top."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
+        if len(raw) > MAX_BODY_BYTES:
+            raise PayloadTooLarge()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise exceptions.ParseError(f"The body is not valid UTF-8 (byte {exc.start}).") from exc
+        if "\x00" in text:
+            raise exceptions.ParseError("The body contains a NUL character.")
+        try:
+            data = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise exceptions.ParseError(f"The body is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise exceptions.ParseError("The body must be a JSON object.")
+        if not _depth(data, MAX_DEPTH):
+            raise exceptions.ParseError(f"The body is nested deeper than {MAX_DEPTH} levels.")
+        return data
+
+
+class StrictSerializer(serializers.Serializer):
+    """Unknown fields are an error naming them, instead of being silently dropped."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - {name for name, f in self.fields.items() if not f.read_only})
+            if unknown:
+                raise exceptions.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with an offset; a naive timestamp is rejected instead of guessed."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str) and value and not _has_offset(value):
+            self.fail("naive")
+        return super().to_internal_value(value)
+
+    default_error_messages = {
+        "naive": "Give a time zone offset (e.g. 2026-05-01T09:00:00+02:00 or ...Z); naive times are ambiguous.",
+    }
+
+
+def _has_offset(value):
+    from django.utils.dateparse import parse_datetime
+
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        return True  # let DateTimeField report the format error
+    return parsed is None or parsed.tzinfo is not None
+
+
+class NotFoundRef(exceptions.NotFound):
+    """A body names an object (purchase, customer, offering) that this tenant does not have."""
+
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.fields = {field: [message]}

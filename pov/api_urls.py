@@ -1,0 +1,28 @@
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import DefaultRouter
+
+from engagement.api import CustomerViewSet, EngagementViewSet, EventViewSet, OfferingViewSet, PurchaseViewSet
+from engagement.batch_api import BatchView
+from pov.api_errors import json_not_found
+
+router = DefaultRouter()
+router.include_root_view = False
+router.include_format_suffixes = False
+router.register("customers", CustomerViewSet, basename="customer")
+router.register("offerings", OfferingViewSet, basename="offering")
+router.register("purchases", PurchaseViewSet, basename="purchase")
+router.register("events", EventViewSet, basename="event")
+router.register("engagements", EngagementViewSet, basename="engagement")
+
+public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
+
+urlpatterns = [
+    path("api/v1/batch/", BatchView.as_view(), name="api-batch"),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", **public), name="api-docs"),
+    # Anything else under /api/ answers in the API's JSON error format, DEBUG or not.
+    re_path(r"^api/", json_not_found),
+]

@@ -1,0 +1,186 @@
+"""The API's tenancy: key or member authentication, scope permissions, per-key throttling, and
+the base view that runs every handler inside the tenant's scope (DESIGN.md rules 2, 4, 7)."""
+
+import time
+from contextlib import ExitStack
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework import exceptions, permissions, throttling
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from tenants.actors import Actor
+from tenants.api_keys import api_key_lookup
+from tenants.idempotency import run_idempotently
+from tenants.models import ApiScope, Tenant
+from tenants.scoping import membership_for, memberships_of, tenant_scope
+
+
+class ApiPrincipal:
+    """request.user for a key: authenticated, never staff, named for logs."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    is_anonymous = False
+
+    def __init__(self, key):
+        self.key = key
+        self.pk = None
+
+    def __str__(self):
+        return f"api key {self.key.prefix}"
+
+
+def _bind(request, tenant, scope, actor, throttle_id):
+    request._pov_tenant = tenant
+    request._pov_scope = scope
+    request._pov_actor = actor
+    request._pov_throttle_id = throttle_id
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        keyword, _, raw = header.partition(" ")
+        if keyword != self.keyword or not raw.strip():
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
+        key = api_key_lookup(raw.strip())
+        if key is None:
+            raise exceptions.AuthenticationFailed("This API key is not valid or has been revoked.")
+        _bind(request, key.tenant, key.scope, Actor.for_api_key(key), f"key:{key.pk}")
+        return ApiPrincipal(key), key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class MemberSessionAuthentication(SessionAuthentication):
+    """A signed-in member using the browsable API: the tenant is `?tenant=<slug>`, the one they
+    last opened, or their only one. Viewers read; other roles write."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user = result[0]
+        member = self._member(request, user)
+        if member is None:
+            raise exceptions.NotFound("Choose a tenant you belong to with ?tenant=<slug>.")
+        scope = ApiScope.WRITE if member.can_act else ApiScope.READ
+        _bind(request, member.tenant, scope, Actor.for_member(member), f"member:{member.pk}")
+        return result
+
+    def _member(self, request, user):
+        slug = request.query_params.get("tenant") or request.session.get("tenant_slug")
+        if slug:
+            tenant = Tenant.objects.filter(slug=slug).first()
+            return membership_for(user, tenant) if tenant else None
+        memberships = list(memberships_of(user)[:2])
+        return memberships[0] if len(memberships) == 1 else None
+
+
+class TenantScopePermission(permissions.BasePermission):
+    """Deny by default: a tenant is required; writes need a write scope."""
+
+    message = "This API key has the read scope; writing needs a key with the write scope."
+
+    def has_permission(self, request, view):
+        if getattr(request, "_pov_tenant", None) is None:
+            return False
+        return request.method in permissions.SAFE_METHODS or request._pov_scope == ApiScope.WRITE
+
+
+class KeyRateThrottle(throttling.BaseThrottle):
+    """A fixed-window counter per key in the cache (Redis when REDIS_URL is set): one INCR a request."""
+
+    def allow_request(self, request, view):
+        ident = getattr(request, "_pov_throttle_id", None)
+        if ident is None:
+            return True
+        limit, window = settings.API_RATE_LIMIT
+        now = time.time()
+        bucket = int(now // window)
+        cache_key = f"throttle:{request._pov_tenant.pk}:{ident}:{bucket}"
+        if cache.add(cache_key, 1, timeout=window + 5):
+            count = 1
+        else:
+            try:
+                count = cache.incr(cache_key)
+            except ValueError:
+                cache.add(cache_key, 1, timeout=window + 5)
+                count = 1
+        self._wait = (bucket + 1) * window - now
+        return count <= limit
+
+    def wait(self):
+        return max(1, round(self._wait))
+
+
+class TenantAPIView:
+    """Mixin for every API view: authentication first, then the handler inside the tenant scope,
+    with POSTs made idempotent by the Idempotency-Key header."""
+
+    authentication_classes = [ApiKeyAuthentication, MemberSessionAuthentication]
+    permission_classes = [TenantScopePermission]
+    throttle_classes = [KeyRateThrottle]
+
+    @property
+    def tenant(self):
+        return self.request._pov_tenant
+
+    @property
+    def actor(self):
+        return self.request._pov_actor
+
+    def dispatch(self, request, *args, **kwargs):
+        # DRF's APIView.dispatch, with the scope entered after authentication and the idempotency
+        # wrapper around the handler.
+        self.args, self.kwargs = args, kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        with ExitStack() as stack:
+            try:
+                self.initial(request, *args, **kwargs)
+                stack.enter_context(tenant_scope(request._pov_tenant))
+                response = self._run_handler(request, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - DRF turns it into an error response
+                response = self.handle_exception(exc)
+            self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response
+
+    def _run_handler(self, request, *args, **kwargs):
+        method = request.method.lower()
+        handler = getattr(self, method, None) if method in self.http_method_names else None
+        handler = handler or self.http_method_not_allowed
+        key = request.headers.get("Idempotency-Key")
+        if method == "post" and key is not None:
+            return run_idempotently(request, self.tenant, key, lambda: handler(request, *args, **kwargs))
+        return handler(request, *args, **kwargs)
+
+
+class CursorPage(CursorPagination):
+    """`{"results": [...], "next": url|null}` (CONTRACT §6)."""
+
+    page_size = 100
+    max_page_size = 500
+    page_size_query_param = "limit"
+    ordering = "-created_at"
+
+    def get_paginated_response(self, data):
+        return Response({"results": data, "next": self.get_next_link()})
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["results", "next"],
+            "properties": {"results": schema, "next": {"type": "string", "format": "uri", "nullable": True}},
+        }

@@ -1,0 +1,57 @@
+"""API keys: `pov_<prefix>_<secret>`, shown once, stored as SHA-256 (the secret has 192 bits of
+entropy, so a fast hash is enough), found by prefix and compared in constant time."""
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.actors import audit
+from tenants.models import ApiKey, ApiScope
+
+PREFIX_LEN = 8
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _hash(raw):
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def api_key_create(*, tenant, name, scope, actor):
+    """Create a key; returns (ApiKey, raw key). The raw key is never stored."""
+    if scope not in ApiScope.values:
+        raise ValueError(f"scope must be one of {', '.join(ApiScope.values)}, not {scope!r}")
+    prefix = secrets.token_hex(PREFIX_LEN // 2)
+    raw = f"pov_{prefix}_{secrets.token_urlsafe(24)}"
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            tenant=tenant, name=name, prefix=prefix, hashed_key=_hash(raw), scope=scope, created_by=actor.label
+        )
+        audit(tenant=tenant, actor=actor, action="api_key.created", target=key, name=name, scope=scope)
+    return key, raw
+
+
+def api_key_revoke(*, tenant, key, actor):
+    with transaction.atomic():
+        if ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+            audit(tenant=tenant, actor=actor, action="api_key.revoked", target=key, name=key.name)
+    key.refresh_from_db()
+    return key
+
+
+def api_key_lookup(raw):
+    """The active key matching `raw`, or None. Records the last use at most once a minute."""
+    parts = (raw or "").split("_", 2)
+    if len(parts) != 3 or parts[0] != "pov" or len(parts[1]) != PREFIX_LEN:
+        return None
+    key = ApiKey.unscoped.select_related("tenant").filter(prefix=parts[1], revoked_at__isnull=True).first()
+    if key is None or not hmac.compare_digest(key.hashed_key, _hash(raw)):
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.unscoped.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
