@@ -37,5 +37,8 @@ class TenantScopeMiddleware:
         if member is None:
             raise Http404("No such tenant.")
         request.tenant, request.member = tenant, member
+        if request.session.get("tenant_slug") != slug:
+            # The browsable API and the tenant switcher start from the company last opened.
+            request.session["tenant_slug"] = slug
         with tenant_scope(tenant):
             return self.get_response(request)
