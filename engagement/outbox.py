@@ -29,17 +29,22 @@ BATCH_SIZE = 200
 MAX_ATTEMPTS = 20
 
 _handlers = defaultdict(list)
+_batch_handlers = defaultdict(list)
 
 
-def register(kind, handler):
-    """Called from an AppConfig.ready(): `handler(message)` runs for every message of `kind`."""
-    if handler not in _handlers[kind]:
-        _handlers[kind].append(handler)
+def register(kind, handler, *, batch=False):
+    """Called from an AppConfig.ready(): `handler(message)` runs for every message of `kind`; with
+    batch=True, `handler(tenant, messages)` runs once per drained batch (for work that only needs
+    to happen once however many writes asked for it, like re-syncing alerts)."""
+    registry = _batch_handlers if batch else _handlers
+    if handler not in registry[kind]:
+        registry[kind].append(handler)
 
 
 def unregister(kind, handler):
-    if handler in _handlers[kind]:
-        _handlers[kind].remove(handler)
+    for registry in (_handlers, _batch_handlers):
+        if handler in registry[kind]:
+            registry[kind].remove(handler)
 
 
 def publish(tenant, kind, payload=None):
@@ -88,6 +93,32 @@ def _handle(message):
         handler(message)
 
 
+def _release(message, token, exc):
+    OutboxMessage.objects.filter(id=message.id, claim_token=token).update(
+        claim_token=None, claimed_at=None, attempts=message.attempts + 1, last_error=repr(exc)[:2000]
+    )
+
+
+def _run_batch_handlers(tenant, messages, token):
+    """Batch handlers first; the messages of a kind whose batch handler failed are released."""
+    failed = set()
+    by_kind = defaultdict(list)
+    for message in messages:
+        by_kind[message.kind].append(message)
+    for kind, group in by_kind.items():
+        for handler in list(_batch_handlers[kind]):
+            try:
+                with transaction.atomic():
+                    handler(tenant, group)
+            except Exception as exc:
+                log.exception("outbox batch handler %s for %s failed", handler, kind)
+                for message in group:
+                    _release(message, token, exc)
+                failed.add(kind)
+                break
+    return [m for m in messages if m.kind not in failed]
+
+
 def drain(tenant, *, limit_batches=50):
     """Hand pending messages of one tenant to their handlers. Returns how many were handled."""
     handled = 0
@@ -95,7 +126,7 @@ def drain(tenant, *, limit_batches=50):
         token, messages = _claim(tenant, timezone.now())
         if not messages:
             break
-        for message in messages:
+        for message in _run_batch_handlers(tenant, messages, token):
             try:
                 with transaction.atomic():
                     _handle(message)

@@ -28,7 +28,7 @@ def unowned_count(queryset=None):
 
 
 def engagement_for(engagement_id):
-    return get_or_404(Engagement.objects.select_related(*ENGAGEMENT_RELATED), id=_uuid_or_404(engagement_id))
+    return get_or_404(Engagement.objects.select_related(*ENGAGEMENT_RELATED), id=uuid_or_404(engagement_id))
 
 
 def customer_for(external_id):
@@ -43,7 +43,7 @@ def purchase_for(external_id):
     return get_or_404(Purchase.objects.select_related("engagement"), external_id=external_id)
 
 
-def _uuid_or_404(value):
+def uuid_or_404(value):
     try:
         return uuid.UUID(str(value))
     except ValueError as exc:

@@ -5,6 +5,8 @@ from rest_framework.routers import DefaultRouter
 
 from engagement.api import CustomerViewSet, EngagementViewSet, EventViewSet, OfferingViewSet, PurchaseViewSet
 from engagement.batch_api import BatchView
+from metrics.alerts_api import AlertViewSet
+from metrics.api import CohortsView, FunnelView, OwnersView, SalesRepsView, SummaryView
 from pov.api_errors import json_not_found
 
 router = DefaultRouter()
@@ -15,11 +17,17 @@ router.register("offerings", OfferingViewSet, basename="offering")
 router.register("purchases", PurchaseViewSet, basename="purchase")
 router.register("events", EventViewSet, basename="event")
 router.register("engagements", EngagementViewSet, basename="engagement")
+router.register("alerts", AlertViewSet, basename="alert")
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
 
 urlpatterns = [
     path("api/v1/batch/", BatchView.as_view(), name="api-batch"),
+    path("api/v1/metrics/summary/", SummaryView.as_view(), name="api-metrics-summary"),
+    path("api/v1/metrics/cohorts/", CohortsView.as_view(), name="api-metrics-cohorts"),
+    path("api/v1/metrics/funnel/", FunnelView.as_view(), name="api-metrics-funnel"),
+    path("api/v1/metrics/owners/", OwnersView.as_view(), name="api-metrics-owners"),
+    path("api/v1/metrics/sales-reps/", SalesRepsView.as_view(), name="api-metrics-sales-reps"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", **public), name="api-docs"),

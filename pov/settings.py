@@ -198,6 +198,7 @@ CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE
 CELERY_BEAT_SCHEDULE = {
     # Catches up whatever an on-commit enqueue could not deliver (broker down, worker stopped).
     "outbox-drain": {"task": "engagement.tasks.drain_outbox_all", "schedule": float(OUTBOX_DRAIN_SECONDS)},
+    "stalled-scan": {"task": "metrics.tasks.scan_stalled_all", "schedule": float(STALLED_SCAN_SECONDS)},
 }
 
 
