@@ -212,6 +212,7 @@ ID_PARAMETER = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, 
     ),
 )
 class EngagementViewSet(TenantAPIView, mixins.ListModelMixin, viewsets.GenericViewSet):
+    lookup_value_regex = EXTERNAL_ID_PATTERN
     serializer_class = EngagementOut
     pagination_class = EngagementPage
     http_method_names = ["get", "patch", "head", "options"]

@@ -49,7 +49,7 @@ def _shape(item):
     if not isinstance(item, dict) or set(item) - {"kind", "data"}:
         raise invalid("kind", "Each item is an object {kind, data}.")
     kind, data = item.get("kind"), item.get("data")
-    if kind not in CLEANERS:
+    if not isinstance(kind, str) or kind not in CLEANERS:
         raise invalid("kind", f"{kind!r} is not one of: customer, purchase, event.")
     if not isinstance(data, dict):
         raise invalid("data", "Must be an object.")

@@ -79,7 +79,7 @@ class InlineCustomerIn(CustomerIn):
 class CustomerRefField(serializers.Field):
     """A customer's external_id, or an object to upsert it."""
 
-    default_error_messages = {"invalid": "Give the customer's external_id or an object {external_id, name, ...}."}
+    default_error_messages = {"invalid": "Give the customer's external_id or an object {{external_id, name, ...}}."}
 
     def to_internal_value(self, data):
         if isinstance(data, str):

@@ -59,6 +59,7 @@ ALERT_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)
     )
 )
 class AlertViewSet(TenantAPIView, viewsets.GenericViewSet):
+    lookup_value_regex = "[^/]+"
     serializer_class = AlertOut
     pagination_class = AlertPage
 

@@ -10,6 +10,7 @@ import logging
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 
@@ -100,6 +101,7 @@ def exception_handler(exc, context):
     return response
 
 
+@csrf_exempt
 def json_not_found(request, exception=None):
     """handler404: JSON under /api/, the normal page elsewhere."""
     if request.path.startswith("/api/"):
@@ -200,3 +202,12 @@ class NotFoundRef(exceptions.NotFound):
     def __init__(self, field, message):
         super().__init__(message)
         self.fields = {field: [message]}
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("csrf_failed", f"CSRF check failed: {reason}"), status=403)
+    from django.views.csrf import csrf_failure as default_failure
+
+    return default_failure(request, reason=reason)

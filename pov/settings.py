@@ -34,7 +34,19 @@ def _url(name, default, schemes):
     return value
 
 
-DEBUG = _read("DEBUG", env.bool, False)
+def _bool(name, default):
+    """A strict boolean: an unknown word stops start-up instead of silently meaning False."""
+    raw = env.str(name, default="").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be one of 1/0, true/false, yes/no, on/off: {raw!r}")
+
+
+DEBUG = _bool("DEBUG", False)
 SECRET_KEY = _read("SECRET_KEY", env.str, "dev-insecure-change-me" if DEBUG else None)
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
@@ -48,7 +60,10 @@ DATABASE_URL = _url(
     f"sqlite:///{VAR_DIR / 'pov.sqlite3'}",
     {"sqlite", "postgres", "postgresql", "pgsql", "psql"},
 )
-DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+try:
+    DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+except (ValueError, KeyError) as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is malformed ({exc}): {DATABASE_URL!r}") from exc
 DATABASES["default"]["CONN_MAX_AGE"] = _read("CONN_MAX_AGE", env.int, 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
@@ -98,6 +113,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "pov.urls"
+CSRF_FAILURE_VIEW = "pov.api_errors.csrf_failure"
 WSGI_APPLICATION = "pov.wsgi.application"
 AUTH_USER_MODEL = "tenants.User"
 LOGIN_URL = "login"
@@ -135,6 +151,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -144,6 +161,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+# Before `collectstatic` has run (tests, a first start) fall back to unhashed names instead of failing.
+WHITENOISE_MANIFEST_STRICT = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
@@ -158,7 +177,10 @@ EMAIL_URL = _url(
 )
 if EMAIL_URL is None:
     raise ImproperlyConfigured("EMAIL_URL is required when DEBUG is off (e.g. smtp://user:pass@host:587)")
-_email = env.email_url_config(EMAIL_URL)
+try:
+    _email = env.email_url_config(EMAIL_URL)
+except (ValueError, KeyError) as exc:
+    raise ImproperlyConfigured(f"EMAIL_URL is malformed ({exc}): {EMAIL_URL!r}") from exc
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = _email.get("EMAIL_PORT", 25)
@@ -183,12 +205,13 @@ if REDIS_URL:
     }
 else:
     CELERY_BROKER_URL = "filesystem://"
-    for folder in ("queue", "processed"):
+    for folder in ("queue", "processed", "control"):
         (CELERY_DATA_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_DATA_DIR / "queue"),
         "data_folder_out": str(CELERY_DATA_DIR / "queue"),
         "processed_folder": str(CELERY_DATA_DIR / "processed"),
+        "control_folder": str(CELERY_DATA_DIR / "control"),
         "store_processed": False,
     }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -236,6 +259,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "pov.api_schema_hooks.add_error_responses",
+    ],
 }
 
 SESSION_COOKIE_HTTPONLY = True
