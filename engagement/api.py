@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
+from engagement import api_examples as examples
 from engagement import intake, queries
 from engagement.errors import Invalid
 from engagement.filters import FILTER_NAMES, filtered_engagements, parse_filters
@@ -84,6 +85,7 @@ class CustomerViewSet(TenantAPIView, viewsets.GenericViewSet):
     @extend_schema(
         summary="Create or update a customer by external_id",
         request=CustomerIn,
+        examples=[examples.CUSTOMER],
         responses={201: CustomerOut, 200: CustomerOut},
     )
     def create(self, request):
@@ -119,6 +121,7 @@ class OfferingViewSet(TenantAPIView, viewsets.GenericViewSet):
     @extend_schema(
         summary="Create an offering and its journey (list order = milestone order; the last is the PoV milestone)",
         request=OfferingIn,
+        examples=[examples.OFFERING],
         responses={201: OfferingOut},
     )
     def create(self, request):
@@ -130,6 +133,7 @@ class OfferingViewSet(TenantAPIView, viewsets.GenericViewSet):
     @extend_schema(
         summary="Replace an offering and its journey (creates it when new)",
         request=OfferingIn,
+        examples=[examples.OFFERING],
         responses={200: OfferingOut, 201: OfferingOut},
     )
     def update(self, request, key=None):
@@ -150,6 +154,7 @@ class PurchaseViewSet(TenantAPIView, viewsets.GenericViewSet):
     @extend_schema(
         summary="Record a purchase (the point of sale); opens its engagement",
         request=PurchaseIn,
+        examples=[examples.PURCHASE],
         responses={
             201: PurchaseOut,
             200: OpenApiResponse(PurchaseOut, description="The same purchase was already recorded."),
@@ -170,6 +175,7 @@ class EventViewSet(TenantAPIView, viewsets.GenericViewSet):
     @extend_schema(
         summary="Record an event (milestone, satisfaction, lost, paused, resumed)",
         request=EventIn,
+        examples=[examples.MILESTONE, examples.SATISFACTION, examples.LOST],
         responses={
             201: EventRecorded,
             200: OpenApiResponse(EventRecorded, description="An event with this external_id was already recorded."),
@@ -207,6 +213,7 @@ ID_PARAMETER = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, 
     partial_update=extend_schema(
         summary="Reassign the owner and/or sales rep (recorded as a handoff)",
         parameters=[ID_PARAMETER],
+        examples=[examples.REASSIGN],
         request=EngagementPatchIn,
         responses=EngagementOut,
     ),

@@ -24,10 +24,11 @@ def fuzz_key(transactional_db):
     tenant = TenantFactory(slug="fuzz")
     actor = Actor.system("tests")
     with tenant_scope(tenant):
-        offering, _ = offering_save(
-            tenant=tenant, key="software", name="Software", actor=actor,
-            milestones=[{"key": "kickoff", "name": "Kickoff", "due_day": 2}, {"key": "used", "name": "Used", "due_day": 9}],
-        )  # fmt: skip
+        milestones = [
+            {"key": "kickoff", "name": "Kickoff", "due_day": 2},
+            {"key": "used", "name": "Used", "due_day": 9},
+        ]
+        offering, _ = offering_save(tenant=tenant, key="software", name="Software", actor=actor, milestones=milestones)
         customer = CustomerFactory(tenant=tenant, external_id="C-1")
         purchase, _ = purchase_record(tenant=tenant, external_id="P-1", customer=customer, offering=offering,
                                       purchased_at=timezone.now() - timedelta(days=20), actor=actor)  # fmt: skip
