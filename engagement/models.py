@@ -97,8 +97,8 @@ class Purchase(TenantOwned):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     external_id = models.CharField(max_length=255)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="purchases")
-    offering = models.ForeignKey(Offering, on_delete=models.PROTECT, related_name="purchases")
+    customer = models.ForeignKey(Customer, on_delete=models.RESTRICT, related_name="purchases")
+    offering = models.ForeignKey(Offering, on_delete=models.RESTRICT, related_name="purchases")
     purchased_at = models.DateTimeField()
     amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
@@ -128,8 +128,8 @@ class Engagement(TenantOwned):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     purchase = models.OneToOneField(Purchase, on_delete=models.CASCADE, related_name="engagement")
     # Copies of the purchase's, so lists and metrics filter without joining it.
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="engagements")
-    offering = models.ForeignKey(Offering, on_delete=models.PROTECT, related_name="engagements")
+    customer = models.ForeignKey(Customer, on_delete=models.RESTRICT, related_name="engagements")
+    offering = models.ForeignKey(Offering, on_delete=models.RESTRICT, related_name="engagements")
     pos_at = models.DateTimeField()
     owner = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned")
     sales_rep = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="sold")
@@ -199,7 +199,7 @@ class Event(TenantOwned):
     engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=16, choices=EventType.choices)
     occurred_at = models.DateTimeField()
-    milestone = models.ForeignKey(Milestone, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    milestone = models.ForeignKey(Milestone, null=True, blank=True, on_delete=models.RESTRICT, related_name="events")
     score = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )

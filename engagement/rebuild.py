@@ -7,6 +7,7 @@ Used by every event write (one engagement), the batch API (hundreds), journey ed
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.utils import timezone
 
 from engagement.models import Engagement, Event, Milestone, MilestoneReach, Offering
@@ -96,9 +97,28 @@ def rebuild(engagements, *, now=None, grace_days):
         if engagement.status != old_status:
             transitions.append((engagement, old_status))
     if changed_rows:
-        Engagement.objects.bulk_update(changed_rows, [*Projection.FIELDS, "updated_at"], batch_size=1000)
+        _save_projections(changed_rows)
     _sync_reaches(engagements[0].tenant_id, projections)
     return Rebuilt(changed=len(changed_rows), transitions=transitions)
+
+
+def _save_projections(rows):
+    """One parameterised UPDATE per row, sent with executemany (pipelined by psycopg): far cheaper than
+    bulk_update's CASE expressions, which cost milliseconds of Python per row."""
+    fields = [Engagement._meta.get_field(name) for name in (*Projection.FIELDS, "updated_at")]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    # Only quoted column names are interpolated; every value is a parameter.
+    where = f"{quote('id')} = %s AND {quote('tenant_id')} = %s"
+    sql = f"UPDATE {quote(Engagement._meta.db_table)} SET {assignments} WHERE {where}"  # noqa: S608
+    pk, tenant_fk = Engagement._meta.pk, Engagement._meta.get_field("tenant")
+    params = [
+        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+        + [pk.get_db_prep_value(row.pk, connection), tenant_fk.get_db_prep_save(row.tenant_id, connection)]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _sync_reaches(tenant_id, projections):

@@ -35,12 +35,16 @@ UNSET = object()
 TRANSITION_KINDS = {Status.REACHED: outbox.REACHED_POV, Status.LOST: outbox.LOST, Status.STALLED: outbox.STALLED}
 
 
-def publish_transitions(tenant, rebuilt):
-    """Outbox rows for status changes others react to, plus one 'changed' for metrics."""
+def publish_transitions(tenant, rebuilt, *, announce=True):
+    """Outbox rows for status changes others react to, plus one 'changed' for metrics.
+
+    announce=False (bulk imports such as the demo seed) publishes only 'changed', so reactions meant
+    for live events (webhooks, customer emails) do not fire for history.
+    """
     items = [
         (TRANSITION_KINDS[e.status], {"engagement": str(e.id), "from": old, "to": e.status})
         for e, old in rebuilt.transitions
-        if e.status in TRANSITION_KINDS
+        if announce and e.status in TRANSITION_KINDS
     ]
     if rebuilt.changed:
         items.append((outbox.CHANGED, {"count": rebuilt.changed}))
