@@ -76,53 +76,53 @@ def batch_ingest(*, tenant, items, actor, now=None):
 
 
 def _write(batch):
-    customer_ids = _upsert_customers(batch)
-    new_engagements = _insert_purchases(batch, customer_ids)
+    candidates = _check_purchases(batch)
+    customer_ids = _upsert_customers(batch, candidates)
+    new_engagements = _insert_purchases(batch, candidates, customer_ids)
     _insert_events(batch, new_engagements)
     if batch.touched:
         rebuilt = rebuild(list(batch.touched.values()), now=batch.now, grace_days=batch.tenant.grace_days)
         publish_transitions(batch.tenant, rebuilt)
 
 
-# Customers (plus those given inline in purchases) ------------------------------------------------
+# Purchases, checked before anything is written ----------------------------------------------------
 
 
-def _customer_items(batch):
-    """(index, cleaned customer) in order, including inline customers of purchases."""
-    inline = [(i, p["customer"]) for i, p in batch.purchases if isinstance(p["customer"], dict)]
-    return sorted(batch.customers + inline, key=lambda pair: pair[0])
+@dataclass
+class Candidate:
+    """A purchase item that passed every check that needs no customer id."""
+
+    index: int
+    data: dict
+    offering: object
+    amount: object
+    currency: str
+    owner: object
+    sales_rep: object
+    replays: object = None  # the stored Purchase, or the earlier Candidate, it repeats
+
+    @property
+    def external_id(self):
+        return self.data["external_id"]
+
+    @property
+    def customer_ref(self):
+        ref = self.data["customer"]
+        return ref["external_id"] if isinstance(ref, dict) else ref
+
+    def values(self):
+        """What a replay must repeat: the stored purchase's fields, customer by external_id."""
+        return {
+            "customer": self.customer_ref, "offering": self.offering.pk, "purchased_at": self.data["purchased_at"],
+            "amount": self.amount, "currency": self.currency,
+        }  # fmt: skip
 
 
-def _upsert_customers(batch):
-    """Upsert every customer with one statement; returns {external_id: (id, first batch index or -1)}."""
-    items = _customer_items(batch)
-    ids = {c["external_id"] for _, c in items}
-    existing = dict(Customer.objects.filter(external_id__in=ids).values_list("external_id", "id"))
-    latest, first_seen = {}, {}
-    standalone = {i for i, _ in batch.customers}
-    for index, cleaned in items:
-        ext = cleaned["external_id"]
-        created = ext not in existing and ext not in first_seen
-        first_seen.setdefault(ext, index)
-        latest[ext] = cleaned
-        if index in standalone:
-            batch.ok(index, 201 if created else 200, id=ext)
-    if latest:
-        Customer.objects.bulk_create(
-            [Customer(tenant=batch.tenant, **c) for c in latest.values()],
-            update_conflicts=True,
-            unique_fields=["tenant", "external_id"],
-            update_fields=["name", "email", "segment", "attributes", "updated_at"],
-        )
-    known = dict(existing)
-    if set(latest) - set(existing):
-        known.update(
-            Customer.objects.filter(external_id__in=set(latest) - set(existing)).values_list("external_id", "id")
-        )
-    return {ext: (cid, -1 if ext in existing else first_seen[ext]) for ext, cid in known.items()}
-
-
-# Purchases --------------------------------------------------------------------------------------
+def _stored_values(purchase):
+    return {
+        "customer": purchase.customer.external_id, "offering": purchase.offering_id,
+        "purchased_at": purchase.purchased_at, "amount": purchase.amount, "currency": purchase.currency,
+    }  # fmt: skip
 
 
 def _members_by_email(batch):
@@ -142,49 +142,34 @@ def _member(members, email, field_name):
     return member
 
 
-def _resolve_customer(ref, index, customer_ids):
-    ext = ref["external_id"] if isinstance(ref, dict) else ref
-    found = customer_ids.get(ext)
-    if found is None or found[1] > index:
-        raise ItemError(404, "not_found", f"No customer {ext!r}.", {"customer": [f"No customer {ext!r}."]})
-    return found[0]
-
-
-def _insert_purchases(batch, customer_ids):
-    """Insert new purchases and their engagements; returns {purchase external_id: (engagement, index)}."""
+def _check_purchases(batch):
+    """Validate purchase items and sort out replays, so a failing item writes nothing (not even its
+    inline customer), as when it is sent alone."""
     if not batch.purchases:
-        return {}
+        return []
     offerings = {o.key: o for o in Offering.objects.filter(key__in={p["offering"] for _, p in batch.purchases})}
     members = _members_by_email(batch)
     stored = {
         p.external_id: p
         for p in Purchase.objects.filter(external_id__in={p["external_id"] for _, p in batch.purchases}).select_related(
-            "engagement"
+            "customer", "engagement"
         )
     }
-    new_purchases, new = [], {}
+    candidates, first_new = [], {}
     for index, data in batch.purchases:
         try:
-            purchase, engagement = _purchase_row(batch, index, data, customer_ids, offerings, members)
+            candidate = _candidate(batch, index, data, offerings, members)
+            _match_replay(candidate, stored.get(candidate.external_id), first_new.get(candidate.external_id))
         except ItemError as error:
             batch.fail(index, error)
             continue
-        previous = stored.get(purchase.external_id) or new.get(purchase.external_id, (None,))[0]
-        if previous is not None:
-            _replay(batch, index, previous, purchase, engagement)
-            continue
-        new_purchases.append((purchase, engagement))
-        new[purchase.external_id] = (purchase, engagement, index)
-        batch.ok(index, 201, id=purchase.external_id, engagement=str(engagement.id))
-    if new_purchases:
-        Purchase.objects.bulk_create([p for p, _ in new_purchases])
-        Engagement.objects.bulk_create([e for _, e in new_purchases])
-        for _, engagement in new_purchases:
-            batch.touched[engagement.id] = engagement
-    return {ext: (engagement, index) for ext, (_, engagement, index) in new.items()}
+        if candidate.replays is None:
+            first_new[candidate.external_id] = candidate
+        candidates.append(candidate)
+    return candidates
 
 
-def _purchase_row(batch, index, data, customer_ids, offerings, members):
+def _candidate(batch, index, data, offerings, members):
     offering = offerings.get(data["offering"])
     if offering is None:
         message = f"No offering {data['offering']!r}."
@@ -196,35 +181,131 @@ def _purchase_row(batch, index, data, customer_ids, offerings, members):
     except Invalid as exc:
         name, messages = next(iter(exc.message_dict.items()))
         raise invalid(name, messages[0]) from None
-    customer_id = _resolve_customer(data["customer"], index, customer_ids)
+    return Candidate(
+        index=index, data=data, offering=offering, amount=amount, currency=currency,
+        owner=_member(members, data["owner"], "owner"), sales_rep=_member(members, data["sales_rep"], "sales_rep"),
+    )  # fmt: skip
+
+
+def _match_replay(candidate, stored, earlier):
+    """The same external_id again: a replay when every value matches, else 409 naming what differs."""
+    previous = stored or earlier
+    if previous is None:
+        return
+    if stored is not None:
+        values = _stored_values(stored)
+        owners = {"owner": stored.engagement.owner_id, "sales_rep": stored.engagement.sales_rep_id}
+    else:
+        values = earlier.values()
+        owners = {"owner": getattr(earlier.owner, "pk", None), "sales_rep": getattr(earlier.sales_rep, "pk", None)}
+    differing = [name for name, value in candidate.values().items() if values[name] != value]
+    for name in ("owner", "sales_rep"):
+        wanted = getattr(candidate, name)
+        if wanted is not None and owners[name] != wanted.pk:
+            differing.append(name)
+    if differing:
+        message = f"Purchase {candidate.external_id!r} already exists with other values for: {', '.join(differing)}."
+        raise ItemError(409, "conflict", message, {d: ["Differs from the stored purchase."] for d in differing})
+    candidate.replays = previous
+
+
+# Customers (plus those given inline in purchases that passed their checks) -------------------------
+
+
+def _upsert_customers(batch, candidates):
+    """Upsert every customer with one statement; returns {external_id: (id, first batch index or -1)}.
+
+    Fields an item leaves out keep their stored (or earlier-in-batch) values.
+    """
+    inline = [(c.index, c.data["customer"]) for c in candidates if isinstance(c.data["customer"], dict)]
+    items = sorted(batch.customers + inline, key=lambda pair: pair[0])
+    wanted = {c["external_id"] for _, c in items} | {c.customer_ref for c in candidates}
+    stored = {
+        row["external_id"]: row
+        for row in Customer.objects.filter(external_id__in=wanted).values(
+            "id", "external_id", "name", "email", "segment", "attributes"
+        )
+    }
+    merged, first_seen = {}, {}
+    standalone = {i for i, _ in batch.customers}
+    for index, cleaned in items:
+        ext = cleaned["external_id"]
+        created = ext not in stored and ext not in first_seen
+        first_seen.setdefault(ext, index)
+        base = merged.get(ext) or _customer_fields(stored.get(ext))
+        merged[ext] = {**base, **cleaned}
+        if index in standalone:
+            batch.ok(index, 201 if created else 200, id=ext)
+    if merged:
+        Customer.objects.bulk_create(
+            [Customer(tenant=batch.tenant, **values) for values in merged.values()],
+            update_conflicts=True,
+            unique_fields=["tenant", "external_id"],
+            update_fields=["name", "email", "segment", "attributes", "updated_at"],
+        )
+    ids = {ext: row["id"] for ext, row in stored.items()}
+    new = set(merged) - set(stored)
+    if new:
+        ids.update(Customer.objects.filter(external_id__in=new).values_list("external_id", "id"))
+    return {ext: (cid, -1 if ext in stored else first_seen[ext]) for ext, cid in ids.items()}
+
+
+def _customer_fields(row):
+    if row is None:
+        return {"email": "", "segment": "", "attributes": {}}
+    return {k: row[k] for k in ("external_id", "name", "email", "segment", "attributes")}
+
+
+# Purchases, written -----------------------------------------------------------------------------
+
+
+def _resolve_customer(ref, index, customer_ids):
+    found = customer_ids.get(ref)
+    if found is None or found[1] > index:
+        raise ItemError(404, "not_found", f"No customer {ref!r}.", {"customer": [f"No customer {ref!r}."]})
+    return found[0]
+
+
+def _insert_purchases(batch, candidates, customer_ids):
+    """Insert new purchases and their engagements; returns {purchase external_id: (engagement, index)}."""
+    rows, new = [], {}
+    for candidate in candidates:
+        replayed = candidate.replays
+        if isinstance(replayed, Candidate):
+            replayed = new.get(candidate.external_id, (None,))[0]
+        if replayed is not None:
+            engagement_id = replayed.engagement.id if isinstance(replayed, Purchase) else replayed.id
+            batch.ok(candidate.index, 200, id=candidate.external_id, engagement=str(engagement_id))
+            continue
+        try:
+            customer_id = _resolve_customer(candidate.customer_ref, candidate.index, customer_ids)
+        except ItemError as error:
+            batch.fail(candidate.index, error)
+            continue
+        purchase, engagement = _rows_for(batch, candidate, customer_id)
+        rows.append((purchase, engagement))
+        new[candidate.external_id] = (engagement, candidate.index)
+        batch.ok(candidate.index, 201, id=candidate.external_id, engagement=str(engagement.id))
+    if rows:
+        Purchase.objects.bulk_create([p for p, _ in rows])
+        Engagement.objects.bulk_create([e for _, e in rows])
+        for _, engagement in rows:
+            batch.touched[engagement.id] = engagement
+    return new
+
+
+def _rows_for(batch, candidate, customer_id):
+    data = candidate.data
     purchase = Purchase(
-        tenant=batch.tenant, external_id=data["external_id"], customer_id=customer_id, offering=offering,
-        purchased_at=data["purchased_at"], amount=amount, currency=currency,
+        tenant=batch.tenant, external_id=candidate.external_id, customer_id=customer_id,
+        offering=candidate.offering, purchased_at=data["purchased_at"], amount=candidate.amount,
+        currency=candidate.currency,
     )  # fmt: skip
     engagement = Engagement(
-        tenant=batch.tenant, purchase=purchase, customer_id=customer_id, offering=offering,
-        pos_at=data["purchased_at"], owner=_member(members, data["owner"], "owner"),
-        sales_rep=_member(members, data["sales_rep"], "sales_rep"),
+        tenant=batch.tenant, purchase=purchase, customer_id=customer_id, offering=candidate.offering,
+        pos_at=data["purchased_at"], owner=candidate.owner, sales_rep=candidate.sales_rep,
     )  # fmt: skip
     return purchase, engagement
-
-
-def _replay(batch, index, previous, purchase, engagement):
-    """The same external_id again: 200 when every value matches, 409 naming what differs."""
-    fields = ("customer_id", "offering_id", "purchased_at", "amount", "currency")
-    differing = [f.removesuffix("_id") for f in fields if getattr(previous, f) != getattr(purchase, f)]
-    stored_engagement = getattr(previous, "engagement", None)
-    for name in ("owner_id", "sales_rep_id"):
-        wanted = getattr(engagement, name)
-        if wanted is not None and stored_engagement is not None and getattr(stored_engagement, name) != wanted:
-            differing.append(name.removesuffix("_id"))
-    if differing:
-        message = f"Purchase {purchase.external_id!r} already exists with other values for: {', '.join(differing)}."
-        batch.fail(
-            index, ItemError(409, "conflict", message, {d: ["Differs from the stored purchase."] for d in differing})
-        )
-        return
-    batch.ok(index, 200, id=purchase.external_id, engagement=str(stored_engagement.id) if stored_engagement else None)
 
 
 # Events -----------------------------------------------------------------------------------------

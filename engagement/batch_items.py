@@ -1,15 +1,21 @@
 """Fast validation of batch items: plain dict checks, no serializer machinery per field.
 
-Each `clean_*` returns a cleaned dict or raises ItemError with the same error shape the single
-endpoints give (status, code, message, fields).
+Each `clean_*` returns a cleaned dict or raises ItemError. The rules are those of the single
+endpoints' serializers (required, null, blank, lengths, trimmed strings), so a batch item gets the
+same answer as the same body sent alone. Optional fields that are absent are left out of the
+cleaned dict, so an upsert keeps their stored values.
 """
 
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
 from engagement.models import EventType
 
 ID_MAX = 255
+ABSENT = object()
 
 
 class ItemError(Exception):
@@ -32,20 +38,25 @@ def _unknown(data, allowed):
         raise ItemError(400, "invalid", f"Unknown field: {', '.join(names)}.", {n: ["Unknown field."] for n in names})
 
 
-def _string(data, field, max_length, required=True, allow_blank=False):
-    value = data.get(field)
-    if value is None:
+def _string(data, field, max_length, *, required=False, allow_blank=False, allow_null=False):
+    if field not in data:
         if required:
             raise invalid(field, "This field is required.")
-        return None
-    if not isinstance(value, str):
-        raise invalid(field, "Must be a string.")
+        return ABSENT
+    value = data[field]
+    if value is None:
+        if allow_null:
+            return None
+        raise invalid(field, "This field may not be null.")
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise invalid(field, "Not a valid string.")
+    value = str(value).strip()
+    if not value and not allow_blank:
+        raise invalid(field, "This field may not be blank.")
     if len(value) > max_length:
-        raise invalid(field, f"At most {max_length} characters.")
-    if not allow_blank and not value.strip():
-        raise invalid(field, "May not be blank.")
+        raise invalid(field, f"Ensure this field has no more than {max_length} characters.")
     if "\x00" in value:
-        raise invalid(field, "Contains a NUL character.")
+        raise invalid(field, "Null characters are not allowed.")
     return value
 
 
@@ -64,11 +75,18 @@ def _timestamp(data, field):
     return value
 
 
-def _email(data, field):
-    value = _string(data, field, 254, required=False, allow_blank=True)
-    if value and ("@" not in value or value.startswith("@") or value.endswith("@") or " " in value):
-        raise invalid(field, f"{value!r} is not an email address.")
-    return value or None
+def _email(data, field, *, allow_blank=False, allow_null=False):
+    value = _string(data, field, 254, allow_blank=allow_blank, allow_null=allow_null)
+    if isinstance(value, str) and value:
+        try:
+            validate_email(value)
+        except ValidationError:
+            raise invalid(field, "Enter a valid email address.") from None
+    return value
+
+
+def _present(**values):
+    return {k: v for k, v in values.items() if v is not ABSENT}
 
 
 CUSTOMER_FIELDS = frozenset({"external_id", "name", "email", "segment", "attributes"})
@@ -80,18 +98,31 @@ EVENT_FIELDS = frozenset({"type", "purchase", "occurred_at", "milestone", "score
 
 def clean_customer(data):
     _unknown(data, CUSTOMER_FIELDS)
-    attributes = data.get("attributes") or {}
-    if not isinstance(attributes, dict):
-        raise invalid("attributes", "Must be an object.")
-    if len(str(attributes)) > 10000:
-        raise invalid("attributes", "Keep attributes under 10,000 characters.")
-    return {
-        "external_id": _string(data, "external_id", ID_MAX),
-        "name": _string(data, "name", 255),
-        "email": _email(data, "email") or "",
-        "segment": _string(data, "segment", 64, required=False, allow_blank=True) or "",
-        "attributes": attributes,
-    }
+    attributes = data.get("attributes", ABSENT)
+    if attributes is not ABSENT:
+        if not isinstance(attributes, dict):
+            raise invalid("attributes", "Expected a dictionary of items.")
+        if len(str(attributes)) > 10000:
+            raise invalid("attributes", "Keep attributes under 10,000 characters.")
+    return _present(
+        external_id=_string(data, "external_id", ID_MAX, required=True),
+        name=_string(data, "name", 255, required=True),
+        email=_email(data, "email", allow_blank=True),
+        segment=_string(data, "segment", 64, allow_blank=True),
+        attributes=attributes,
+    )
+
+
+def _amount(data):
+    amount = data.get("amount")
+    if amount is None:
+        return None
+    if isinstance(amount, bool) or not isinstance(amount, (int, float, str)):
+        raise invalid("amount", "A valid number is required.")
+    try:
+        return Decimal(str(amount).strip())
+    except InvalidOperation:
+        raise invalid("amount", "A valid number is required.") from None
 
 
 def clean_purchase(data):
@@ -99,54 +130,60 @@ def clean_purchase(data):
     customer = data.get("customer")
     if isinstance(customer, dict):
         customer = clean_customer(customer)
-    elif not isinstance(customer, str) or not customer or len(customer) > ID_MAX:
+    elif not isinstance(customer, str) or not customer.strip() or len(customer) > ID_MAX:
         raise invalid("customer", "Give the customer's external_id or an object {external_id, name, ...}.")
-    amount = data.get("amount")
-    if amount is not None:
-        if isinstance(amount, bool) or not isinstance(amount, (int, float, str)):
-            raise invalid("amount", "Must be a number.")
-        try:
-            amount = Decimal(str(amount))
-        except InvalidOperation:
-            raise invalid("amount", f"{amount!r} is not a number.") from None
+    currency = _string(data, "currency", 3, allow_blank=True)
+    owner = _email(data, "owner", allow_null=True)
+    sales_rep = _email(data, "sales_rep", allow_null=True)
     return {
-        "external_id": _string(data, "external_id", ID_MAX),
-        "customer": customer,
-        "offering": _string(data, "offering", 64),
+        "external_id": _string(data, "external_id", ID_MAX, required=True),
+        "customer": customer.strip() if isinstance(customer, str) else customer,
+        "offering": _string(data, "offering", 64, required=True),
         "purchased_at": _timestamp(data, "purchased_at"),
-        "amount": amount,
-        "currency": _string(data, "currency", 3, required=False, allow_blank=True) or "",
-        "owner": _email(data, "owner"),
-        "sales_rep": _email(data, "sales_rep"),
+        "amount": _amount(data),
+        "currency": "" if currency is ABSENT else currency,
+        "owner": None if owner is ABSENT else owner,
+        "sales_rep": None if sales_rep is ABSENT else sales_rep,
     }
+
+
+def _score(data):
+    score = data.get("score")
+    if score is None:
+        return None
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise invalid("score", f"A satisfaction score is a whole number from 1 to 5, not {score!r}.")
+    return score
 
 
 def clean_event(data):
     _unknown(data, EVENT_FIELDS)
     type_ = data.get("type")
-    if type_ not in EventType.values:
+    if not isinstance(type_, str) or type_ not in EventType.values:
         raise invalid("type", f"{type_!r} is not one of: {', '.join(EventType.values)}.")
-    score = data.get("score")
-    if score is not None and (isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5):
-        raise invalid("score", f"A satisfaction score is a whole number from 1 to 5, not {score!r}.")
+    score = _score(data)
+    milestone = _string(data, "milestone", 64, allow_null=True)
+    milestone = None if milestone is ABSENT else milestone
     if type_ == "satisfaction" and score is None:
         raise invalid("score", "A satisfaction event needs a score from 1 to 5.")
     if type_ != "satisfaction" and score is not None:
         raise invalid("score", "Only satisfaction events carry a score.")
-    milestone = _string(data, "milestone", 64, required=False, allow_blank=True)
     if type_ == "milestone" and not milestone:
         raise invalid("milestone", "A milestone event needs the milestone key.")
     if type_ != "milestone" and milestone:
         raise invalid("milestone", f"Only milestone events name a milestone, not {type_} events.")
+    comment = _string(data, "comment", 4000, allow_blank=True)
+    reason = _string(data, "reason", 500, allow_blank=True)
+    external_id = _string(data, "external_id", ID_MAX, allow_null=True)
     return {
         "type": type_,
-        "purchase": _string(data, "purchase", ID_MAX),
+        "purchase": _string(data, "purchase", ID_MAX, required=True),
         "occurred_at": _timestamp(data, "occurred_at"),
-        "milestone": milestone or None,
+        "milestone": milestone,
         "score": score,
-        "comment": _string(data, "comment", 4000, required=False, allow_blank=True) or "",
-        "reason": _string(data, "reason", 500, required=False, allow_blank=True) or "",
-        "external_id": _string(data, "external_id", ID_MAX, required=False) or None,
+        "comment": "" if comment is ABSENT else comment,
+        "reason": "" if reason is ABSENT else reason,
+        "external_id": None if external_id is ABSENT else external_id,
     }
 
 

@@ -94,8 +94,10 @@ def _handle(message):
 
 
 def _release(message, token, exc):
+    """Give up the claim after a failure. claimed_at stays set, so the message is retried only after
+    CLAIM_TIMEOUT (a later drain), not again and again by this one."""
     OutboxMessage.objects.filter(id=message.id, claim_token=token).update(
-        claim_token=None, claimed_at=None, attempts=message.attempts + 1, last_error=repr(exc)[:2000]
+        claim_token=None, attempts=message.attempts + 1, last_error=repr(exc)[:2000]
     )
 
 
@@ -136,7 +138,5 @@ def drain(tenant, *, limit_batches=50):
                 handled += 1
             except Exception as exc:
                 log.exception("outbox message %s (%s) failed", message.id, message.kind)
-                OutboxMessage.objects.filter(id=message.id, claim_token=token).update(
-                    claim_token=None, claimed_at=None, attempts=message.attempts + 1, last_error=repr(exc)[:2000]
-                )
+                _release(message, token, exc)
     return handled

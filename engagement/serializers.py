@@ -13,9 +13,10 @@ ID_MAX = 255
 class CustomerIn(StrictSerializer):
     external_id = serializers.CharField(max_length=ID_MAX)
     name = serializers.CharField(max_length=255)
-    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
-    segment = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    attributes = serializers.DictField(required=False, default=dict)
+    # Omitted optional fields keep their stored values on an update.
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    segment = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    attributes = serializers.DictField(required=False)
 
     def validate_attributes(self, value):
         if len(str(value)) > 10000:

@@ -54,12 +54,14 @@ def publish_transitions(tenant, rebuilt, *, announce=True):
 # Customers ------------------------------------------------------------------------------------
 
 
-def customer_upsert(*, tenant, external_id, name, actor, email="", segment="", attributes=None):
-    """Create or update by external_id. Returns (customer, created)."""
-    values = {"name": name, "email": email or "", "segment": segment or "", "attributes": attributes or {}}
+def customer_upsert(*, tenant, external_id, name, actor, email=None, segment=None, attributes=None):
+    """Create or update by external_id; None leaves a stored value as it is. Returns (customer, created)."""
+    given = {"name": name, "email": email, "segment": segment, "attributes": attributes}
+    defaults = {"email": "", "segment": "", "attributes": {}}
+    values = {k: v for k, v in given.items() if v is not None}
     with transaction.atomic():
         customer, created = Customer.objects.select_for_update().get_or_create(
-            tenant=tenant, external_id=external_id, defaults=values
+            tenant=tenant, external_id=external_id, defaults={**defaults, **values}
         )
         if not created and any(getattr(customer, k) != v for k, v in values.items()):
             for k, v in values.items():

@@ -45,6 +45,17 @@ class TenantAdmin(admin.ModelAdmin):
             return qs
         return qs.filter(**{f"{self.tenant_path}__in": staff_tenant_ids(request.user)})
 
+    def save_formset(self, request, form, formset, change):
+        """Inline rows (an offering's milestones) belong to the parent's tenant."""
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            obj.delete()
+        for obj in instances:
+            if hasattr(obj, "tenant_id") and obj.tenant_id is None:
+                obj.tenant_id = form.instance.tenant_id
+            obj.save()
+        formset.save_m2m()
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
         if not request.user.is_superuser:

@@ -47,7 +47,7 @@ def _flatten(detail, path=""):
     if isinstance(detail, dict):
         out = {}
         for key, value in detail.items():
-            name = "" if key in ("non_field_errors", "__all__") and not path else str(key)
+            name = "" if key in ("non_field_errors", "__all__") else str(key)
             out.update(_flatten(value, f"{path}.{name}".strip(".") if name else path))
         return out
     if isinstance(detail, list) and detail and all(isinstance(d, (dict, list)) for d in detail):

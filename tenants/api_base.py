@@ -155,6 +155,9 @@ class TenantAPIView:
             except Exception as exc:  # noqa: BLE001 - DRF turns it into an error response
                 response = self.handle_exception(exc)
             self.response = self.finalize_response(request, response, *args, **kwargs)
+            # Render here, inside the scope: the browsable API's forms query tenant-owned rows.
+            if hasattr(self.response, "render"):
+                self.response.render()
         return self.response
 
     def _run_handler(self, request, *args, **kwargs):
