@@ -155,18 +155,40 @@ def _check_purchases(batch):
             "customer", "engagement"
         )
     }
+    known = _known_customers(batch)
     candidates, first_new = [], {}
     for index, data in batch.purchases:
         try:
             candidate = _candidate(batch, index, data, offerings, members)
+            _check_customer_ref(candidate, known)
             _match_replay(candidate, stored.get(candidate.external_id), first_new.get(candidate.external_id))
         except ItemError as error:
             batch.fail(index, error)
             continue
+        if isinstance(data["customer"], dict):
+            known.setdefault(candidate.customer_ref, index)
         if candidate.replays is None:
             first_new[candidate.external_id] = candidate
         candidates.append(candidate)
     return candidates
+
+
+def _known_customers(batch):
+    """{external_id: index of the item that creates it, or -1 when stored} for customer references."""
+    refs = {p["customer"] for _, p in batch.purchases if isinstance(p["customer"], str)}
+    known = dict.fromkeys(Customer.objects.filter(external_id__in=refs).values_list("external_id", flat=True), -1)
+    for index, cleaned in batch.customers:
+        known.setdefault(cleaned["external_id"], index)
+    return known
+
+
+def _check_customer_ref(candidate, known):
+    """A purchase naming a customer by external_id needs it stored or created by an earlier item."""
+    if isinstance(candidate.data["customer"], dict):
+        return
+    ref = candidate.customer_ref
+    if known.get(ref, candidate.index + 1) > candidate.index:
+        raise ItemError(404, "not_found", f"No customer {ref!r}.", {"customer": [f"No customer {ref!r}."]})
 
 
 def _candidate(batch, index, data, offerings, members):

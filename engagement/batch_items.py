@@ -6,6 +6,7 @@ same answer as the same body sent alone. Optional fields that are absent are lef
 cleaned dict, so an upsert keeps their stored values.
 """
 
+import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
@@ -13,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from engagement.models import EventType
+from pov.api_errors import contains_nul
 
 ID_MAX = 255
 ABSENT = object()
@@ -102,6 +104,8 @@ def clean_customer(data):
     if attributes is not ABSENT:
         if not isinstance(attributes, dict):
             raise invalid("attributes", "Expected a dictionary of items.")
+        if contains_nul(attributes):
+            raise invalid("attributes", "Null characters are not allowed.")
         if len(str(attributes)) > 10000:
             raise invalid("attributes", "Keep attributes under 10,000 characters.")
     return _present(
@@ -115,8 +119,8 @@ def clean_customer(data):
 
 def _amount(data):
     amount = data.get("amount")
-    if amount is None:
-        return None
+    if amount is None or (isinstance(amount, str) and not amount.strip()):
+        return None  # as DRF's DecimalField(allow_null=True) reads a blank string
     if isinstance(amount, bool) or not isinstance(amount, (int, float, str)):
         raise invalid("amount", "A valid number is required.")
     try:
@@ -147,13 +151,23 @@ def clean_purchase(data):
     }
 
 
+WHOLE_NUMBER = re.compile(r"\.0*$")
+
+
 def _score(data):
+    """Read as DRF's IntegerField does ("5" and 5.0 are 5), then bounded to 1-5."""
     score = data.get("score")
     if score is None:
         return None
-    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+    if isinstance(score, bool):
+        raise invalid("score", "A valid integer is required.")
+    try:
+        value = int(WHOLE_NUMBER.sub("", str(score).strip()))
+    except ValueError:
+        raise invalid("score", "A valid integer is required.") from None
+    if not 1 <= value <= 5:
         raise invalid("score", f"A satisfaction score is a whole number from 1 to 5, not {score!r}.")
-    return score
+    return value
 
 
 def clean_event(data):

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from engagement.models import EventType, NoteKind, Status
-from pov.api_errors import AwareDateTimeField, StrictSerializer
+from pov.api_errors import AwareDateTimeField, StrictSerializer, contains_nul
 
 ID_MAX = 255
 
@@ -19,6 +19,8 @@ class CustomerIn(StrictSerializer):
     attributes = serializers.DictField(required=False)
 
     def validate_attributes(self, value):
+        if contains_nul(value):
+            raise serializers.ValidationError("Null characters are not allowed.")
         if len(str(value)) > 10000:
             raise serializers.ValidationError("Keep attributes under 10,000 characters.")
         return value
@@ -84,6 +86,7 @@ class CustomerRefField(serializers.Field):
 
     def to_internal_value(self, data):
         if isinstance(data, str):
+            data = data.strip()
             if not data or len(data) > ID_MAX:
                 self.fail("invalid")
             return data

@@ -125,17 +125,32 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _depth(value, limit):
+def _check_depth(value, limit):
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > limit:
-            return False
+            raise exceptions.ParseError(f"The body is nested deeper than {limit} levels.")
         if isinstance(item, dict):
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
-    return True
+
+
+def contains_nul(value):
+    """True when a NUL character (which PostgreSQL cannot store) hides anywhere in a JSON value."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 class StrictJSONParser(JSONParser):
@@ -157,8 +172,7 @@ class StrictJSONParser(JSONParser):
             raise exceptions.ParseError(f"The body is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise exceptions.ParseError("The body must be a JSON object.")
-        if not _depth(data, MAX_DEPTH):
-            raise exceptions.ParseError(f"The body is nested deeper than {MAX_DEPTH} levels.")
+        _check_depth(data, MAX_DEPTH)
         return data
 
 

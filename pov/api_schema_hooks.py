@@ -24,10 +24,13 @@ ALWAYS = {
     "401": "No API key, or a bad or revoked one.",
     "403": "The key's scope does not allow this.",
     "404": "Not found (also another company's objects).",
+    "405": "This method is not allowed here.",
+    "406": "The Accept header asks for something other than JSON.",
     "429": "Throttled; retry after `Retry-After` seconds.",
 }
 WRITES = {
     "409": "Conflicts with what is stored.",
+    "415": "The body is not JSON.",
     "413": "The body is over 1 MiB (or a batch over 1,000 items).",
     "422": "This Idempotency-Key was used with another body.",
 }

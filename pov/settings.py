@@ -4,7 +4,9 @@ Every variable is parsed here, once, and a malformed value stops start-up with a
 ImproperlyConfigured naming the variable, so a typo never becomes a silent default.
 """
 
+import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -16,12 +18,24 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 
+def _redact(value):
+    """A URL with its password hidden, for error messages that end up in logs."""
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", str(value))
+
+
 def _read(name, parse, default):
     """Parse one variable; name it in the error when its value is malformed."""
     try:
         return parse(name, default=default)
     except (ValueError, TypeError, KeyError, ImproperlyConfigured) as exc:
-        raise ImproperlyConfigured(f"{name} is malformed ({exc}): {env.str(name, default='')!r}") from exc
+        raise ImproperlyConfigured(f"{name} is malformed: {_redact(env.str(name, default=''))!r}") from exc
+
+
+def _positive(name, default, minimum=1):
+    value = _read(name, env.int, default)
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least {minimum}: {value}")
+    return value
 
 
 def _url(name, default, schemes):
@@ -30,7 +44,14 @@ def _url(name, default, schemes):
         return None
     scheme = value.split("://", 1)[0] if "://" in value else ""
     if scheme not in schemes:
-        raise ImproperlyConfigured(f"{name} must be a URL starting with one of {sorted(schemes)}: {value!r}")
+        raise ImproperlyConfigured(f"{name} must be a URL starting with one of {sorted(schemes)}: {_redact(value)!r}")
+    parsed = urlparse(value)
+    try:
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} has a malformed port: {_redact(value)!r}") from exc
+    if scheme in ("http", "https", "redis", "rediss", "postgres", "postgresql") and not parsed.hostname:
+        raise ImproperlyConfigured(f"{name} needs a host name: {_redact(value)!r}")
     return value
 
 
@@ -63,8 +84,8 @@ DATABASE_URL = _url(
 try:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 except (ValueError, KeyError) as exc:
-    raise ImproperlyConfigured(f"DATABASE_URL is malformed ({exc}): {DATABASE_URL!r}") from exc
-DATABASES["default"]["CONN_MAX_AGE"] = _read("CONN_MAX_AGE", env.int, 60)
+    raise ImproperlyConfigured(f"DATABASE_URL is malformed ({exc}): {_redact(DATABASE_URL)!r}") from exc
+DATABASES["default"]["CONN_MAX_AGE"] = _positive("CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 if IS_SQLITE:
@@ -180,7 +201,7 @@ if EMAIL_URL is None:
 try:
     _email = env.email_url_config(EMAIL_URL)
 except (ValueError, KeyError) as exc:
-    raise ImproperlyConfigured(f"EMAIL_URL is malformed ({exc}): {EMAIL_URL!r}") from exc
+    raise ImproperlyConfigured(f"EMAIL_URL is malformed ({exc}): {_redact(EMAIL_URL)!r}") from exc
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = _email.get("EMAIL_PORT", 25)
@@ -215,8 +236,8 @@ else:
         "store_processed": False,
     }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-STALLED_SCAN_SECONDS = _read("STALLED_SCAN_SECONDS", env.int, 300)
-OUTBOX_DRAIN_SECONDS = _read("OUTBOX_DRAIN_SECONDS", env.int, 30)
+STALLED_SCAN_SECONDS = _positive("STALLED_SCAN_SECONDS", 300)
+OUTBOX_DRAIN_SECONDS = _positive("OUTBOX_DRAIN_SECONDS", 30)
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE
 CELERY_BEAT_SCHEDULE = {
     # Catches up whatever an on-commit enqueue could not deliver (broker down, worker stopped).

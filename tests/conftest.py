@@ -44,6 +44,17 @@ def pytest_sessionstart(session):
         pytest.exit("POV_REQUIRE_SERVICES=1 but " + "; ".join(problems), returncode=3)
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Drop what this run left on its own queue (a drain nobody consumed), in Redis or under var/."""
+    from pov.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(settings.CELERY_QUEUE)
+    except Exception:  # noqa: BLE001 - best effort: the queue may not exist or the broker be gone
+        pass
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` skip on SQLite (never when services are required)."""
     if not settings.IS_SQLITE:

@@ -106,6 +106,10 @@ def test_valid_configuration_starts():
         pytest.param("EMAIL_URL", {"EMAIL_URL": "smtp://mail:port"}, id="EMAIL_URL-bad-port"),
         pytest.param("OUTBOX_DRAIN_SECONDS", {"OUTBOX_DRAIN_SECONDS": "soon"}, id="OUTBOX_DRAIN_SECONDS=soon"),
         pytest.param("API_RATE_LIMIT", {"API_RATE_LIMIT": "lots"}, id="API_RATE_LIMIT=lots"),
+        pytest.param("OUTBOX_DRAIN_SECONDS", {"OUTBOX_DRAIN_SECONDS": "0"}, id="OUTBOX_DRAIN_SECONDS=0"),
+        pytest.param("CONN_MAX_AGE", {"CONN_MAX_AGE": "-3"}, id="CONN_MAX_AGE=-3"),
+        pytest.param("SITE_URL", {"SITE_URL": "http://"}, id="SITE_URL-without-host"),
+        pytest.param("REDIS_URL", {"REDIS_URL": "redis://h:port/0"}, id="REDIS_URL-bad-port"),
     ],
 )  # fmt: skip
 def test_malformed_variable_stops_start_up_naming_it(variable, overrides):
@@ -182,7 +186,7 @@ def test_compose_check_catches_a_broken_stack(compose, break_it, problem):
 
 # .env.example ----------------------------------------------------------------------------------------
 
-READ_CALL = re.compile(r"\b_(?:read|url|rate|bool)\(\s*\"([A-Z][A-Z0-9_]*)\"")
+READ_CALL = re.compile(r"\b_(?:read|url|rate|bool|positive)\(\s*\"([A-Z][A-Z0-9_]*)\"")
 
 
 def variables_read(settings_source):
@@ -209,3 +213,10 @@ def test_env_example_check_catches_a_missing_variable():
     assert variables_read(source) == ["ALPHA", "BRAVO_URL"]
     assert documented("ALPHA", "# ALPHA=1\n")
     assert not documented("BRAVO_URL", "# ALPHA=1\n# BRAVO=2\n")
+
+
+def test_a_malformed_url_never_shows_its_password():
+    result = _start_up(DATABASE_URL="postgres://pov:s3cret-pw@db:port/pov")
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr.strip().splitlines()[-1]
+    assert "s3cret-pw" not in result.stderr
