@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from engagement import intake
+from engagement.batch_fallback import one_at_a_time
 from engagement.batch_items import CLEANERS, ItemError, invalid
-from engagement.errors import Conflict, Invalid, Missing
+from engagement.errors import Invalid
 from engagement.models import Customer, Engagement, Event, Milestone, Offering, Purchase
 from engagement.rebuild import rebuild
 from engagement.services import _clean_money, publish_transitions
@@ -71,7 +71,7 @@ def batch_ingest(*, tenant, items, actor, now=None):
             _write(batch)
     except IntegrityError:
         log.info("batch met a concurrent writer; replaying it one item at a time")
-        _one_at_a_time(batch)
+        one_at_a_time(batch)
     return batch.results
 
 
@@ -402,40 +402,3 @@ def _event_row(batch, data, engagement, milestones):
         milestone_id=milestone_id, score=data["score"], comment=data["comment"], reason=data["reason"],
         external_id=data["external_id"], source=batch.actor.source, recorded_by=batch.actor.label,
     )  # fmt: skip
-
-
-# The fallback: one item at a time ----------------------------------------------------------------
-
-
-def _one_at_a_time(batch):
-    """Replay every valid item through the single-item services, in order."""
-    pending = sorted(
-        [(i, "customer", d) for i, d in batch.customers]
-        + [(i, "purchase", d) for i, d in batch.purchases]
-        + [(i, "event", d) for i, d in batch.events]
-    , key=lambda t: t[0])  # fmt: skip
-    for index, kind, data in pending:
-        try:
-            with transaction.atomic():
-                _single(batch, index, kind, data)
-        except Invalid as exc:
-            fields = exc.message_dict
-            name, messages = next(iter(fields.items()))
-            batch.fail(index, ItemError(400, "invalid", f"{name}: {messages[0]}", fields))
-        except Missing as exc:
-            batch.fail(index, ItemError(404, "not_found", exc.message, {exc.field: [exc.message]}))
-        except Conflict as exc:
-            batch.fail(index, ItemError(409, "conflict", exc.message, exc.fields))
-
-
-def _single(batch, index, kind, data):
-    tenant, actor = batch.tenant, batch.actor
-    if kind == "customer":
-        customer, created = intake.upsert_customer(tenant=tenant, actor=actor, data=data)
-        batch.ok(index, 201 if created else 200, id=customer.external_id)
-    elif kind == "purchase":
-        purchase, created = intake.record_purchase(tenant=tenant, actor=actor, data=data)
-        batch.ok(index, 201 if created else 200, id=purchase.external_id, engagement=str(purchase.engagement.id))
-    else:
-        event, created = intake.record_event(tenant=tenant, actor=actor, data=data)
-        batch.ok(index, 201 if created else 200, id=str(event.id))
