@@ -1,5 +1,6 @@
 """REST API for CRM and billing systems (CONTRACT §6): thin over services and queries."""
 
+from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -68,8 +69,6 @@ class CustomerViewSet(TenantAPIView, viewsets.GenericViewSet):
         customers = self.get_queryset()
         search = request.query_params.get("search", "").strip()[:200]
         if search:
-            from django.db.models import Q
-
             customers = customers.filter(
                 Q(name__icontains=search) | Q(email__icontains=search) | Q(external_id__icontains=search)
             )

@@ -1,5 +1,6 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -65,12 +66,8 @@ class BatchView(TenantAPIView, APIView):
         items = request.data.get("items") if isinstance(request.data, dict) else None
         unknown = sorted(set(request.data) - {"items"}) if isinstance(request.data, dict) else []
         if unknown:
-            from rest_framework.exceptions import ValidationError
-
             raise ValidationError({name: ["Unknown field."] for name in unknown})
         if not isinstance(items, list):
-            from rest_framework.exceptions import ValidationError
-
             raise ValidationError({"items": ["A list of {kind, data} objects is required."]})
         if len(items) > MAX_ITEMS:
             raise TooManyItems()
