@@ -8,7 +8,7 @@ from tenants.models import Tenant
 from tenants.tasks import TenantTask
 
 
-@shared_task(base=TenantTask, bind=True, max_retries=3, default_retry_delay=10)
+@shared_task(base=TenantTask, bind=True)
 def drain_outbox(self, *, tenant):
     return outbox.drain(tenant)
 

@@ -7,7 +7,7 @@ costs the same few queries at any size, and running it twice changes nothing mor
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from engagement import outbox
@@ -15,19 +15,28 @@ from engagement.errors import Invalid
 from engagement.models import Engagement, Status
 from metrics.models import Alert, AlertState, Resolution
 from tenants.actors import audit
+from tenants.models import Tenant
 
 ALERT_OPENED = "alert.opened"
 ALERT_RESOLVED = "alert.resolved"
 LIVE = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
 
 
+def _serialize_per_tenant(tenant):
+    """Two scans (beat and an outbox re-sync, or two workers) of one tenant run one after the other,
+    so the second sees the first's alerts and publishes nothing twice."""
+    list(Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True))
+
+
 def stalled_scan(tenant, now=None):
     """Mark engagements past due + grace as stalled, then open, resolve and escalate alerts."""
     now = now or timezone.now()
     with transaction.atomic():
+        _serialize_per_tenant(tenant)
         newly_stalled = _mark_stalled(tenant, now)
         opened = _open_alerts(tenant, now)
         resolved = _resolve_obsolete(tenant, now)
+        _follow_due_dates()
         escalated = _escalate(tenant, now)
     return {"stalled": newly_stalled, "opened": opened, "resolved": resolved, "escalated": escalated}
 
@@ -36,6 +45,7 @@ def sync_alerts(tenant, now=None):
     """Open alerts for stalled engagements and resolve those whose step is done (outbox handler)."""
     now = now or timezone.now()
     with transaction.atomic():
+        _serialize_per_tenant(tenant)
         return {"opened": _open_alerts(tenant, now), "resolved": _resolve_obsolete(tenant, now)}
 
 
@@ -61,7 +71,8 @@ def _open_alerts(tenant, now):
     ).values_list("id", "next_step", "next_due_at")
     new = [Alert(tenant=tenant, engagement_id=eid, step=step, due_at=due, opened_at=now) for eid, step, due in missing]
     Alert.objects.bulk_create(new, ignore_conflicts=True)
-    reopened = Alert.objects.filter(
+    # A step that became current again (a journey edit) reopens; a person's resolution stands.
+    reopened = Alert.objects.exclude(resolution=Resolution.MANUAL).filter(
         state=AlertState.RESOLVED,
         engagement__status=Status.STALLED,
         engagement__next_step=F("step"),
@@ -96,11 +107,21 @@ def _resolve_obsolete(tenant, now):
     return len(results)
 
 
-def _escalate(tenant, now):
-    cutoff = now - timedelta(days=tenant.escalation_days)
-    return Alert.objects.filter(state__in=LIVE, escalated_at__isnull=True, opened_at__lt=cutoff).update(
-        escalated_at=now
+def _follow_due_dates():
+    """Live alerts follow their engagement's due date, which moves with pauses and journey edits."""
+    due = Engagement.objects.filter(pk=OuterRef("engagement_id")).values("next_due_at")[:1]
+    return (
+        Alert.objects.filter(state__in=LIVE, engagement__next_step=F("step"), engagement__next_due_at__isnull=False)
+        .exclude(due_at=F("engagement__next_due_at"))
+        .update(due_at=Subquery(due))
     )
+
+
+def _escalate(tenant, now):
+    """Alerts open past the tenant's escalation days; not while the engagement's clock is paused."""
+    cutoff = now - timedelta(days=tenant.escalation_days)
+    live = Alert.objects.filter(state__in=LIVE, escalated_at__isnull=True, opened_at__lt=cutoff)
+    return live.exclude(engagement__status=Status.PAUSED).update(escalated_at=now)
 
 
 # Acting on alerts ------------------------------------------------------------------------------

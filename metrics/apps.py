@@ -7,8 +7,12 @@ class MetricsConfig(AppConfig):
 
     def ready(self):
         from engagement import outbox
-        from metrics.handlers import resync_alerts
+        from engagement.rebuild import derived_rebuilders
+        from metrics.handlers import on_engagements_changed, rebuild_alerts, rebuild_metrics
 
-        # Alerts follow the projection: a stalled engagement opens one, a reached step resolves it.
-        # Every write that changes a projection publishes CHANGED; one re-sync per drained batch.
-        outbox.register(outbox.CHANGED, resync_alerts, batch=True)
+        # Every write that changes a projection publishes CHANGED; one handling per drained batch.
+        outbox.register(outbox.CHANGED, on_engagements_changed, batch=True)
+        # `recompute` rebuilds alerts (after the projections) and then the rollups.
+        for rebuilder in (rebuild_alerts, rebuild_metrics):
+            if rebuilder not in derived_rebuilders:
+                derived_rebuilders.append(rebuilder)

@@ -1,7 +1,25 @@
-"""Outbox handlers of the metrics app (registered in MetricsConfig.ready). Idempotent."""
+"""Outbox handlers and recompute hooks of the metrics app (registered in MetricsConfig.ready). Idempotent."""
 
-from metrics.alerts import sync_alerts
+from tqdm import tqdm
+
+from metrics.alerts import stalled_scan, sync_alerts
+from metrics.rollups import recompute_rollups, request_recompute
 
 
-def resync_alerts(tenant, messages):
+def on_engagements_changed(tenant, messages):
+    """Alerts follow the projection at once; the metric rollups are recomputed debounced."""
     sync_alerts(tenant)
+    request_recompute(tenant)
+
+
+def rebuild_alerts(tenant, progress_file=None):
+    result = stalled_scan(tenant)
+    if progress_file:
+        progress_file.write(f"{tenant.slug}: alerts {result}\n")
+
+
+def rebuild_metrics(tenant, progress_file=None):
+    with tqdm(total=1, desc=f"{tenant.slug}: metrics", unit=" rollup set", file=progress_file, disable=None) as bar:
+        rows = recompute_rollups(tenant)
+        bar.update(1)
+    return rows

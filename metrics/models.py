@@ -1,8 +1,9 @@
-"""Stalled-customer alerts (and, later, metric rollups)."""
+"""Stalled-customer alerts, and the stored metric rollups the dashboards and API read."""
 
 import uuid
 
 from django.db import models
+from django_scopes import ScopedManager
 
 from engagement.models import Engagement, TenantOwned
 from tenants.models import Member
@@ -44,3 +45,61 @@ class Alert(TenantOwned):
 
     def __str__(self):
         return f"{self.engagement_id} stuck before {self.step} ({self.state})"
+
+
+class Dimension(models.TextChoices):
+    ALL = "all", "All engagements"
+    OFFERING = "offering", "Offering"
+    SEGMENT = "segment", "Segment"
+    OWNER = "owner", "Owner"
+    SALES_REP = "sales_rep", "Sales rep"
+
+
+class MetricRollup(TenantOwned):
+    """The CONTRACT §5 metrics of one group of engagements, as computed on one tenant-local day.
+
+    The rows of the newest day are the current numbers; older days stay as the daily snapshots that
+    trends are drawn from. `key` is the offering key, the segment, or the member's email ("" = none).
+    """
+
+    day = models.DateField()
+    dimension = models.CharField(max_length=16, choices=Dimension.choices)
+    key = models.CharField(max_length=255, blank=True)
+    summary = models.JSONField()
+    cohorts = models.JSONField(default=list)
+    funnel = models.JSONField(null=True, blank=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day", "dimension", "key"], name="rollup_one_per_group_day")
+        ]
+        indexes = [models.Index(fields=["tenant", "dimension", "key", "day"], name="rollup_trend_idx")]
+
+    def __str__(self):
+        return f"{self.day} {self.dimension}={self.key or '-'}"
+
+
+class RollupState(TenantOwned):
+    """Per tenant: whether the rollups are stale, when a recompute is scheduled, and the newest day.
+
+    Writes mark the state dirty and schedule one recompute no sooner than a minute after the last
+    one started (the debounce); the task clears `dirty_since` before computing, so a write that lands
+    during the computation schedules the next one.
+    """
+
+    dirty_since = models.DateTimeField(null=True, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    day = models.DateField(null=True, blank=True)
+
+    objects = ScopedManager(tenant="tenant")
+    # Across tenants, for the beat reconcile only: it reads which tenants need work, never their data.
+    unscoped = models.Manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="rollup_state_one_per_tenant")]
+
+    def __str__(self):
+        return f"rollups computed {self.computed_at or 'never'}"

@@ -53,17 +53,21 @@ def first_time_reaching(steps, share):
     return next((time for time, survival in steps if 1.0 - survival >= share - 1e-12), None)
 
 
-def thin_curve(steps, max_points=500):
-    """At most ~max_points of the steps: each kept where reached share rose by >= 1/max_points since
-    the last kept one, plus the last step, so large tenants get a bounded curve of exact values."""
+CURVE_POINTS = 500
+
+
+def thin_curve(steps, max_points=CURVE_POINTS):
+    """At most ~max_points of the steps, so large tenants get a bounded curve of exact values: the
+    first step in each 1/max_points band of reached share, plus the last step. The SQL path keeps the
+    same steps (a row_number() per band)."""
     if len(steps) <= max_points:
         return steps
-    kept, last_share = [], -1.0
+    kept, last_band = [], None
     for time, survival in steps:
-        share = 1.0 - survival
-        if share - last_share >= 1.0 / max_points:
+        band = math.floor((1.0 - survival) * max_points)
+        if band != last_band:
             kept.append((time, survival))
-            last_share = share
+            last_band = band
     if kept[-1] != steps[-1]:
         kept.append(steps[-1])
     return kept

@@ -1,12 +1,17 @@
+"""Thin tasks: the tenant base loads the tenant and enters its scope; each calls a service."""
+
 from celery import shared_task
+from django.utils import timezone
 
 from metrics.alerts import stalled_scan
+from metrics.models import RollupState
+from metrics.rollups import run_recompute, tenants_to_reconcile
 from pov.enqueue import enqueue
 from tenants.models import Tenant
 from tenants.tasks import TenantTask
 
 
-@shared_task(base=TenantTask, bind=True, max_retries=3, default_retry_delay=30)
+@shared_task(base=TenantTask, bind=True)
 def scan_stalled(self, *, tenant):
     return stalled_scan(tenant)
 
@@ -16,3 +21,17 @@ def scan_stalled_all():
     """Beat: one stalled scan per tenant."""
     for tenant_id in Tenant.objects.values_list("id", flat=True):
         enqueue(scan_stalled, tenant_id=str(tenant_id))
+
+
+@shared_task(base=TenantTask, bind=True)
+def recompute_metrics(self, *, tenant, force=False):
+    return run_recompute(tenant, force=force)
+
+
+@shared_task
+def reconcile_metrics():
+    """Beat: recompute what a lost task left stale, and each tenant's first snapshot of its day."""
+    for tenant_id in tenants_to_reconcile():
+        # Marked as scheduled so a write meanwhile does not queue a second run.
+        RollupState.unscoped.filter(tenant_id=tenant_id).update(scheduled_for=timezone.now())
+        enqueue(recompute_metrics, tenant_id=str(tenant_id))

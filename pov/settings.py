@@ -238,11 +238,15 @@ else:
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 STALLED_SCAN_SECONDS = _positive("STALLED_SCAN_SECONDS", 300)
 OUTBOX_DRAIN_SECONDS = _positive("OUTBOX_DRAIN_SECONDS", 30)
+# Metric rollups are recomputed at most once per this many seconds per tenant after writes.
+METRICS_DEBOUNCE_SECONDS = _positive("METRICS_DEBOUNCE_SECONDS", 60)
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE
 CELERY_BEAT_SCHEDULE = {
     # Catches up whatever an on-commit enqueue could not deliver (broker down, worker stopped).
     "outbox-drain": {"task": "engagement.tasks.drain_outbox_all", "schedule": float(OUTBOX_DRAIN_SECONDS)},
     "stalled-scan": {"task": "metrics.tasks.scan_stalled_all", "schedule": float(STALLED_SCAN_SECONDS)},
+    # Stale rollups whose task was lost, and each tenant's first recompute of its day (the nightly snapshot).
+    "metrics-reconcile": {"task": "metrics.tasks.reconcile_metrics", "schedule": 60.0},
 }
 
 

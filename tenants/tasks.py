@@ -5,6 +5,7 @@ runs the task body inside its scope, so a task can never read another tenant's r
 """
 
 from celery import Task
+from django.db import DatabaseError
 
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
@@ -12,6 +13,13 @@ from tenants.scoping import tenant_scope
 
 class TenantTask(Task):
     abstract = True
+    # A database or broker hiccup is retried with exponential backoff (5 s, 10 s, ... capped at 5 min);
+    # every tenant task is idempotent, so a retry after a partial run changes nothing more.
+    autoretry_for = (DatabaseError, OSError)
+    max_retries = 5
+    retry_backoff = 5
+    retry_backoff_max = 300
+    retry_jitter = True
     # Callers send `tenant_id`; the body receives `tenant`. Celery's client-side signature check
     # would compare the call with the body's signature and refuse it.
     typing = False

@@ -1,0 +1,140 @@
+"""Stored metric rollups: computed by Celery, read by the dashboards and the API in O(1).
+
+- `recompute_rollups` computes every group of the tenant (metrics.compute) and replaces the rows
+  of the tenant-local day; earlier days stay as daily snapshots for trends.
+- `request_recompute` (after writes, via the outbox) marks the rollups stale and schedules one
+  recompute no sooner than DEBOUNCE after the previous one started: at most one a minute per
+  tenant, and within a minute of a write while a worker runs.
+- `run_recompute` is what the task runs: it claims the stale mark, then computes. Running it
+  again with nothing new is a no-op, so a task delivered twice changes nothing more.
+- `tenants_to_reconcile` finds what a lost task or a stopped worker left stale, and tenants
+  without today's snapshot (the nightly run).
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from engagement.models import Engagement
+from metrics.compute import DIMENSIONS, compute
+from metrics.models import MetricRollup, RollupState
+from tenants.models import Tenant
+
+
+def debounce():
+    return timedelta(seconds=settings.METRICS_DEBOUNCE_SECONDS)
+
+
+def local_day(tenant, now):
+    return now.astimezone(tenant.tzinfo).date()
+
+
+def recompute_rollups(tenant, now=None):
+    """Compute and store every group's metrics for the tenant's current day. Returns rows written."""
+    now = now or timezone.now()
+    computed = compute(Engagement.objects.all(), tenant, now, dimensions=DIMENSIONS, cohorts=True, funnel=True)
+    day = local_day(tenant, now)
+    rows = [
+        MetricRollup(
+            tenant=tenant,
+            day=day,
+            dimension=dimension,
+            key=key,
+            summary=group["summary"],
+            cohorts=group["cohorts"],
+            funnel=computed.funnels.get(key) if dimension == "offering" else None,
+            computed_at=now,
+        )
+        for (dimension, key), group in computed.groups.items()
+    ]
+    with transaction.atomic():
+        MetricRollup.objects.filter(day=day).delete()
+        MetricRollup.objects.bulk_create(rows, batch_size=500)
+        _state(tenant)
+        RollupState.objects.filter(tenant=tenant).update(computed_at=now, day=day)
+    return len(rows)
+
+
+def _state(tenant):
+    state, _ = RollupState.objects.get_or_create(tenant=tenant)
+    return state
+
+
+def request_recompute(tenant, now=None):
+    """Mark the rollups stale and, unless a recompute is already scheduled, schedule one.
+
+    Returns the time it is scheduled for, or None when one already was. The conditional UPDATE
+    makes concurrent requests schedule exactly one task.
+    """
+    from metrics.tasks import recompute_metrics
+    from pov.enqueue import enqueue_on_commit
+
+    now = now or timezone.now()
+    state = _state(tenant)
+    RollupState.objects.filter(pk=state.pk, dirty_since__isnull=True).update(dirty_since=now)
+    eta = max(now, state.started_at + debounce()) if state.started_at else now
+    # A schedule whose time passed long ago was lost (broker down, worker killed): take it over.
+    open_slot = Q(scheduled_for__isnull=True) | Q(scheduled_for__lt=now - 2 * debounce())
+    if not RollupState.objects.filter(open_slot, pk=state.pk).update(scheduled_for=eta):
+        return None
+    enqueue_on_commit(recompute_metrics, tenant_id=str(tenant.pk), countdown=(eta - now).total_seconds())
+    return eta
+
+
+def run_recompute(tenant, *, force=False, now=None):
+    """Recompute when stale (or when `force`, or when today has no snapshot). Returns rows written, or
+    None when there was nothing to do."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        state = RollupState.objects.select_for_update().filter(tenant=tenant).first() or _state(tenant)
+        fresh = state.dirty_since is None and state.day == local_day(tenant, now)
+        if fresh and not force:
+            return None
+        # Cleared before computing: a write that lands meanwhile marks it again and schedules the next run.
+        RollupState.objects.filter(pk=state.pk).update(dirty_since=None, scheduled_for=None, started_at=now)
+    return recompute_rollups(tenant, now=now)
+
+
+def tenants_to_reconcile(now=None):
+    """Ids of tenants whose rollups are stale with no live schedule, or that lack today's snapshot."""
+    now = now or timezone.now()
+    stale = RollupState.unscoped.filter(dirty_since__isnull=False).filter(
+        Q(scheduled_for__isnull=True) | Q(scheduled_for__lt=now - debounce())
+    )
+    ids = set(stale.values_list("tenant_id", flat=True))
+    days = dict(RollupState.unscoped.values_list("tenant_id", "day"))
+    for tenant in Tenant.objects.only("id", "time_zone"):
+        if days.get(tenant.id) != local_day(tenant, now):
+            ids.add(tenant.id)
+    return sorted(ids, key=str)
+
+
+# Reading ------------------------------------------------------------------------------------------
+
+
+def current(dimension, key=""):
+    """The newest stored row of one group, or None (never computed, or no engagements in it then)."""
+    day = RollupState.objects.values("day")[:1]
+    return MetricRollup.objects.filter(day=day, dimension=dimension, key=key).first()
+
+
+def current_rows(dimension):
+    """The newest stored rows of every group of one dimension, or None when never computed."""
+    day = RollupState.objects.values_list("day", flat=True).first()
+    if day is None:
+        return None
+    return list(MetricRollup.objects.filter(day=day, dimension=dimension))
+
+
+def trend(dimension="all", key="", days=90):
+    """The daily snapshots of one group, oldest first: [(day, summary)]."""
+    rows = MetricRollup.objects.filter(dimension=dimension, key=key).order_by("-day")[:days]
+    return [(row.day, row.summary) for row in reversed(rows)]
+
+
+def computed_at():
+    """When the stored rollups were last computed (None: never)."""
+    return RollupState.objects.values_list("computed_at", flat=True).first()

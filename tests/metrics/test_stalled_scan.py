@@ -1,0 +1,282 @@
+"""The stalled scan and the alert lifecycle (CONTRACT §3-§4).
+
+Time is frozen by passing `now` to the scan. Purchases are a day old by the real clock, so nothing is
+due when they are recorded and every stall comes from a scan at a chosen instant; events lie in the
+real past so event validation accepts them.
+"""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from engagement.models import Engagement, OutboxMessage
+from engagement.services import event_record, purchase_record
+from metrics.alerts import alert_resolve, stalled_scan, sync_alerts
+from metrics.models import Alert
+from tenants.scoping import tenant_scope
+from tests.factories import CustomerFactory, make_offering
+
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+NOTHING = {"stalled": 0, "opened": 0, "resolved": 0, "escalated": 0}
+
+
+@pytest.fixture
+def pos():
+    """The purchase time: one day ago, so the first milestone (day 2) is due tomorrow."""
+    return timezone.now() - DAY
+
+
+@pytest.fixture
+def offering(scoped):
+    return make_offering(scoped, due_days=(2, 7, 14))  # m1 on day 2, m2 on day 7, m3 (PoV) on day 14
+
+
+@pytest.fixture
+def engagement(scoped, offering, actor, pos):
+    return _engagement(scoped, offering, actor, pos)
+
+
+@pytest.fixture
+def stalled(scoped, engagement):
+    """The engagement stalled before m1 by a scan a minute past grace; returns (alert, scan time)."""
+    now = engagement.next_due_at + _grace(scoped) + MINUTE
+    stalled_scan(scoped, now=now)
+    return Alert.objects.get(), now
+
+
+def _engagement(tenant, offering, actor, purchased_at, external_id="p-1"):
+    purchase, _ = purchase_record(
+        tenant=tenant, external_id=external_id, customer=CustomerFactory(tenant=tenant), offering=offering,
+        purchased_at=purchased_at, actor=actor,
+    )  # fmt: skip
+    return purchase.engagement
+
+
+def _event(tenant, engagement, type_, occurred_at, actor, **extra):
+    event_record(tenant=tenant, engagement=engagement, type=type_, occurred_at=occurred_at, actor=actor, **extra)
+
+
+def _grace(tenant):
+    return timedelta(days=tenant.grace_days)
+
+
+def _status(engagement):
+    return Engagement.objects.get(pk=engagement.pk).status
+
+
+def test_due_milestone_stalls_only_after_grace_with_one_open_alert(scoped, engagement):
+    due = engagement.next_due_at
+    assert (engagement.status, engagement.next_step, due) == ("on_track", "m1", engagement.pos_at + 2 * DAY)
+
+    assert stalled_scan(scoped, now=due + _grace(scoped) - MINUTE) == NOTHING
+    assert _status(engagement) == "on_track"
+    assert not Alert.objects.exists()
+
+    now = due + _grace(scoped) + MINUTE
+    assert stalled_scan(scoped, now=now) == {"stalled": 1, "opened": 1, "resolved": 0, "escalated": 0}
+    assert _status(engagement) == "stalled"
+    alert = Alert.objects.get()
+    assert (alert.engagement_id, alert.step, alert.state, alert.due_at, alert.opened_at) == (
+        engagement.pk, "m1", "open", due, now,
+    )  # fmt: skip
+    # Others learn of it through the outbox: one message per stall and per alert.
+    published = OutboxMessage.objects.filter(kind__in=("engagement.stalled", "alert.opened"))
+    assert sorted((m.kind, m.payload.get("engagement") or m.payload.get("alert")) for m in published) == [
+        ("alert.opened", str(alert.pk)), ("engagement.stalled", str(engagement.pk)),
+    ]  # fmt: skip
+
+
+def test_changing_grace_days_moves_the_threshold(scoped, engagement):
+    now = engagement.next_due_at + 2 * DAY  # inside the factory's 3 days of grace
+    stalled_scan(scoped, now=now)
+    assert _status(engagement) == "on_track"
+
+    scoped.grace_days = 1
+    scoped.save(update_fields=["grace_days"])
+    stalled_scan(scoped, now=now)
+    assert _status(engagement) == "stalled"
+    assert Alert.objects.get().step == "m1"
+
+
+def test_paused_engagement_is_never_stalled(scoped, engagement, actor):
+    _event(scoped, engagement, "paused", engagement.pos_at + 6 * HOUR, actor)
+    # A year later the clock is still stopped: nothing is due, so nothing is overdue.
+    result = stalled_scan(scoped, now=engagement.pos_at + 365 * DAY)
+    paused = Engagement.objects.get(pk=engagement.pk)
+    assert (paused.status, paused.next_due_at) == ("paused", None)
+    assert result["stalled"] == 0
+    assert not Alert.objects.exists()
+
+
+def test_resumed_engagement_is_due_later_by_the_paused_time(scoped, engagement, actor):
+    _event(scoped, engagement, "paused", engagement.pos_at + 6 * HOUR, actor)
+    _event(scoped, engagement, "resumed", engagement.pos_at + 18 * HOUR, actor)
+    shifted = engagement.pos_at + 2 * DAY + 12 * HOUR
+    assert Engagement.objects.get(pk=engagement.pk).next_due_at == shifted
+
+    # An hour past the unshifted due + grace: stalled without the pause, not with it.
+    stalled_scan(scoped, now=shifted - 12 * HOUR + _grace(scoped) + HOUR)
+    assert _status(engagement) == "on_track"
+    stalled_scan(scoped, now=shifted + _grace(scoped) + MINUTE)
+    assert _status(engagement) == "stalled"
+    assert Alert.objects.get().due_at == shifted
+
+
+def test_a_later_milestone_reached_first_makes_the_one_after_it_next(scoped, engagement, actor):
+    _event(scoped, engagement, "milestone", engagement.pos_at + 6 * HOUR, actor, milestone="m2")
+    moved = Engagement.objects.get(pk=engagement.pk)
+    assert (moved.next_step, moved.next_due_at) == ("m3", engagement.pos_at + 14 * DAY)
+
+    # m1 (day 2) was skipped: long past its due + grace the engagement is not stuck before it.
+    stalled_scan(scoped, now=engagement.pos_at + 2 * DAY + _grace(scoped) + DAY)
+    assert _status(engagement) == "on_track"
+    stalled_scan(scoped, now=moved.next_due_at + _grace(scoped) + MINUTE)
+    assert _status(engagement) == "stalled"
+    assert Alert.objects.get().step == "m3"
+
+
+@pytest.mark.parametrize("run", [stalled_scan, sync_alerts], ids=["stalled_scan", "sync_alerts"])
+def test_reaching_the_step_resolves_its_alert_as_reached(scoped, engagement, stalled, actor, run):
+    alert, now = stalled
+    _event(scoped, engagement, "milestone", engagement.pos_at + 12 * HOUR, actor, milestone="m1")
+    assert run(scoped, now=now)["resolved"] == 1
+    alert.refresh_from_db()
+    assert (alert.state, alert.resolution, alert.resolved_at) == ("resolved", "reached", now)
+    assert Alert.objects.count() == 1  # m2 is not due yet: no new alert
+
+
+@pytest.mark.parametrize(
+    ("type_", "extra"), [("lost", {"reason": "Cancelled"}), ("milestone", {"milestone": "m3"})], ids=["lost", "pov"]
+)
+def test_an_ended_engagement_resolves_its_alert_as_ended(scoped, engagement, stalled, actor, type_, extra):
+    alert, now = stalled
+    _event(scoped, engagement, type_, engagement.pos_at + 12 * HOUR, actor, **extra)
+    assert stalled_scan(scoped, now=now)["resolved"] == 1
+    alert.refresh_from_db()
+    assert (alert.state, alert.resolution) == ("resolved", "ended")
+
+
+def test_an_alert_escalates_only_once_open_longer_than_escalation_days(scoped, stalled):
+    alert, opened_at = stalled
+    limit = timedelta(days=scoped.escalation_days)
+    assert stalled_scan(scoped, now=opened_at + limit - MINUTE)["escalated"] == 0
+    alert.refresh_from_db()
+    assert alert.escalated_at is None
+
+    later = opened_at + limit + MINUTE
+    assert stalled_scan(scoped, now=later)["escalated"] == 1
+    alert.refresh_from_db()
+    assert (alert.state, alert.escalated_at) == ("open", later)
+
+
+def test_a_second_scan_at_the_same_instant_changes_nothing(scoped, offering, actor, pos):
+    waits, moves = (_engagement(scoped, offering, actor, pos, f"p-{i}") for i in (1, 2))
+    newer = _engagement(scoped, offering, actor, pos + DAY, "p-3")
+    first = pos + 2 * DAY + _grace(scoped) + MINUTE
+    stalled_scan(scoped, now=first)  # waits and moves stall before m1; newer is a day younger
+    _event(scoped, moves, "milestone", pos + 12 * HOUR, actor, milestone="m1")
+
+    # One scan that does every kind of work, so the repeat has something to repeat.
+    now = first + timedelta(days=scoped.escalation_days) + DAY
+    result = stalled_scan(scoped, now=now)
+    # moves and newer stall; newer and moves (before m2) open; moves' m1 resolves; waits escalates.
+    assert result == {"stalled": 2, "opened": 2, "resolved": 1, "escalated": 1}
+    assert _status(newer) == "stalled"
+    assert Alert.objects.get(engagement=waits).escalated_at == now
+    alerts = list(Alert.objects.order_by("id").values())
+    messages = OutboxMessage.objects.count()
+
+    assert stalled_scan(scoped, now=now) == NOTHING
+    assert list(Alert.objects.order_by("id").values()) == alerts
+    assert OutboxMessage.objects.count() == messages
+
+
+@pytest.mark.postgres
+def test_two_concurrent_scans_open_and_publish_each_alert_once(transactional_db, tenant, actor):
+    pos = timezone.now() - DAY
+    with tenant_scope(tenant):
+        offering = make_offering(tenant)
+        engagements = [_engagement(tenant, offering, actor, pos, f"p-{i}") for i in range(20)]
+    now = pos + 30 * DAY
+    barrier, results, errors = threading.Barrier(2), [], []
+
+    def scan():
+        try:
+            with tenant_scope(tenant):
+                barrier.wait(timeout=10)
+                results.append(stalled_scan(tenant, now=now))
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scan) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sum(r["stalled"] for r in results) == 20
+    assert sum(r["opened"] for r in results) == 20
+
+    with tenant_scope(tenant):
+        alerts = list(Alert.objects.values_list("id", "engagement_id"))
+        stalled = [m.payload["engagement"] for m in OutboxMessage.objects.filter(kind="engagement.stalled")]
+        opened = [m.payload["alert"] for m in OutboxMessage.objects.filter(kind="alert.opened")]
+    assert sorted(e for _, e in alerts) == sorted(e.pk for e in engagements)
+    assert sorted(stalled) == sorted(str(e.pk) for e in engagements)
+    assert sorted(opened) == sorted(str(a) for a, _ in alerts)
+
+
+def test_a_scan_never_touches_another_tenants_engagements_or_alerts(tenant, other_tenant, actor, pos):
+    with tenant_scope(other_tenant):
+        theirs = make_offering(other_tenant)
+        stuck = _engagement(other_tenant, theirs, actor, pos, "c-1")
+        waiting = _engagement(other_tenant, theirs, actor, pos + DAY, "c-2")  # due a day after stuck
+        first = stuck.next_due_at + _grace(other_tenant) + MINUTE
+        stalled_scan(other_tenant, now=first)  # charlie's own scan: stuck gets an alert before m1
+        _event(other_tenant, stuck, "lost", pos + 12 * HOUR, actor)  # charlie's alert waits for its resolution
+        their_messages = OutboxMessage.objects.count()
+
+    with tenant_scope(tenant):
+        mine = _engagement(tenant, make_offering(tenant), actor, pos, "p-1")
+        # Late enough that every charlie row would stall, resolve or escalate if it were in reach.
+        result = stalled_scan(tenant, now=first + timedelta(days=other_tenant.escalation_days) + DAY)
+        assert result == {"stalled": 1, "opened": 1, "resolved": 0, "escalated": 0}
+        assert Alert.objects.get().engagement_id == mine.pk
+
+    with tenant_scope(other_tenant):
+        assert _status(waiting) == "on_track"
+        alert = Alert.objects.get()
+        assert (alert.engagement_id, alert.state, alert.escalated_at) == (stuck.pk, "open", None)
+        assert OutboxMessage.objects.count() == their_messages
+
+
+def test_a_resolution_by_hand_stands_while_the_engagement_stays_stalled(scoped, stalled, actor):
+    alert, now = stalled
+    alert_resolve(tenant=scoped, alert=alert, actor=actor)
+    assert stalled_scan(scoped, now=now + HOUR)["opened"] == 0
+    assert Alert.objects.get().state == "resolved"
+
+
+def test_an_alert_does_not_escalate_while_the_clock_is_paused(scoped, engagement, stalled, actor):
+    _, now = stalled
+    _event(scoped, engagement, "paused", timezone.now(), actor)
+    stalled_scan(scoped, now=now + timedelta(days=scoped.escalation_days) + MINUTE)
+    assert Alert.objects.get().escalated_at is None
+
+
+def test_a_live_alert_follows_its_engagements_due_date_after_a_pause(scoped, engagement, stalled, actor):
+    alert, now = stalled
+    real_now = timezone.now()
+    _event(scoped, engagement, "paused", real_now - 2 * HOUR, actor)
+    _event(scoped, engagement, "resumed", real_now - HOUR, actor)
+    moved = Engagement.objects.get(pk=engagement.pk).next_due_at
+    assert moved == alert.due_at + HOUR
+    stalled_scan(scoped, now=now + HOUR)
+    assert Alert.objects.get().due_at == moved
