@@ -14,6 +14,7 @@ from django_scopes import ScopeError, scopes_disabled
 from engagement.models import Customer
 from engagement.services import customer_upsert, event_record, note_add, offering_save, purchase_record
 from metrics.alerts import stalled_scan
+from metrics.rollups import run_recompute
 from pov.celery import app as celery_app
 from tenants.api_keys import api_key_create
 from tenants.models import IdempotencyKey, Member
@@ -91,6 +92,7 @@ def _populate(tenant, marker, actor):
             purchased_at=now - timedelta(days=30), actor=actor,
         )  # fmt: skip
         stalled_scan(tenant, now=now)
+        run_recompute(tenant, force=True)  # MetricRollup and RollupState rows
 
 
 @pytest.fixture
