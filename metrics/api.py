@@ -90,6 +90,25 @@ class SalesRepsOut(serializers.Serializer):
     computed_at = serializers.DateTimeField()
 
 
+class TrendPointOut(serializers.Serializer):
+    day = serializers.DateField(help_text="The tenant-local day of the snapshot.")
+    purchases = serializers.IntegerField()
+    reached = serializers.IntegerField()
+    stalled = serializers.IntegerField()
+    pov_rate = serializers.FloatField(allow_null=True)
+    median_days_to_value = serializers.FloatField(allow_null=True)
+    on_time_rate = serializers.FloatField(allow_null=True)
+
+
+class TrendOut(serializers.Serializer):
+    results = TrendPointOut(many=True)
+    computed_at = serializers.DateTimeField(allow_null=True)
+
+
+class TrendQuery(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=366, default=90)
+
+
 class MetricsView(TenantAPIView, APIView):
     def filters(self):
         return parse_filters(self.request.query_params, allow_status=False)
@@ -130,3 +149,19 @@ class SalesRepsView(MetricsView):
     @extend_schema(summary="The PoV scoreboard per sales rep", parameters=METRIC_FILTERS, responses=SalesRepsOut)
     def get(self, request):
         return Response(SalesRepsOut(queries.scoreboard(self.filters(), self.tenant, "sales_rep")).data)
+
+
+class TrendView(MetricsView):
+    @extend_schema(
+        summary="Daily snapshots of the headline metrics",
+        description="One point per tenant-local day, overall or for one offering, segment, owner or sales rep.",
+        parameters=[
+            OpenApiParameter("days", int, description="How many days back (1-366, default 90)."),
+            *[p for p in METRIC_FILTERS if not p.name.startswith("purchased_")],
+        ],
+        responses=TrendOut,
+    )
+    def get(self, request):
+        query = TrendQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(TrendOut(queries.trend(self.filters(), query.validated_data["days"])).data)

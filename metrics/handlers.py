@@ -19,7 +19,7 @@ def rebuild_alerts(tenant, progress_file=None):
 
 
 def rebuild_metrics(tenant, progress_file=None):
-    with tqdm(total=1, desc=f"{tenant.slug}: metrics", unit=" rollup set", file=progress_file, disable=None) as bar:
+    with tqdm(total=1, desc=f"{tenant.slug}: metrics", unit=" rollup set", file=progress_file) as bar:
         rows = recompute_rollups(tenant)
         bar.update(1)
     return rows

@@ -85,6 +85,25 @@ def scoreboard(flt, tenant, by, now=None):
     return {"results": results, "computed_at": computed_at}
 
 
+TREND_FIELDS = ("purchases", "reached", "stalled", "pov_rate", "median_days_to_value", "on_time_rate")
+
+
+def trend(flt, days):
+    """The daily snapshots of the group `flt` selects, oldest first (one per tenant-local day)."""
+    group = stored_group(flt)
+    if group is None:
+        raise Invalid(
+            {
+                "filters": [
+                    "Trends are kept overall and per offering, segment, owner or sales rep: "
+                    "give at most one of these filters and no purchase period."
+                ]
+            }
+        )
+    points = [{"day": day, **{f: s[f] for f in TREND_FIELDS}} for day, s in rollups.trend(*group, days=days)]
+    return {"results": points, "computed_at": rollups.computed_at()}
+
+
 def offering_for_funnel(key):
     if not key:
         raise Invalid({"offering": ["The funnel is per offering: give ?offering=<key>."]})

@@ -6,7 +6,7 @@ from rest_framework.routers import DefaultRouter
 from engagement.api import CustomerViewSet, EngagementViewSet, EventViewSet, OfferingViewSet, PurchaseViewSet
 from engagement.batch_api import BatchView
 from metrics.alerts_api import AlertViewSet
-from metrics.api import CohortsView, FunnelView, OwnersView, SalesRepsView, SummaryView
+from metrics.api import CohortsView, FunnelView, OwnersView, SalesRepsView, SummaryView, TrendView
 from pov.api_errors import json_not_found
 
 router = DefaultRouter()
@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/v1/metrics/funnel/", FunnelView.as_view(), name="api-metrics-funnel"),
     path("api/v1/metrics/owners/", OwnersView.as_view(), name="api-metrics-owners"),
     path("api/v1/metrics/sales-reps/", SalesRepsView.as_view(), name="api-metrics-sales-reps"),
+    path("api/v1/metrics/trend/", TrendView.as_view(), name="api-metrics-trend"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", **public), name="api-docs"),

@@ -301,3 +301,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+if not REDIS_URL:
+    # The filesystem broker has no host; kombu warns about that on every connection.
+    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}

@@ -124,6 +124,15 @@ class KeyRateThrottle(throttling.BaseThrottle):
         return max(1, round(self._wait))
 
 
+def refuse_nul_in_query(request):
+    """PostgreSQL cannot compare text with a NUL character: name such parameters as invalid (400)."""
+    bad = sorted(
+        name for name, values in request.query_params.lists() if "\x00" in name or any("\x00" in v for v in values)
+    )
+    if bad:
+        raise exceptions.ValidationError({name: ["Must not contain NUL characters."] for name in bad})
+
+
 class TenantAPIView:
     """Mixin for every API view: authentication first, then the handler inside the tenant scope,
     with POSTs made idempotent by the Idempotency-Key header."""
@@ -150,6 +159,7 @@ class TenantAPIView:
         with ExitStack() as stack:
             try:
                 self.initial(request, *args, **kwargs)
+                refuse_nul_in_query(request)
                 stack.enter_context(tenant_scope(request._pov_tenant))
                 response = self._run_handler(request, *args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - DRF turns it into an error response

@@ -146,6 +146,15 @@ def test_escaped_nul_in_a_string_is_400_naming_the_field(acme, api):
     assert count(acme, Customer) == 0
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["engagements/?sales_rep=a%00b", "customers/?search=%00", "metrics/summary/?owner=x%00", "alerts/?state=%00"],
+)
+def test_a_nul_in_a_query_parameter_is_400_naming_it(acme, api, path):
+    error = error_of(api.get(path), 400, "invalid")
+    assert list(error["fields"]) == [path.split("?")[1].split("=")[0]]
+
+
 def test_invalid_utf8_is_400(api):
     error = error_of(api.post("customers/", body=b'{"name": "\xff"}'), 400, "parse_error")
     assert "UTF-8" in error["message"]

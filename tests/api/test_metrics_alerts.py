@@ -1,11 +1,16 @@
 """Metrics and alert endpoints: numbers over a small known record, filters, and tenant isolation."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from engagement import outbox
 from engagement.services import customer_upsert, event_record, purchase_record
 from metrics.alerts import stalled_scan
 from metrics.models import Alert
+from metrics.rollups import recompute_rollups
 from tenants.scoping import tenant_scope
 from tests.api.conftest import ago, error_of
 
@@ -120,3 +125,38 @@ def test_reaching_the_milestone_resolves_the_alert_through_the_outbox(api, recor
         outbox.drain(record)
         alert.refresh_from_db()
     assert (alert.state, alert.resolution) == ("resolved", "reached")
+
+
+def test_metrics_are_read_from_the_stored_rollups_once_computed(api, record):
+    computed_at = timezone.now() - timedelta(seconds=30)
+    with tenant_scope(record):
+        recompute_rollups(record, now=computed_at)
+    stored = api.get("metrics/summary/").json()
+    assert parse_datetime(stored["computed_at"]) == computed_at
+    assert (stored["purchases"], stored["reached"], stored["lost"]) == (3, 1, 1)
+    by_segment = api.get("metrics/summary/?segment=smb").json()
+    assert (parse_datetime(by_segment["computed_at"]), by_segment["purchases"]) == (computed_at, 2)
+    # No rollup holds a segment within a purchase period: computed live, now.
+    live = api.get("metrics/summary/?segment=smb&purchased_from=2000-01-01").json()
+    assert parse_datetime(live["computed_at"]) > computed_at and live["purchases"] == 2
+
+
+def test_the_trend_has_one_point_per_day_and_names_filters_it_cannot_serve(api, record):
+    now = timezone.now()
+    with tenant_scope(record):
+        for days_back in (2, 1, 0):
+            recompute_rollups(record, now=now - timedelta(days=days_back))
+    points = api.get("metrics/trend/?days=2").json()["results"]
+    assert [p["purchases"] for p in points] == [3, 3]
+    assert points[0]["day"] < points[1]["day"]
+    assert len(api.get("metrics/trend/?offering=software").json()["results"]) == 3
+    response = api.get("metrics/trend/?offering=software&segment=smb")
+    assert "at most one" in error_of(response, 400)["fields"]["filters"][0]
+    response = api.get("metrics/trend/?days=0")
+    assert "days" in error_of(response, 400)["fields"]
+
+
+def test_another_tenant_gets_no_trend_of_ours(charlie_api, record):
+    with tenant_scope(record):
+        recompute_rollups(record)
+    assert charlie_api.get("metrics/trend/").json()["results"] == []

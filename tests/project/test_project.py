@@ -220,3 +220,15 @@ def test_a_malformed_url_never_shows_its_password():
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr.strip().splitlines()[-1]
     assert "s3cret-pw" not in result.stderr
+
+
+def test_every_beat_entry_names_a_registered_task_with_a_retry_policy():
+    from pov.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"metrics.tasks.reconcile_metrics", "metrics.tasks.scan_stalled_all"} <= scheduled
+    assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
+    recompute = app.tasks["metrics.tasks.recompute_metrics"]
+    # Bounded retries with backoff on database and connection errors, as every tenant task has.
+    assert recompute.max_retries == 5 and recompute.retry_backoff and OSError in recompute.autoretry_for
