@@ -33,7 +33,14 @@ class CurvePoint(serializers.Serializer):
     reached_share = serializers.FloatField()
 
 
+class HistogramBin(serializers.Serializer):
+    week = serializers.IntegerField(help_text="Days to value in [7 week, 7 week + 7).")
+    count = serializers.IntegerField()
+    open = serializers.BooleanField(help_text="The last bin: this week and every later one.")
+
+
 class SummaryOut(BaseMetricsOut):
+    histogram = HistogramBin(many=True, help_text="Days to value of the reached engagements, by week.")
     km_curve = CurvePoint(many=True)
     km_median_days = serializers.FloatField(allow_null=True)
     target_days = serializers.IntegerField(allow_null=True, help_text="Set when the engagements share one target.")

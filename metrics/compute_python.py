@@ -4,6 +4,7 @@ PostgreSQL takes the set-based path in metrics.compute_sql; both give the same n
 each against a brute-force computation).
 """
 
+import math
 from collections import defaultdict
 from datetime import timedelta
 
@@ -110,8 +111,30 @@ def km_metrics(rows, now):
     }
 
 
+HISTOGRAM_WEEKS = 26  # the last bin holds everything from week 25 on
+
+
+def dense_histogram(counts):
+    """[{week, count, open}] from {week: count}, every week from 0 to the last one with a count."""
+    if not counts:
+        return []
+    last = max(counts)
+    return [
+        {"week": week, "count": counts.get(week, 0), "open": week == HISTOGRAM_WEEKS - 1} for week in range(last + 1)
+    ]
+
+
+def histogram(rows):
+    """Days to value of the reached engagements, in weeks."""
+    counts = defaultdict(int)
+    for row in rows:
+        if row["status"] == Status.REACHED:
+            counts[min(math.floor(row["days_to_value"] / 7.0), HISTOGRAM_WEEKS - 1)] += 1  # as SQL floor(x / 7.0)
+    return dense_histogram(counts)
+
+
 def summary_of(rows, now):
-    return {**base_metrics(rows), **km_metrics(rows, now)}
+    return {**base_metrics(rows), **km_metrics(rows, now), "histogram": histogram(rows)}
 
 
 def cohorts_of(rows, tenant, now):

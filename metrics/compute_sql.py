@@ -15,6 +15,7 @@ Only table and column names are interpolated into the SQL; every value is a para
 from django.db import connection
 
 from engagement.models import Customer, Engagement, MilestoneReach, Offering
+from metrics.compute_python import HISTOGRAM_WEEKS, dense_histogram
 from metrics.stats import CURVE_POINTS
 from tenants.models import Member, User
 
@@ -139,6 +140,22 @@ def _kaplan_meier(cursor, grouped):
     return estimates, curves
 
 
+def _histograms(cursor, grouped):
+    """{(dim, key): {week: count}} of days to value of the reached engagements."""
+    cursor.execute(
+        f"""
+        WITH g AS ({grouped})
+        SELECT dim, key, least(floor(days_to_value / 7.0)::int, %s) AS week, count(*)
+        FROM g WHERE status = 'reached' GROUP BY dim, key, week
+        """,  # noqa: S608
+        [HISTOGRAM_WEEKS - 1],
+    )
+    counts = {}
+    for dim, key, week, count in cursor.fetchall():
+        counts.setdefault((dim, key), {})[week] = count
+    return counts
+
+
 def _reaches(cursor):
     cursor.execute(
         f"""
@@ -186,6 +203,7 @@ def compute(engagements, tenant, now, *, dimensions, cohorts, funnel):
         _create_base(cursor, engagements, tenant, now)
         rows = _aggregates(cursor, grouped)
         estimates, curves = _kaplan_meier(cursor, grouped)
+        histograms = _histograms(cursor, _grouped(dimensions, cohorts=False))
         reaches = _reaches(cursor) if funnel else {}
         cursor.execute("DROP TABLE metric_base, metric_km")
     groups = {}
@@ -195,5 +213,6 @@ def compute(engagements, tenant, now, *, dimensions, cohorts, funnel):
         if period:
             groups[(dim, key)]["cohorts"].append(_cohort(row, summary))
         else:
+            summary["histogram"] = dense_histogram(histograms.get((dim, key), {}))
             groups[(dim, key)] = {"summary": summary, "cohorts": []}
     return groups, reaches
