@@ -15,10 +15,18 @@ from pov.admin_site import TenantAdmin
 
 
 class MilestoneInline(admin.TabularInline):
+    """Read-only: journeys are edited on the Journeys page, whose service re-derives the projections
+    and the offering's target; editing rows here would bypass both."""
+
     model = Milestone
     extra = 0
     fields = ["order", "key", "name", "due_day", "is_pov"]
+    readonly_fields = fields
     ordering = ["order"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Customer)
@@ -32,6 +40,7 @@ class CustomerAdmin(TenantAdmin):
 @admin.register(Offering)
 class OfferingAdmin(TenantAdmin):
     list_display = ["name", "key", "target_days", "requires_satisfaction", "tenant"]
+    readonly_fields = ["target_days", "requires_satisfaction", "satisfaction_threshold"]
     search_fields = ["name", "key"]
     inlines = [MilestoneInline]
     list_select_related = ["tenant"]

@@ -67,13 +67,33 @@ def member_by_email(email, field):
     return member
 
 
-def timeline(engagement):
-    """Events and notes of an engagement, oldest first, as (at, kind, object)."""
+# Apps that keep rows about an engagement (metrics: its alerts) add `items(engagement)` here in their
+# AppConfig.ready(), so the timeline shows them without this app importing them.
+timeline_sources = []
+
+
+def timeline(engagement, *, include_sources=False):
+    """Events and notes of an engagement (and what other apps add), oldest first, as (at, kind, object)."""
     events = [
         (e.occurred_at, "event", e) for e in Event.objects.filter(engagement=engagement).select_related("milestone")
     ]
     notes = [(n.created_at, "note", n) for n in Note.objects.filter(engagement=engagement)]
-    return sorted(events + notes, key=lambda item: item[0])
+    items = events + notes
+    if include_sources:
+        for source in timeline_sources:
+            items += source(engagement)
+    return sorted(items, key=lambda item: item[0])
+
+
+def filter_options(segments=None):
+    """Choices for a filter bar: offerings, customer segments, active members."""
+    if segments is None:
+        segments = Customer.objects.exclude(segment="").values_list("segment", flat=True).distinct()
+    return {
+        "offerings": list(Offering.objects.order_by("name").values_list("key", "name")),
+        "segments": sorted(segments),
+        "members": list(Member.objects.filter(is_active=True).select_related("user").order_by("user__email")),
+    }
 
 
 def journey_progress(engagement):

@@ -1,8 +1,22 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from engagement import views
 
-urlpatterns = [
-    path("", views.home, name="home"),
-    path("t/<slug:slug>/", views.overview, name="overview"),
+ACTIONS = "milestone|satisfaction|lost|paused|resumed|note|reassign"
+
+# Under /t/<slug>/ (pov/urls.py).
+tenant_urlpatterns = [
+    path("engagements/", views.engagement_list, name="engagements"),
+    path("engagements/export.csv", views.engagement_export, name="engagements-export"),
+    path("engagements/<uuid:engagement_id>/", views.engagement_detail, name="engagement"),
+    re_path(
+        rf"^engagements/(?P<engagement_id>[0-9a-f-]{{36}})/(?P<action>{ACTIONS})/$",
+        views.engagement_act,
+        name="engagement-act",
+    ),
+    path("journeys/", views.journeys, name="journeys"),
+    path("journeys/new/", views.journey_edit, name="journey-new"),
+    path("journeys/<str:key>/", views.journey_edit, name="journey-edit"),
 ]
+
+urlpatterns = [path("", views.home, name="home")]

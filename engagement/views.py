@@ -1,9 +1,35 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
+"""Pages of the record: the engagement list (and its CSV export), one engagement with its actions,
+and the journeys admins design. Reads through engagement.queries, writes through the services."""
 
-from engagement import queries
-from engagement.models import Status
-from tenants.scoping import memberships_of
+import csv
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+
+from engagement import queries, services
+from engagement.errors import Conflict, Invalid, Missing
+from engagement.filters import EngagementFilter, apply, parse_filters
+from engagement.models import EventType, Offering, Status
+from tenants.scoping import memberships_of, tenant_scope
+from tenants.web import ACTING_ROLES, ADMIN_ONLY, can_act, roles, web_actor
+
+SORTS = {
+    "due": ("next_due_at", "pos_at"),
+    "-due": ("-next_due_at", "-pos_at"),
+    "purchased": ("pos_at",),
+    "-purchased": ("-pos_at",),
+    "customer": ("customer__name", "pos_at"),
+    "status": ("status", "next_due_at"),
+}
+PAGE_SIZE = 50
 
 
 @login_required
@@ -15,18 +41,250 @@ def home(request):
     return render(request, "tenants/choose.html", {"memberships": memberships})
 
 
-def overview(request, slug):
-    counts = queries.status_counts()
-    total = sum(counts.values())
-    reached = counts[Status.REACHED]
+def _listed(request):
+    """The engagements the list's query string selects, sorted; plus the filter and its errors."""
+    try:
+        flt = parse_filters(request.GET)
+        errors = {}
+    except Invalid as exc:
+        flt, errors = EngagementFilter(), exc.detail
+    engagements = apply(queries.engagements(), flt, request.tenant)
+    search = (request.GET.get("q") or "").strip()[:200].replace("\x00", "")
+    if search:
+        engagements = engagements.filter(
+            Q(customer__name__icontains=search)
+            | Q(customer__external_id=search)
+            | Q(purchase__external_id=search)
+            | Q(customer__email__iexact=search)
+        )
+    sort = request.GET.get("sort") if request.GET.get("sort") in SORTS else "due"
+    return engagements.order_by(*SORTS[sort], "id"), flt, errors, search, sort
+
+
+@roles(ACTING_ROLES)
+def engagement_list(request, slug):
+    engagements, flt, errors, search, sort = _listed(request)
+    page = Paginator(engagements, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(
         request,
-        "engagement/overview.html",
+        "engagement/list.html",
         {
-            "status_rows": [(value, label, counts[value]) for value, label in Status.choices],
-            "total": total,
-            "reached": reached,
-            "pov_rate": (reached / total) if total else None,
-            "unowned": queries.unowned_count(),
+            "page": page,
+            "flt": flt,
+            "errors": errors,
+            "search": search,
+            "sort": sort,
+            "query": query.urlencode(),
+            "statuses": Status.choices,
+            "now": timezone.now(),
+            **queries.filter_options(),
         },
     )
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A cell a spreadsheet will not run as a formula: text starting with = + - @ tab or CR is quoted."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+CSV_COLUMNS = (
+    ("purchase", "purchase__external_id"), ("customer", "customer__name"), ("customer_id", "customer__external_id"),
+    ("segment", "customer__segment"), ("offering", "offering__key"), ("owner", "owner__user__email"),
+    ("sales_rep", "sales_rep__user__email"), ("status", "status"), ("next_step", "next_step"),
+    ("next_due_at", "next_due_at"), ("purchased_at", "pos_at"), ("pov_at", "pov_at"),
+    ("days_to_value", "days_to_value"), ("lost_at", "lost_at"),
+)  # fmt: skip
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@roles(ACTING_ROLES)
+def engagement_export(request, slug):
+    engagements, *_ = _listed(request)
+    tenant = request.tenant
+    rows = engagements.values_list(*(field for _, field in CSV_COLUMNS))
+    writer = csv.writer(_Echo())
+
+    def lines():
+        # Streamed after the view returns, so the rows are read inside the tenant's scope here.
+        with tenant_scope(tenant):
+            yield writer.writerow([name for name, _ in CSV_COLUMNS])
+            for row in rows.iterator(chunk_size=2000):
+                yield writer.writerow([spreadsheet_safe(_csv_value(v)) for v in row])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime(timezone.now(), tenant.tzinfo).strftime("%Y-%m-%d")
+    response["Content-Disposition"] = f'attachment; filename="engagements-{tenant.slug}-{stamp}.csv"'
+    return response
+
+
+def _csv_value(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+# One engagement ------------------------------------------------------------------------------------
+
+
+def detail_context(request, engagement):
+    timeline = queries.timeline(engagement, include_sources=True)
+    return {
+        "engagement": engagement,
+        "journey": queries.journey_progress(engagement),
+        "timeline": list(reversed(timeline)),
+        "can_act": can_act(request.member),
+        "members": queries.filter_options(segments=())["members"],
+        "event_types": EventType.choices,
+        "now_local": timezone.localtime(timezone.now(), request.tenant.tzinfo).strftime("%Y-%m-%dT%H:%M"),
+    }
+
+
+@roles(ACTING_ROLES)
+def engagement_detail(request, slug, engagement_id):
+    engagement = queries.engagement_for(engagement_id)
+    return render(request, "engagement/detail.html", detail_context(request, engagement))
+
+
+def _local_time(raw, tenant):
+    """A datetime-local input read in the tenant's time zone; now when empty."""
+    if not raw:
+        return timezone.now()
+    try:
+        return datetime.fromisoformat(raw).replace(tzinfo=tenant.tzinfo)
+    except ValueError as exc:
+        raise Invalid({"occurred_at": [f"{raw!r} is not a date and time."]}) from exc
+
+
+def _int_or_none(raw, field):
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise Invalid({field: [f"{raw!r} is not a whole number."]}) from exc
+
+
+def _act(request, engagement, action):
+    tenant, actor, post = request.tenant, web_actor(request), request.POST
+    if action == "note":
+        services.note_add(tenant=tenant, engagement=engagement, body=post.get("body", ""), actor=actor)
+        return "Note added."
+    if action == "reassign":
+        owner = queries.member_by_email(post.get("owner") or None, "owner")
+        services.engagement_reassign(
+            tenant=tenant, engagement=engagement, actor=actor, owner=owner, note=post.get("note", "")
+        )
+        return "Owner changed; the handoff is on the timeline."
+    if action not in EventType.values:
+        raise Invalid({"action": [f"{action!r} is not an action."]})
+    services.event_record(
+        tenant=tenant, engagement=engagement, type=action, actor=actor,
+        occurred_at=_local_time(post.get("occurred_at"), tenant),
+        milestone=post.get("milestone") or None, score=_int_or_none(post.get("score"), "score"),
+        comment=post.get("comment", ""), reason=post.get("reason", ""),
+    )  # fmt: skip
+    return {
+        "milestone": "Milestone recorded.", "satisfaction": "Satisfaction recorded.", "lost": "Marked as lost.",
+        "paused": "Paused: the value clock stops.", "resumed": "Resumed: the value clock runs again.",
+    }[action]  # fmt: skip
+
+
+def _messages_of(exc):
+    if isinstance(exc, Invalid):
+        return [f"{field}: {msg}" if field != "non_field_errors" else str(msg) for field, msgs in
+                exc.detail.items() for msg in (msgs if isinstance(msgs, list) else [msgs])]  # fmt: skip
+    return [getattr(exc, "message", str(exc))]
+
+
+@roles(ACTING_ROLES)
+def engagement_act(request, slug, engagement_id, action):
+    engagement = queries.engagement_for(engagement_id)
+    if not can_act(request.member):
+        raise PermissionDenied
+    try:
+        done = _act(request, engagement, action)
+    except (Invalid, Conflict, Missing) as exc:
+        context = {**detail_context(request, engagement), "action_errors": _messages_of(exc), "failed": action}
+        return render(request, "engagement/detail.html", context, status=200 if request.htmx else 400)
+    messages.success(request, done)
+    return HttpResponseRedirect(reverse("engagement", args=[slug, engagement.id]))
+
+
+# Journeys (admin) ----------------------------------------------------------------------------------
+
+BLANK_ROWS = 3
+
+
+@roles(ADMIN_ONLY)
+def journeys(request, slug):
+    offerings = Offering.objects.prefetch_related("milestones").order_by("name")
+    return render(request, "engagement/journeys.html", {"offerings": offerings, "is_admin": True})
+
+
+def _journey_rows(post):
+    rows = []
+    for key, name, due in zip(post.getlist("m_key"), post.getlist("m_name"), post.getlist("m_due"), strict=False):
+        if not (key.strip() or name.strip() or due.strip()):
+            continue
+        rows.append({"key": key.strip(), "name": name.strip(), "due_day": _int_or_none(due.strip(), "due_day") or 0})
+    return rows
+
+
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+def journey_edit(request, slug, key=None):
+    offering = queries.offering_for(key) if key else None
+    errors, values = [], None
+    if request.method == "POST":
+        post = request.POST
+        values = {
+            "key": key or post.get("key", "").strip(),
+            "name": post.get("name", "").strip(),
+            "requires_satisfaction": post.get("requires_satisfaction") == "on",
+            "satisfaction_threshold": _int_or_none(post.get("satisfaction_threshold"), "satisfaction_threshold") or 4,
+        }
+        try:
+            milestones = _journey_rows(post)
+            saved, created = services.offering_save(
+                tenant=request.tenant, milestones=milestones, actor=web_actor(request), **values
+            )
+            messages.success(request, f"Journey {'created' if created else 'saved'}: {saved.name}.")
+            return HttpResponseRedirect(reverse("journeys", args=[slug]))
+        except (Invalid, Conflict) as exc:
+            errors = _messages_of(exc)
+            values["milestones"] = milestones if "milestones" in locals() else []
+    rows = _form_rows(offering, values)
+    return render(
+        request,
+        "engagement/journey_form.html",
+        {"offering": offering, "values": values or _values_of(offering), "rows": rows, "errors": errors},
+        status=400 if errors and not request.htmx else 200,
+    )
+
+
+def _values_of(offering):
+    if offering is None:
+        return {"key": "", "name": "", "requires_satisfaction": False, "satisfaction_threshold": 4}
+    return {
+        "key": offering.key,
+        "name": offering.name,
+        "requires_satisfaction": offering.requires_satisfaction,
+        "satisfaction_threshold": offering.satisfaction_threshold,
+    }
+
+
+def _form_rows(offering, values):
+    if values is not None:
+        rows = values.get("milestones", [])
+    elif offering is not None:
+        rows = [{"key": m.key, "name": m.name, "due_day": m.due_day} for m in offering.milestones.all()]
+    else:
+        rows = []
+    return rows + [{"key": "", "name": "", "due_day": ""}] * BLANK_ROWS

@@ -7,8 +7,9 @@ class MetricsConfig(AppConfig):
 
     def ready(self):
         from engagement import outbox
+        from engagement.queries import timeline_sources
         from engagement.rebuild import derived_rebuilders
-        from metrics.handlers import on_engagements_changed, rebuild_alerts, rebuild_metrics
+        from metrics.handlers import alert_timeline, on_engagements_changed, rebuild_alerts, rebuild_metrics
 
         # Every write that changes a projection publishes CHANGED; one handling per drained batch.
         outbox.register(outbox.CHANGED, on_engagements_changed, batch=True)
@@ -16,3 +17,6 @@ class MetricsConfig(AppConfig):
         for rebuilder in (rebuild_alerts, rebuild_metrics):
             if rebuilder not in derived_rebuilders:
                 derived_rebuilders.append(rebuilder)
+        # An engagement's timeline shows its alerts.
+        if alert_timeline not in timeline_sources:
+            timeline_sources.append(alert_timeline)

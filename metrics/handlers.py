@@ -1,8 +1,9 @@
-"""Outbox handlers and recompute hooks of the metrics app (registered in MetricsConfig.ready). Idempotent."""
+"""Outbox handlers, recompute and timeline hooks of the metrics app (registered in MetricsConfig.ready). Idempotent."""
 
 from tqdm import tqdm
 
 from metrics.alerts import stalled_scan, sync_alerts
+from metrics.models import Alert
 from metrics.rollups import recompute_rollups, request_recompute
 
 
@@ -23,3 +24,8 @@ def rebuild_metrics(tenant, progress_file=None):
         rows = recompute_rollups(tenant)
         bar.update(1)
     return rows
+
+
+def alert_timeline(engagement):
+    alerts = Alert.objects.filter(engagement=engagement).select_related("assignee__user")
+    return [(alert.opened_at, "alert", alert) for alert in alerts]

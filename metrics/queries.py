@@ -48,7 +48,8 @@ def _live(flt, tenant, now, **options):
 
 def summary(flt, tenant, now=None):
     if row := _stored(flt, now):
-        return {**row.summary, "computed_at": row.computed_at}
+        # Rows stored before a field existed answer with its empty value until the next recompute.
+        return {"histogram": [], **row.summary, "computed_at": row.computed_at}
     computed, now = _live(flt, tenant, now)
     return {**computed.summary(), "computed_at": now}
 

@@ -1,14 +1,21 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from engagement import urls as engagement_urls
+from metrics import urls as metrics_urls
 from pov.health import healthz
+from tenants import urls as tenant_urls
+
+# Every page of a company lives under /t/<slug>/; the middleware resolves the slug to a membership.
+tenant_pages = metrics_urls.tenant_urlpatterns + engagement_urls.tenant_urlpatterns + tenant_urls.tenant_urlpatterns
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("accounts/", include("tenants.urls")),
+    path("accounts/", include(tenant_urls.urlpatterns)),
     path("", include("pov.api_urls")),
-    path("", include("engagement.urls")),
+    path("t/<slug:slug>/", include(tenant_pages)),
+    path("", include(engagement_urls.urlpatterns)),
 ]
 
 handler404 = "pov.api_errors.json_not_found"

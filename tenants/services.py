@@ -6,6 +6,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from tenants.actors import audit
 from tenants.models import Member, Role, Tenant, User
 
 
@@ -42,3 +43,42 @@ def member_add(*, tenant, email, role, password=None, first_name="", last_name="
             tenant=tenant, user=user, defaults={"role": role, "is_active": True}
         )
     return member, created
+
+
+def member_set_role(*, tenant, member, role, actor):
+    """Change a member's role; the last admin cannot stop being one (the company would lock itself out)."""
+    if role not in Role.values:
+        raise ValidationError({"role": [f"{role!r} is not one of: {', '.join(Role.values)}."]})
+    with transaction.atomic():
+        admins = Member.unscoped.select_for_update().filter(tenant=tenant, role=Role.ADMIN, is_active=True)
+        if member.role == Role.ADMIN and role != Role.ADMIN and admins.count() <= 1:
+            raise ValidationError({"role": ["The company needs at least one admin."]})
+        old = member.role
+        Member.unscoped.filter(pk=member.pk, tenant=tenant).update(role=role)
+        audit(tenant=tenant, actor=actor, action="member.role_changed", target=member, old=old, new=role)
+    member.role = role
+    return member
+
+
+# Apps that derive rows from tenant settings (engagement: stalled depends on grace_days) add
+# `hook(tenant, changed_fields)` here in AppConfig.ready(); called on commit.
+settings_changed_hooks = []
+
+
+def tenant_update(*, tenant, actor, name, time_zone, grace_days, escalation_days):
+    """Change the company's settings; validated like the model (time zone, day ranges)."""
+    changes = {
+        field: value
+        for field, value in
+        {"name": name, "time_zone": time_zone, "grace_days": grace_days, "escalation_days": escalation_days}.items()
+        if getattr(tenant, field) != value
+    }  # fmt: skip
+    for field, value in changes.items():
+        setattr(tenant, field, value)
+    tenant.full_clean()
+    with transaction.atomic():
+        tenant.save()
+        audit(tenant=tenant, actor=actor, action="tenant.updated", target=tenant, changes=sorted(changes))
+        for hook in settings_changed_hooks:
+            transaction.on_commit(lambda hook=hook: hook(tenant, set(changes)))
+    return tenant

@@ -1,0 +1,36 @@
+"""Template helpers of the dashboards: query strings that keep the filters, sorting, overdue days."""
+
+from datetime import timedelta
+
+from django import template
+from django.http import QueryDict
+
+from engagement.models import Status
+
+register = template.Library()
+
+
+@register.simple_tag
+def query_with(query, **changes):
+    """`query` (an urlencoded string) with some parameters replaced; page resets unless given."""
+    params = QueryDict(query, mutable=True)
+    if "page" not in changes:
+        params.pop("page", None)
+    for name, value in changes.items():
+        params[name] = value
+    return params.urlencode()
+
+
+@register.filter
+def toggle_sort(current, column):
+    """Clicking the column sorted ascending sorts it descending, and back."""
+    return f"-{column}" if current == column else column
+
+
+@register.simple_tag
+def days_overdue(engagement, now):
+    """Days past the next due date for an engagement still under way, else None."""
+    if engagement.status in (Status.REACHED, Status.LOST, Status.PAUSED) or engagement.next_due_at is None:
+        return None
+    late = (now - engagement.next_due_at) / timedelta(days=1)
+    return late if late > 0 else None

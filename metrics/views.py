@@ -1,0 +1,158 @@
+"""Dashboards of what Celery computes: the overview, the team scoreboard, and the alert queue.
+
+Reads come from the stored rollups (metrics.queries) and stay a fixed number of queries however
+many engagements the tenant has; writes go through metrics.alerts.
+"""
+
+import uuid
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+
+from engagement import queries as engagement_queries
+from engagement.errors import Invalid
+from engagement.filters import EngagementFilter, parse_filters
+from engagement.models import Offering
+from metrics import charts, queries, rollups
+from metrics.alerts import LIVE, alert_acknowledge, alert_assign, alert_resolve
+from metrics.models import Alert, AlertState
+from tenants.models import ACTING_ROLES, Member
+from tenants.scoping import get_or_404
+from tenants.web import roles, web_actor
+
+
+def _filters(request):
+    """The filter of the query string, or no filter and the errors to show."""
+    try:
+        return parse_filters(request.GET, allow_status=False), {}
+    except Invalid as exc:
+        return EngagementFilter(), exc.detail
+
+
+def filter_options():
+    """Filter choices, the segments from the rollups (a handful of rows, not a scan of customers)."""
+    segment_rows = rollups.current_rows("segment")
+    segments = None if segment_rows is None else [row.key for row in segment_rows if row.key]
+    return engagement_queries.filter_options(segments=segments)
+
+
+def _funnel_offering(flt, offerings):
+    key = flt.offering or (offerings[0][0] if offerings else "")
+    return Offering.objects.prefetch_related("milestones").filter(key=key).first() if key else None
+
+
+@roles(ACTING_ROLES)
+def overview(request, slug):
+    tenant = request.tenant
+    flt, errors = _filters(request)
+    summary = queries.summary(flt, tenant)
+    cohorts = queries.cohorts(flt, tenant)["results"]
+    options = filter_options()
+    offering = _funnel_offering(flt, options["offerings"])
+    funnel = queries.funnel(flt, tenant, offering) if offering else None
+    group = queries.stored_group(flt)
+    trend = queries.trend(flt, 90)["results"] if group else []
+    target = summary["target_days"]
+    context = {
+        "flt": flt,
+        "errors": errors,
+        "summary": summary,
+        "funnel": funnel,
+        "funnel_offering": offering,
+        "trend": trend,
+        "km_svg": charts.km_chart(
+            summary["km_curve"], chart_id="km", target_days=target, median_days=summary["km_median_days"]
+        ),
+        "histogram_svg": charts.histogram_chart(summary["histogram"], chart_id="dtv", target_days=target),
+        "cohort_svg": charts.cohort_chart(cohorts, chart_id="cohorts"),
+        "funnel_svg": charts.funnel_chart(funnel, chart_id="funnel") if funnel else "",
+        "trend_svg": charts.sparkline([p["pov_rate"] for p in trend], chart_id="trend", label="PoV rate by day")
+        if len(trend) > 1
+        else "",
+        **options,
+    }
+    return render(request, "metrics/overview.html", context)
+
+
+@roles(ACTING_ROLES)
+def team(request, slug):
+    tenant = request.tenant
+    flt, errors = _filters(request)
+    names = {m.user.email: m for m in Member.objects.select_related("user")}
+    boards = {}
+    for by in ("owner", "sales_rep"):
+        rows = queries.scoreboard(flt, tenant, by)
+        boards[by] = {
+            "rows": [{**row, "member": names.get(row[by])} for row in rows["results"]],
+            "computed_at": rows["computed_at"],
+        }
+    return render(request, "metrics/team.html", {"flt": flt, "errors": errors, "boards": boards, **filter_options()})
+
+
+ALERT_VIEWS = {"live": LIVE, "open": (AlertState.OPEN,), "acknowledged": (AlertState.ACKNOWLEDGED,)}
+
+
+def alert_queue(request):
+    state = request.GET.get("state", "live")
+    states = ALERT_VIEWS.get(state, LIVE)
+    alerts = Alert.objects.filter(state__in=states).select_related(
+        "engagement__customer", "engagement__offering", "engagement__owner__user", "assignee__user"
+    )
+    if request.GET.get("mine") == "1":
+        alerts = alerts.filter(assignee=request.member)
+    # Most overdue first: the earliest due date has waited longest.
+    return alerts.order_by("due_at", "id"), state
+
+
+@roles(ACTING_ROLES)
+def alerts(request, slug):
+    queue, state = alert_queue(request)
+    page = Paginator(queue, 50).get_page(request.GET.get("page"))
+    members = Member.objects.filter(is_active=True, role__in=ACTING_ROLES).select_related("user")
+    return render(
+        request,
+        "metrics/alerts.html",
+        {"page": page, "state": state, "mine": request.GET.get("mine") == "1", "members": list(members)},
+    )
+
+
+@roles(ACTING_ROLES)
+def alert_action(request, slug, alert_id, action):
+    alert = get_or_404(Alert.objects.all(), id=alert_id)
+    actor = web_actor(request)
+    assignee = _assignee(request)
+    try:
+        if action == "acknowledge":
+            alert = alert_acknowledge(tenant=request.tenant, alert=alert, actor=actor, assignee=assignee)
+        elif action == "assign":
+            alert = alert_assign(tenant=request.tenant, alert=alert, actor=actor, assignee=assignee)
+        else:
+            alert = alert_resolve(tenant=request.tenant, alert=alert, actor=actor)
+    except Invalid as exc:
+        messages.error(request, " ".join(str(m) for msgs in exc.detail.values() for m in msgs))
+    back = request.POST.get("next") or reverse("alerts", args=[slug])
+    if request.htmx:
+        alert = Alert.objects.select_related(
+            "engagement__customer", "engagement__offering", "engagement__owner__user", "assignee__user"
+        ).get(pk=alert.pk)
+        members = Member.objects.filter(is_active=True, role__in=ACTING_ROLES).select_related("user")
+        return render(request, "metrics/_alert_row.html", {"alert": alert, "members": list(members)})
+    return HttpResponseRedirect(back if back.startswith("/t/") else reverse("alerts", args=[slug]))
+
+
+def _assignee(request):
+    raw = request.POST.get("assignee", "")
+    if not raw:
+        return None
+    return Member.objects.filter(id=raw, is_active=True).first() if _is_uuid(raw) else None
+
+
+def _is_uuid(value):
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False

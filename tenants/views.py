@@ -1,0 +1,153 @@
+"""Settings (admins): members and roles, invitations, API keys, and the company's own settings."""
+
+import zoneinfo
+
+from django.conf import settings as conf
+from django.contrib import messages
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from tenants.api_keys import api_key_create, api_key_revoke
+from tenants.models import ApiKey, ApiScope, AuditEntry, Member, Role
+from tenants.scoping import get_or_404
+from tenants.services import member_add, member_set_role, tenant_update
+from tenants.web import ADMIN_ONLY, roles, web_actor
+
+SECTIONS = ("members", "keys", "company", "audit")
+
+
+def _errors(exc):
+    if hasattr(exc, "message_dict"):
+        return [f"{field}: {msg}" if field != "__all__" else msg for field, msgs in exc.message_dict.items()
+                for msg in msgs]  # fmt: skip
+    return list(getattr(exc, "messages", [str(exc)]))
+
+
+def settings_context(request, **extra):
+    return {
+        "members": Member.objects.select_related("user").order_by("user__email"),
+        "roles": Role.choices,
+        "keys": ApiKey.objects.order_by("-created_at"),
+        "scopes": ApiScope.choices,
+        "audit": AuditEntry.objects.order_by("-created_at")[:50],
+        "time_zones": _time_zones(),
+        **extra,
+    }
+
+
+def _time_zones():
+    return sorted(zoneinfo.available_timezones())
+
+
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+def settings_page(request, slug):
+    return render(request, "tenants/settings.html", settings_context(request))
+
+
+def _back(slug, section):
+    return HttpResponseRedirect(f"{reverse('settings', args=[slug])}#{section}")
+
+
+def _invite_email(request, user, tenant):
+    """A link to choose a password (Django's reset token: single use, expires)."""
+    link = conf.SITE_URL.rstrip("/") + reverse(
+        "password_reset_confirm",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    context = {"tenant": tenant, "link": link, "inviter": request.user.email}
+    send_mail(
+        subject=f"You are invited to {tenant.name} on PoV",
+        message=render_to_string("tenants/email/invite.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+def member_invite(request, slug):
+    email, role = request.POST.get("email", "").strip(), request.POST.get("role", "")
+    try:
+        if not email:
+            raise ValidationError({"email": ["Enter the email address to invite."]})
+        member, created = member_add(tenant=request.tenant, email=email, role=role)
+    except ValidationError as exc:
+        context = settings_context(request, invite_errors=_errors(exc), invite={"email": email, "role": role})
+        return render(request, "tenants/settings.html", context, status=400)
+    if created:
+        _invite_email(request, member.user, request.tenant)
+        messages.success(request, f"Invitation sent to {member.user.email}.")
+    else:
+        messages.success(request, f"{member.user.email} already has an account and can now open {request.tenant.name}.")
+    return _back(slug, "members")
+
+
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+def member_role(request, slug, member_id):
+    member = get_or_404(Member.objects.select_related("user"), id=member_id)
+    try:
+        member_set_role(
+            tenant=request.tenant, member=member, role=request.POST.get("role", ""), actor=web_actor(request)
+        )
+        messages.success(request, f"{member.user.email} is now {member.get_role_display()}.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(_errors(exc)))
+    return _back(slug, "members")
+
+
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+def key_create(request, slug):
+    name, scope = request.POST.get("name", "").strip(), request.POST.get("scope", "")
+    errors = []
+    if not name:
+        errors.append("Give the key a name, e.g. the system that will use it.")
+    if scope not in ApiScope.values:
+        errors.append(f"Scope must be one of: {', '.join(ApiScope.values)}.")
+    if errors:
+        return render(request, "tenants/settings.html", settings_context(request, key_errors=errors), status=400)
+    key, raw = api_key_create(tenant=request.tenant, name=name[:100], scope=scope, actor=web_actor(request))
+    # The raw key is shown on this response only; it is not stored.
+    return render(request, "tenants/settings.html", settings_context(request, new_key=key, new_key_raw=raw))
+
+
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+def key_revoke(request, slug, key_id):
+    key = get_or_404(ApiKey.objects.all(), id=key_id)
+    api_key_revoke(tenant=request.tenant, key=key, actor=web_actor(request))
+    messages.success(request, f"Key {key.name} revoked.")
+    return _back(slug, "keys")
+
+
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+def company_update(request, slug):
+    post = request.POST
+    try:
+        tenant_update(
+            tenant=request.tenant, actor=web_actor(request), name=post.get("name", "").strip(),
+            time_zone=post.get("time_zone", ""), grace_days=_whole(post, "grace_days"),
+            escalation_days=_whole(post, "escalation_days"),
+        )  # fmt: skip
+    except ValidationError as exc:
+        request.tenant.refresh_from_db()
+        return render(
+            request, "tenants/settings.html", settings_context(request, company_errors=_errors(exc)), status=400
+        )
+    messages.success(request, "Company settings saved.")
+    return _back(slug, "company")
+
+
+def _whole(post, field):
+    raw = post.get(field, "").strip()
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValidationError({field: [f"{raw!r} is not a whole number of days."]}) from exc
