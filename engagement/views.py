@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import F, Q
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,13 +21,14 @@ from engagement.models import EventType, Offering, Status
 from tenants.scoping import memberships_of, tenant_scope
 from tenants.web import ACTING_ROLES, ADMIN_ONLY, can_act, roles, web_actor
 
+# Engagements with nothing due (reached, lost, paused) sort after the ones still under way.
 SORTS = {
-    "due": ("next_due_at", "pos_at"),
-    "-due": ("-next_due_at", "-pos_at"),
+    "due": (F("next_due_at").asc(nulls_last=True), "pos_at"),
+    "-due": (F("next_due_at").desc(nulls_last=True), "-pos_at"),
     "purchased": ("pos_at",),
     "-purchased": ("-pos_at",),
     "customer": ("customer__name", "pos_at"),
-    "status": ("status", "next_due_at"),
+    "status": ("status", F("next_due_at").asc(nulls_last=True)),
 }
 PAGE_SIZE = 50
 

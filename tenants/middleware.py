@@ -8,6 +8,7 @@ which enters the scope for the view (tenants.api_auth).
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 
 from tenants.models import Tenant
 from tenants.scoping import membership_for, tenant_scope
@@ -40,5 +41,6 @@ class TenantScopeMiddleware:
         if request.session.get("tenant_slug") != slug:
             # The browsable API and the tenant switcher start from the company last opened.
             request.session["tenant_slug"] = slug
-        with tenant_scope(tenant):
+        # Dates on the company's pages read in the company's time zone.
+        with tenant_scope(tenant), timezone.override(tenant.tzinfo):
             return self.get_response(request)

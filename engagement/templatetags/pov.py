@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django import template
 from django.http import QueryDict
+from django.utils import timezone
 
 from engagement.models import Status
 
@@ -34,3 +35,11 @@ def days_overdue(engagement, now):
         return None
     late = (now - engagement.next_due_at) / timedelta(days=1)
     return late if late > 0 else None
+
+
+@register.filter
+def days_since(moment):
+    """Whole days from `moment` to now (0 when in the future)."""
+    if moment is None:
+        return None
+    return max(0, int((timezone.now() - moment) / timedelta(days=1)))
