@@ -18,8 +18,12 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
+# Local settings for this checkout, so `.venv/bin/python manage.py ...` works like `make run`.
+.env:
+	printf '# Written by make run for local use; .env.example lists every variable.\nDEBUG=1\n' > .env
+
 run: export DEBUG ?= 1
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
 	@echo ""
