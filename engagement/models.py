@@ -56,6 +56,9 @@ class Offering(TenantOwned):
     satisfaction_threshold = models.PositiveSmallIntegerField(
         default=4, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
+    confirm_value = models.BooleanField(
+        default=False, help_text="Email the customer to confirm the value when the PoV milestone is reached."
+    )
     # The PoV milestone's due_day, kept here so metrics can compare without a join.
     target_days = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

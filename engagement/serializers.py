@@ -47,6 +47,9 @@ class OfferingIn(StrictSerializer):
     name = serializers.CharField(max_length=200)
     requires_satisfaction = serializers.BooleanField(required=False, default=False)
     satisfaction_threshold = serializers.IntegerField(min_value=1, max_value=5, required=False, default=4)
+    confirm_value = serializers.BooleanField(
+        required=False, default=False, help_text="Email the customer to confirm the value at the PoV milestone."
+    )
     milestones = MilestoneIn(many=True, allow_empty=False, max_length=50)
 
 
@@ -63,6 +66,7 @@ class OfferingOut(serializers.Serializer):
     name = serializers.CharField()
     requires_satisfaction = serializers.BooleanField()
     satisfaction_threshold = serializers.IntegerField()
+    confirm_value = serializers.BooleanField()
     target_days = serializers.IntegerField()
     milestones = MilestoneOut(many=True, source="milestones.all")
 

@@ -103,7 +103,9 @@ def _validate_journey(milestones, requires_satisfaction, satisfaction_threshold)
         raise Invalid(errors)
 
 
-def offering_save(*, tenant, key, name, milestones, actor, requires_satisfaction=False, satisfaction_threshold=4):
+def offering_save(
+    *, tenant, key, name, milestones, actor, requires_satisfaction=False, satisfaction_threshold=4, confirm_value=False
+):
     """Create or replace an offering and its journey (list order = milestone order; last = PoV).
 
     Milestones are matched by key; removing one that has events is refused. Projections of the
@@ -121,6 +123,7 @@ def offering_save(*, tenant, key, name, milestones, actor, requires_satisfaction
         offering.name = name
         offering.requires_satisfaction = bool(requires_satisfaction)
         offering.satisfaction_threshold = satisfaction_threshold
+        offering.confirm_value = bool(confirm_value)
         offering.target_days = milestones[-1]["due_day"]
         offering.save()
         _replace_milestones(tenant, offering, milestones)

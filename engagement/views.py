@@ -250,6 +250,7 @@ def journey_edit(request, slug, key=None):
             "name": post.get("name", "").strip(),
             "requires_satisfaction": post.get("requires_satisfaction") == "on",
             "satisfaction_threshold": _int_or_none(post.get("satisfaction_threshold"), "satisfaction_threshold") or 4,
+            "confirm_value": post.get("confirm_value") == "on",
         }
         try:
             milestones = _journey_rows(post)
@@ -272,12 +273,19 @@ def journey_edit(request, slug, key=None):
 
 def _values_of(offering):
     if offering is None:
-        return {"key": "", "name": "", "requires_satisfaction": False, "satisfaction_threshold": 4}
+        return {
+            "key": "",
+            "name": "",
+            "requires_satisfaction": False,
+            "satisfaction_threshold": 4,
+            "confirm_value": False,
+        }
     return {
         "key": offering.key,
         "name": offering.name,
         "requires_satisfaction": offering.requires_satisfaction,
         "satisfaction_threshold": offering.satisfaction_threshold,
+        "confirm_value": offering.confirm_value,
     }
 
 

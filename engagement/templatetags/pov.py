@@ -30,11 +30,12 @@ def toggle_sort(current, column):
 
 @register.simple_tag
 def days_overdue(engagement, now):
-    """Days past the next due date for an engagement still under way, else None."""
+    """Whole days past the next due date for an engagement still under way (counted as the alert
+    queue's `days_since` counts them), else None."""
     if engagement.status in (Status.REACHED, Status.LOST, Status.PAUSED) or engagement.next_due_at is None:
         return None
     late = (now - engagement.next_due_at) / timedelta(days=1)
-    return late if late > 0 else None
+    return int(late) if late > 0 else None
 
 
 @register.filter

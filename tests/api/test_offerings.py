@@ -6,7 +6,15 @@ from engagement.models import Engagement, Milestone, Offering
 from tenants.scoping import tenant_scope
 from tests.api.conftest import JOURNEY, count, error_of
 
-OFFERING_KEYS = {"key", "name", "requires_satisfaction", "satisfaction_threshold", "target_days", "milestones"}
+OFFERING_KEYS = {
+    "key",
+    "name",
+    "requires_satisfaction",
+    "satisfaction_threshold",
+    "confirm_value",
+    "target_days",
+    "milestones",
+}
 
 
 def _milestones_out(journey):
@@ -25,6 +33,7 @@ def test_post_creates_201_with_the_journey(acme, api):
         "name": "Software",
         "requires_satisfaction": False,
         "satisfaction_threshold": 4,
+        "confirm_value": False,
         "target_days": 14,
         "milestones": _milestones_out(JOURNEY),
     }
@@ -67,6 +76,7 @@ def test_put_replaces_the_offering_200(acme, api, software):
         "name": "Software 2",
         "requires_satisfaction": True,
         "satisfaction_threshold": 4,
+        "confirm_value": False,
         "target_days": 21,
         "milestones": _milestones_out(journey),
     }
