@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class NotifyConfig(AppConfig):
     name = "notify"
     verbose_name = "Notifications"
+
+    def ready(self):
+        # Each feature registers its outbox handlers (engagement.outbox.register) in its register().
+        pass
