@@ -144,6 +144,14 @@ def celery_worker(transactional_db):
     worker.stop()
 
 
+@pytest.fixture
+def fast_worker(transactional_db):
+    """A real worker whose metric rollups follow writes after one second instead of a minute."""
+    worker = WorkerProcess().start({"METRICS_DEBOUNCE_SECONDS": "1"})
+    yield worker
+    worker.stop()
+
+
 def wait_for(predicate, timeout=30.0, interval=0.2):
     """Poll until `predicate()` is truthy; returns its value or fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout

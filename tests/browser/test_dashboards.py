@@ -27,7 +27,7 @@ from metrics.models import Alert, AlertState
 from tenants.actors import Actor
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
-from tests.conftest import REQUIRE_SERVICES, ROOT, WorkerProcess, wait_for
+from tests.conftest import REQUIRE_SERVICES, ROOT, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -73,13 +73,6 @@ def demo(transactional_db):
         rollups.recompute_rollups(tenant)
         assert Alert.objects.filter(state__in=LIVE).exists(), "the demo has no stalled customer to act on"
     return tenant
-
-
-@pytest.fixture
-def worker(transactional_db):
-    process = WorkerProcess().start({"METRICS_DEBOUNCE_SECONDS": "1"})
-    yield process
-    process.stop()
 
 
 @pytest.fixture
@@ -170,7 +163,9 @@ def _engagement_at(tenant, path):
 # The tests ----------------------------------------------------------------------------------------
 
 
-def test_an_owner_reaches_pov_from_the_alert_queue_and_the_dashboards_follow(browser, live_server, demo, worker, shots):
+def test_an_owner_reaches_pov_from_the_alert_queue_and_the_dashboards_follow(
+    browser, live_server, demo, fast_worker, shots
+):
     expect = _expect()
     tenant = demo
     stored = _stored(tenant)

@@ -16,18 +16,13 @@ from metrics import rollups
 from metrics.models import MetricRollup
 from metrics.tasks import recompute_metrics
 from tenants.scoping import tenant_scope
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import wait_for
 from tests.engagement.test_tasks_worker import WorkerLog
 from tests.factories import CustomerFactory, make_offering
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def worker(transactional_db):
-    process = WorkerProcess().start({"METRICS_DEBOUNCE_SECONDS": "1"})
-    yield process
-    process.stop()
 
 
 @pytest.fixture
@@ -58,7 +53,7 @@ def _rows(tenant, *, with_time=True):
         return [{k: v for k, v in row.items() if with_time or k not in ("id", "computed_at")} for row in rows]
 
 
-def test_a_write_shows_up_in_the_stored_metrics(worker, tenant, offering, actor):
+def test_a_write_shows_up_in_the_stored_metrics(fast_worker, tenant, offering, actor):
     engagement = _purchase(tenant, offering, actor, "p-1")
     wait_for(lambda: _stored(tenant) == 1, timeout=60)
     with tenant_scope(tenant):
@@ -71,22 +66,22 @@ def test_a_write_shows_up_in_the_stored_metrics(worker, tenant, offering, actor)
     assert _stored(tenant, "pov_rate") == 1.0
 
 
-def test_metrics_catch_up_when_a_stopped_worker_starts_again(worker, tenant, offering, actor):
+def test_metrics_catch_up_when_a_stopped_worker_starts_again(fast_worker, tenant, offering, actor):
     _purchase(tenant, offering, actor, "p-1")
     wait_for(lambda: _stored(tenant) == 1, timeout=60)
-    worker.stop()
+    fast_worker.stop()
     for n in range(2, 5):
         _purchase(tenant, offering, actor, f"p-{n}")  # accepted with no worker running
     assert _stored(tenant) == 1
-    worker.start({"METRICS_DEBOUNCE_SECONDS": "1"})
+    fast_worker.start({"METRICS_DEBOUNCE_SECONDS": "1"})
     wait_for(lambda: _stored(tenant) == 4, timeout=90)
 
 
-def test_the_task_run_twice_gives_the_same_rows(worker, tenant, offering, actor):
+def test_the_task_run_twice_gives_the_same_rows(fast_worker, tenant, offering, actor):
     _purchase(tenant, offering, actor, "p-1")
     wait_for(lambda: _stored(tenant) == 1, timeout=60)
     first = _rows(tenant, with_time=False)
-    log = WorkerLog(worker)
+    log = WorkerLog(fast_worker)
     runs = [recompute_metrics.delay(tenant_id=str(tenant.pk), force=True).id for _ in range(2)]
     results = wait_for(lambda: all(log.result_of(run) for run in runs) and [log.result_of(run) for run in runs])
     assert results == ["5", "5"]  # all, its offering, and no segment, owner or sales rep: each time
