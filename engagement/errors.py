@@ -6,6 +6,11 @@ from django.core.exceptions import ValidationError
 class Invalid(ValidationError):
     """Bad input, with messages per field: Invalid({"occurred_at": ["..."]})."""
 
+    @property
+    def detail(self):
+        """{field: [messages]}, as the views and templates show them."""
+        return self.message_dict if hasattr(self, "error_dict") else {"non_field_errors": self.messages}
+
 
 class Conflict(Exception):
     """The request contradicts what is stored (e.g. same external_id, different body)."""

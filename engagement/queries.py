@@ -88,7 +88,7 @@ def timeline(engagement, *, include_sources=False):
 def filter_options(segments=None):
     """Choices for a filter bar: offerings, customer segments, active members."""
     if segments is None:
-        segments = Customer.objects.exclude(segment="").values_list("segment", flat=True).distinct()
+        segments = Customer.objects.exclude(segment="").order_by().values_list("segment", flat=True).distinct()
     return {
         "offerings": list(Offering.objects.order_by("name").values_list("key", "name")),
         "segments": sorted(segments),

@@ -13,6 +13,7 @@ from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from engagement import queries, services
 from engagement.errors import Conflict, Invalid, Missing
@@ -205,6 +206,7 @@ def _messages_of(exc):
     return [getattr(exc, "message", str(exc))]
 
 
+@require_POST
 @roles(ACTING_ROLES)
 def engagement_act(request, slug, engagement_id, action):
     engagement = queries.engagement_for(engagement_id)
@@ -216,6 +218,9 @@ def engagement_act(request, slug, engagement_id, action):
         context = {**detail_context(request, engagement), "action_errors": _messages_of(exc), "failed": action}
         return render(request, "engagement/detail.html", context, status=200 if request.htmx else 400)
     messages.success(request, done)
+    if request.htmx:  # swap the fresh detail in place, without a second request
+        engagement = queries.engagement_for(engagement.id)
+        return render(request, "engagement/detail.html", detail_context(request, engagement))
     return HttpResponseRedirect(reverse("engagement", args=[slug, engagement.id]))
 
 
@@ -224,7 +229,7 @@ def engagement_act(request, slug, engagement_id, action):
 BLANK_ROWS = 3
 
 
-@roles(ADMIN_ONLY)
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def journeys(request, slug):
     offerings = Offering.objects.prefetch_related("milestones").order_by("name")
     return render(request, "engagement/journeys.html", {"offerings": offerings, "is_admin": True})

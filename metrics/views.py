@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from engagement import queries as engagement_queries
 from engagement.errors import Invalid
@@ -119,6 +120,7 @@ def alerts(request, slug):
     )
 
 
+@require_POST
 @roles(ACTING_ROLES)
 def alert_action(request, slug, alert_id, action):
     alert = get_or_404(Alert.objects.all(), id=alert_id)
@@ -145,8 +147,8 @@ def alert_action(request, slug, alert_id, action):
 
 def _assignee(request):
     raw = request.POST.get("assignee", "")
-    if not raw:
-        return None
+    if not raw:  # the menu's "Me"
+        return request.member
     return Member.objects.filter(id=raw, is_active=True).first() if _is_uuid(raw) else None
 
 

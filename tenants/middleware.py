@@ -5,8 +5,8 @@ as for a tenant that does not exist. The API authenticates by key in its own aut
 which enters the scope for the view (tenants.api_auth).
 """
 
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
-from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
@@ -32,7 +32,7 @@ class TenantScopeMiddleware:
         if slug is None:
             return self.get_response(request)
         if not request.user.is_authenticated:
-            return redirect(f"{reverse('login')}?next={request.get_full_path()}")
+            return redirect_to_login(request.get_full_path(), reverse("login"))
         tenant = Tenant.objects.filter(slug=slug).first()
         member = membership_for(request.user, tenant) if tenant else None
         if member is None:

@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django.views.decorators.http import require_POST
 
 from tenants.api_keys import api_key_create, api_key_revoke
 from tenants.models import ApiKey, ApiScope, AuditEntry, Member, Role
@@ -73,12 +74,15 @@ def _invite_email(request, user, tenant):
     )
 
 
+@require_POST
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def member_invite(request, slug):
     email, role = request.POST.get("email", "").strip(), request.POST.get("role", "")
     try:
         if not email:
             raise ValidationError({"email": ["Enter the email address to invite."]})
+        if Member.objects.filter(user__email__iexact=email).exists():
+            raise ValidationError({"email": [f"{email} is already a member; change their role in the table."]})
         member, created = member_add(tenant=request.tenant, email=email, role=role)
     except ValidationError as exc:
         context = settings_context(request, invite_errors=_errors(exc), invite={"email": email, "role": role})
@@ -91,6 +95,7 @@ def member_invite(request, slug):
     return _back(slug, "members")
 
 
+@require_POST
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def member_role(request, slug, member_id):
     member = get_or_404(Member.objects.select_related("user"), id=member_id)
@@ -104,6 +109,7 @@ def member_role(request, slug, member_id):
     return _back(slug, "members")
 
 
+@require_POST
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def key_create(request, slug):
     name, scope = request.POST.get("name", "").strip(), request.POST.get("scope", "")
@@ -112,6 +118,8 @@ def key_create(request, slug):
         errors.append("Give the key a name, e.g. the system that will use it.")
     if scope not in ApiScope.values:
         errors.append(f"Scope must be one of: {', '.join(ApiScope.values)}.")
+    if name and ApiKey.objects.filter(name=name[:100]).exists():
+        errors.append(f"A key named {name[:100]!r} already exists.")
     if errors:
         return render(request, "tenants/settings.html", settings_context(request, key_errors=errors), status=400)
     key, raw = api_key_create(tenant=request.tenant, name=name[:100], scope=scope, actor=web_actor(request))
@@ -119,6 +127,7 @@ def key_create(request, slug):
     return render(request, "tenants/settings.html", settings_context(request, new_key=key, new_key_raw=raw))
 
 
+@require_POST
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def key_revoke(request, slug, key_id):
     key = get_or_404(ApiKey.objects.all(), id=key_id)
@@ -127,6 +136,7 @@ def key_revoke(request, slug, key_id):
     return _back(slug, "keys")
 
 
+@require_POST
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def company_update(request, slug):
     post = request.POST

@@ -23,8 +23,6 @@ from tests.factories import CustomerFactory, make_offering
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-
-
 @pytest.fixture
 def offering(tenant):
     with tenant_scope(tenant):
