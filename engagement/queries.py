@@ -92,8 +92,12 @@ def filter_options(segments=None):
     return {
         "offerings": list(Offering.objects.order_by("name").values_list("key", "name")),
         "segments": sorted(segments),
-        "members": list(Member.objects.filter(is_active=True).select_related("user").order_by("user__email")),
+        "members": active_members(),
     }
+
+
+def active_members():
+    return list(Member.objects.filter(is_active=True).select_related("user").order_by("user__email"))
 
 
 def journey_progress(engagement):

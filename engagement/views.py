@@ -143,7 +143,7 @@ def detail_context(request, engagement):
         "journey": queries.journey_progress(engagement),
         "timeline": list(reversed(timeline)),
         "can_act": can_act(request.member),
-        "members": queries.filter_options(segments=())["members"],
+        "members": queries.active_members(),
         "event_types": EventType.choices,
         "now_local": timezone.localtime(timezone.now(), request.tenant.tzinfo).strftime("%Y-%m-%dT%H:%M"),
     }

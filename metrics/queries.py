@@ -54,6 +54,16 @@ def summary(flt, tenant, now=None):
     return {**computed.summary(), "computed_at": now}
 
 
+def summary_and_cohorts(flt, tenant, now=None):
+    """Both, from one stored row or one live computation (the overview shows both)."""
+    if row := _stored(flt, now):
+        summary = {"histogram": [], **row.summary, "computed_at": row.computed_at}
+        return summary, {"results": row.cohorts, "computed_at": row.computed_at}
+    computed, now = _live(flt, tenant, now, cohorts=True)
+    group = computed.groups[("all", "")]
+    return {**group["summary"], "computed_at": now}, {"results": group["cohorts"], "computed_at": now}
+
+
 def cohorts(flt, tenant, now=None):
     """Per purchase month in the tenant's time zone, oldest first."""
     if row := _stored(flt, now):
@@ -77,7 +87,7 @@ def scoreboard(flt, tenant, by, now=None):
     rows = rollups.current_rows(by) if now is None and flt.is_empty else None
     if rows is not None:
         groups = {row.key: row.summary for row in rows}
-        computed_at = max((row.computed_at for row in rows), default=rollups.computed_at())
+        computed_at = max(row.computed_at for row in rows) if rows else rollups.computed_at()
     else:
         computed, computed_at = _live(flt, tenant, now, dimensions=(by,))
         groups = {key: group["summary"] for (_, key), group in computed.groups.items()}

@@ -49,8 +49,8 @@ def _funnel_offering(flt, offerings):
 def overview(request, slug):
     tenant = request.tenant
     flt, errors = _filters(request)
-    summary = queries.summary(flt, tenant)
-    cohorts = queries.cohorts(flt, tenant)["results"]
+    summary, cohorts = queries.summary_and_cohorts(flt, tenant)
+    cohorts = cohorts["results"]
     options = filter_options()
     offering = _funnel_offering(flt, options["offerings"])
     funnel = queries.funnel(flt, tenant, offering) if offering else None

@@ -62,12 +62,12 @@ REQUEST = 4
 EVERY_PAGE = REQUEST + 1
 
 QUERY_COUNTS = [
-    # Overview (rollups stored): metricrollup 'all' for the summary, the same row again for the cohorts,
-    # rollupstate.day + metricrollup 'segment' (segment choices), offering keys and names, active
-    # members ⨝ user (owner and sales rep choices), the funnel's offering by key + its milestones
+    # Overview (rollups stored): metricrollup 'all' (the summary and the cohorts), rollupstate.day +
+    # metricrollup 'segment' (segment choices), offering keys and names, active members ⨝ user (owner
+    # and sales rep choices), the funnel's offering by key + its milestones
     # (prefetch), metricrollup 'offering' (the funnel), metricrollup 'all' of the last 90 days (the trend),
     # rollupstate.computed_at (the trend's timestamp).
-    pytest.param("", EVERY_PAGE + 11, id="overview"),
+    pytest.param("", EVERY_PAGE + 10, id="overview"),
     # Engagement list: COUNT(*) of the filtered engagements (the pager), offering keys and names,
     # DISTINCT customer segments, active members ⨝ user, and the page of 50 engagements ⨝ purchase,
     # customer, offering, owner ⨝ user, sales rep ⨝ user.
@@ -77,17 +77,15 @@ QUERY_COUNTS = [
     pytest.param("engagements/export.csv", REQUEST + 1, id="export"),
     # Engagement detail: the engagement ⨝ purchase, customer, offering, owner ⨝ user, sales rep ⨝ user;
     # the timeline's events ⨝ milestone, notes, and alerts ⨝ assignee ⨝ user; the journey's milestone
-    # reaches and the offering's milestones; offering keys and names (filter_options, unused here) and
-    # active members ⨝ user (the reassign menu).
-    pytest.param("engagements/{engagement}/", EVERY_PAGE + 8, id="detail"),
+    # reaches and the offering's milestones; active members ⨝ user (the reassign menu).
+    pytest.param("engagements/{engagement}/", EVERY_PAGE + 7, id="detail"),
     # Alerts: COUNT(*) of live alerts (the pager), acting members ⨝ user (the assignee menu), and the page
     # of alerts ⨝ engagement, customer, offering, owner ⨝ user, assignee ⨝ user.
     pytest.param("alerts/", EVERY_PAGE + 3, id="alerts"),
     # Team: every member ⨝ user (names of the rows); per board (owner, sales rep) rollupstate.day +
-    # metricrollup of the dimension, and rollupstate.computed_at (max()'s default, evaluated even when
-    # there are rows); rollupstate.day + metricrollup 'segment' (segment choices), offering keys and
-    # names, active members ⨝ user.
-    pytest.param("team/", EVERY_PAGE + 11, id="team"),
+    # metricrollup of the dimension; rollupstate.day + metricrollup 'segment' (segment choices), offering
+    # keys and names, active members ⨝ user.
+    pytest.param("team/", EVERY_PAGE + 9, id="team"),
     # Journeys: offerings, and their milestones (prefetch).
     pytest.param("journeys/", EVERY_PAGE + 2, id="journeys"),
     # Settings: members ⨝ user, API keys, the last 50 audit entries.
