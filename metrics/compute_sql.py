@@ -27,12 +27,28 @@ def _table(model):
     return connection.ops.quote_name(model._meta.db_table)
 
 
+BASE_COLUMNS = (
+    "id uuid, status text, offering text, target_days integer, segment text, owner text, sales_rep text,"
+    " unowned boolean, month text, days_to_value float8, km_t float8"
+)
+KM_COLUMNS = "dim text, key text, period text, t float8, s float8, steps bigint, target integer"
+
+
+def _empty_work_tables(cursor):
+    """The session's two work tables, created once and emptied per run. Creating and dropping them on
+    every run left each run's locks on the dropped tables held until the caller's transaction ended
+    (~17 per run), so a transaction with a few hundred computations exhausted the shared lock table."""
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS metric_base ({BASE_COLUMNS}) ON COMMIT DELETE ROWS")
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS metric_km ({KM_COLUMNS}) ON COMMIT DELETE ROWS")
+    cursor.execute("TRUNCATE metric_base, metric_km")
+
+
 def _create_base(cursor, engagements, tenant, now):
     ids_sql, ids_params = engagements.values("id").order_by().query.sql_with_params()
     days_since = "extract(epoch FROM %s::timestamptz - {col})::float8 / 86400.0"
     cursor.execute(
         f"""
-        CREATE TEMP TABLE metric_base ON COMMIT DROP AS
+        INSERT INTO metric_base
         SELECT e.id, e.status, o.key AS offering, o.target_days, coalesce(c.segment, '') AS segment,
                coalesce(ou.email, '') AS owner, coalesce(su.email, '') AS sales_rep,
                e.owner_id IS NULL AS unowned,
@@ -89,7 +105,7 @@ def _kaplan_meier(cursor, grouped):
     """metric_km: one row per group and distinct event time, with S(t) and the group's single target."""
     cursor.execute(
         f"""
-        CREATE TEMP TABLE metric_km ON COMMIT DROP AS
+        INSERT INTO metric_km
         WITH g AS ({grouped}),
         times AS (
             SELECT dim, key, period, km_t AS t, count(*) FILTER (WHERE status = 'reached') AS d, count(*) AS c,
@@ -199,13 +215,12 @@ def compute(engagements, tenant, now, *, dimensions, cohorts, funnel):
     """(groups, reaches): see metrics.compute.compute."""
     grouped = _grouped(dimensions, cohorts)
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS metric_base, metric_km")
+        _empty_work_tables(cursor)
         _create_base(cursor, engagements, tenant, now)
         rows = _aggregates(cursor, grouped)
         estimates, curves = _kaplan_meier(cursor, grouped)
         histograms = _histograms(cursor, _grouped(dimensions, cohorts=False))
         reaches = _reaches(cursor) if funnel else {}
-        cursor.execute("DROP TABLE metric_base, metric_km")
     groups = {}
     for row in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
         dim, key, period = row[:3]
