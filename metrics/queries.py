@@ -14,6 +14,8 @@ from engagement.filters import EngagementFilter, filtered_engagements
 from engagement.models import Offering
 from metrics import rollups
 from metrics.compute import compute
+from metrics.models import Alert
+from tenants.models import ACTING_ROLES, Member
 
 GROUP_FILTERS = ("offering", "segment", "owner", "sales_rep")
 BASE_FIELDS = (
@@ -113,6 +115,21 @@ def trend(flt, days):
         )
     points = [{"day": day, **{f: s[f] for f in TREND_FIELDS}} for day, s in rollups.trend(*group, days=days)]
     return {"results": points, "computed_at": rollups.computed_at()}
+
+
+def alert_queue(states, assignee=None):
+    """Alerts in `states`, most overdue first (the earliest due date has waited longest)."""
+    alerts = Alert.objects.filter(state__in=states).select_related(
+        "engagement__customer", "engagement__offering", "engagement__owner__user", "assignee__user"
+    )
+    if assignee is not None:
+        alerts = alerts.filter(assignee=assignee)
+    return alerts.order_by("due_at", "id")
+
+
+def assignable_members():
+    """Who an alert can be assigned to: the active members whose role acts on engagements."""
+    return list(Member.objects.filter(is_active=True, role__in=ACTING_ROLES).select_related("user"))
 
 
 def offering_for_funnel(key):

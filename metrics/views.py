@@ -96,27 +96,16 @@ def team(request, slug):
 ALERT_VIEWS = {"live": LIVE, "open": (AlertState.OPEN,), "acknowledged": (AlertState.ACKNOWLEDGED,)}
 
 
-def alert_queue(request):
-    state = request.GET.get("state", "live")
-    states = ALERT_VIEWS.get(state, LIVE)
-    alerts = Alert.objects.filter(state__in=states).select_related(
-        "engagement__customer", "engagement__offering", "engagement__owner__user", "assignee__user"
-    )
-    if request.GET.get("mine") == "1":
-        alerts = alerts.filter(assignee=request.member)
-    # Most overdue first: the earliest due date has waited longest.
-    return alerts.order_by("due_at", "id"), state
-
-
 @roles(ACTING_ROLES)
 def alerts(request, slug):
-    queue, state = alert_queue(request)
+    state = request.GET.get("state") if request.GET.get("state") in ALERT_VIEWS else "live"
+    mine = request.GET.get("mine") == "1"
+    queue = queries.alert_queue(ALERT_VIEWS[state], assignee=request.member if mine else None)
     page = Paginator(queue, 50).get_page(request.GET.get("page"))
-    members = Member.objects.filter(is_active=True, role__in=ACTING_ROLES).select_related("user")
     return render(
         request,
         "metrics/alerts.html",
-        {"page": page, "state": state, "mine": request.GET.get("mine") == "1", "members": list(members)},
+        {"page": page, "state": state, "mine": mine, "members": queries.assignable_members()},
     )
 
 
@@ -137,11 +126,8 @@ def alert_action(request, slug, alert_id, action):
         messages.error(request, " ".join(str(m) for msgs in exc.detail.values() for m in msgs))
     back = request.POST.get("next") or reverse("alerts", args=[slug])
     if request.htmx:
-        alert = Alert.objects.select_related(
-            "engagement__customer", "engagement__offering", "engagement__owner__user", "assignee__user"
-        ).get(pk=alert.pk)
-        members = Member.objects.filter(is_active=True, role__in=ACTING_ROLES).select_related("user")
-        return render(request, "metrics/_alert_row.html", {"alert": alert, "members": list(members)})
+        alert = queries.alert_queue(ALERT_VIEWS["live"] + (AlertState.RESOLVED,)).get(pk=alert.pk)
+        return render(request, "metrics/_alert_row.html", {"alert": alert, "members": queries.assignable_members()})
     return HttpResponseRedirect(back if back.startswith("/t/") else reverse("alerts", args=[slug]))
 
 
