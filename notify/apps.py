@@ -7,4 +7,10 @@ class NotifyConfig(AppConfig):
 
     def ready(self):
         # Each feature registers its outbox handlers (engagement.outbox.register) in its register().
-        pass
+        from notify import confirmations
+
+        confirmations.register()
+
+        from notify import webhooks
+
+        webhooks.register()

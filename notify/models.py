@@ -4,6 +4,7 @@ their deliveries. Every send is claimed by a row before the network call, so not
 import uuid
 
 from django.db import models
+from django_scopes import ScopedManager
 
 from engagement.models import Engagement, TenantOwned
 from tenants.models import Member, Role
@@ -114,6 +115,10 @@ class WebhookDelivery(TenantOwned):
     attempts = models.PositiveSmallIntegerField(default=0)
     delivered_at = models.DateTimeField(null=True, blank=True)
     given_up_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(tenant="tenant")
+    # Across tenants, for the beat task only: which tenants have deliveries due, never their contents.
+    unscoped = models.Manager()
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "next_attempt_at"], name="webhook_due_idx")]

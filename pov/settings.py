@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -118,6 +119,7 @@ INSTALLED_APPS = [
     "engagement",
     "metrics",
     "notify",
+    "bench",
 ]
 
 MIDDLEWARE = [
@@ -241,12 +243,20 @@ OUTBOX_DRAIN_SECONDS = _positive("OUTBOX_DRAIN_SECONDS", 30)
 # Metric rollups are recomputed at most once per this many seconds per tenant after writes.
 METRICS_DEBOUNCE_SECONDS = _positive("METRICS_DEBOUNCE_SECONDS", 60)
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE
+# Webhook endpoints may not resolve to loopback/private/link-local addresses unless this is on (dev, tests).
+WEBHOOKS_ALLOW_PRIVATE_NETWORKS = _bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", DEBUG)
 CELERY_BEAT_SCHEDULE = {
     # Catches up whatever an on-commit enqueue could not deliver (broker down, worker stopped).
     "outbox-drain": {"task": "engagement.tasks.drain_outbox_all", "schedule": float(OUTBOX_DRAIN_SECONDS)},
     "stalled-scan": {"task": "metrics.tasks.scan_stalled_all", "schedule": float(STALLED_SCAN_SECONDS)},
     # Stale rollups whose task was lost, and each tenant's first recompute of its day (the nightly snapshot).
     "metrics-reconcile": {"task": "metrics.tasks.reconcile_metrics", "schedule": 60.0},
+    # Value confirmations whose on-commit send was lost, or whose SMTP retries outlived the task's.
+    "value-confirmations": {"task": "notify.confirmation_tasks.send_confirmations_all", "schedule": 600.0},
+    # On the hour (UTC): 08:00-08:59 local time holds exactly one run in every time zone.
+    "digests": {"task": "notify.digest_tasks.send_due_digests", "schedule": crontab(minute=0)},
+    # Webhook retries that came due, and deliveries whose on-commit enqueue was lost.
+    "webhook-retries": {"task": "notify.webhook_tasks.retry_webhooks", "schedule": 60.0},
 }
 
 

@@ -5,6 +5,8 @@ import uuid
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("EMAIL_URL", "memorymail://")
+# The tests' webhook receivers listen on 127.0.0.1.
+os.environ.setdefault("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "1")
 # A queue of its own, so a worker started by the tests never takes tasks of a dev server (or vice versa).
 os.environ.setdefault("CELERY_QUEUE", f"pov-test-{uuid.uuid4().hex[:8]}")
 

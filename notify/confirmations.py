@@ -1,0 +1,279 @@
+"""The customer's own confirmation of value (issue 6).
+
+When an engagement reaches its PoV milestone and its offering has `confirm_value`, the customer is
+asked once, by email, whether they got the value they expected (1-5). Each of the five links carries
+a signed, expiring token; the first click records a `satisfaction` event, which is what completes PoV
+for offerings that require satisfaction.
+
+The flow: every drained batch of `engagement.changed` runs `on_engagements_changed`, which inserts the
+missing ValueConfirmation rows with one query (the unique tenant+engagement constraint makes it "never
+twice") and asks, on commit, for `send_confirmations`. `send_pending` claims each row with a
+conditional UPDATE before the SMTP call, so two workers never send the same email.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from engagement import outbox
+from engagement.models import Engagement, Event, EventType, MilestoneReach, Status
+from engagement.services import event_record, note_add
+from notify.models import ValueConfirmation
+from tenants.actors import Actor
+
+log = logging.getLogger(__name__)
+
+TOKEN_SALT = "notify.value-confirmation"
+TOKEN_MAX_AGE = timedelta(days=30)
+SCORES = (1, 2, 3, 4, 5)
+SCORE_LABELS = {1: "Not at all", 2: "A little", 3: "Partly", 4: "Mostly", 5: "Completely"}
+# A PoV milestone reached longer ago than this is history (an import, or the switch turned on later):
+# its customer is not asked out of the blue.
+ASK_WITHIN = timedelta(days=30)
+# An SMTP failure is retried after 1, 4, 16, 64 minutes, then every 6 hours, up to MAX_ATTEMPTS sends.
+MAX_ATTEMPTS = 8
+SEND_BATCH = 200
+
+
+def register():
+    """Called from NotifyConfig.ready()."""
+    outbox.register(outbox.CHANGED, on_engagements_changed, batch=True)
+
+
+# Asking: one set-based pass per drained batch ------------------------------------------------------
+
+
+def on_engagements_changed(tenant, messages):
+    """`engagement.changed` carries no list of engagements, so each batch asks the one query which
+    engagements are due a confirmation; the outbox runs this inside a transaction."""
+    if ask_for_confirmations(tenant=tenant):
+        request_send(tenant)
+
+
+def engagements_to_ask(now):
+    """(engagement id, customer email) of every engagement that should be asked and was not yet.
+
+    Keyed on the PoV milestone's reach, not on status: with requires_satisfaction the status is not
+    "reached" until the customer answers. A customer who already answered (say, through the CRM and
+    the API) or an engagement that was lost is not asked.
+    """
+    pov_reached = MilestoneReach.objects.filter(
+        engagement=OuterRef("pk"), milestone__is_pov=True, reached_at__gte=now - ASK_WITHIN
+    )
+    asked = ValueConfirmation.objects.filter(engagement=OuterRef("pk"))
+    answered = Event.objects.filter(engagement=OuterRef("pk"), type=EventType.SATISFACTION)
+    return (
+        Engagement.objects.filter(Exists(pov_reached), offering__confirm_value=True)
+        .exclude(customer__email="")
+        .exclude(status=Status.LOST)
+        .exclude(Exists(asked))
+        .exclude(Exists(answered))
+        .values_list("id", "customer__email")
+        .order_by()  # no sort: Engagement's default ordering would cost one for nothing
+    )
+
+
+def ask_for_confirmations(*, tenant, now=None):
+    """Insert the missing confirmations (two queries, however many engagements). Returns how many
+    were due; a concurrent run's rows win the unique constraint and ours are dropped."""
+    now = now or timezone.now()
+    rows = [
+        ValueConfirmation(tenant=tenant, engagement_id=engagement_id, email=email, claimed_at=now)
+        for engagement_id, email in engagements_to_ask(now)
+    ]
+    if rows:
+        ValueConfirmation.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def request_send(tenant):
+    from notify.confirmation_tasks import send_confirmations
+    from pov.enqueue import enqueue_on_commit
+
+    enqueue_on_commit(send_confirmations, tenant_id=str(tenant.pk))
+
+
+# Sending: claim, then SMTP, then mark ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    sent: int = 0
+    failed: int = 0
+    retry_in: timedelta | None = None  # when the earliest failed one may be tried again
+
+
+def retry_delay(attempts):
+    return timedelta(minutes=min(4 ** (attempts - 1), 360))
+
+
+def due_for_sending(now):
+    """Unsent and unclaimed (never tried, or released after an SMTP exception and past its backoff).
+    A claim that was never released (the process died mid-send) is left alone: it may have gone out,
+    and never twice beats once."""
+    retry_due = Q(attempts=0)
+    for attempts in range(1, MAX_ATTEMPTS):
+        retry_due |= Q(attempts=attempts, claimed_at__lte=now - retry_delay(attempts))
+    return ValueConfirmation.objects.filter(retry_due, sent_at=None, claim_token=None)
+
+
+def send_pending(*, tenant, now=None):
+    """Send every due confirmation of the tenant. Must run outside a transaction: each claim commits
+    before its SMTP call."""
+    now = now or timezone.now()
+    due = list(due_for_sending(now).select_related("engagement__offering").order_by("claimed_at")[:SEND_BATCH])
+    sent = failed = 0
+    retry_in = None
+    for confirmation in due:
+        result = _send_one(tenant, confirmation, now)
+        if result is True:
+            sent += 1
+        elif result is False:
+            failed += 1
+            if confirmation.attempts + 1 < MAX_ATTEMPTS:
+                delay = retry_delay(confirmation.attempts + 1)
+                retry_in = min(retry_in or delay, delay)
+    return SendOutcome(sent=sent, failed=failed, retry_in=retry_in)
+
+
+def _send_one(tenant, confirmation, now):
+    """True sent, False failed (released for a retry), None claimed by someone else."""
+    message = confirmation_email(tenant, confirmation)  # rendered first: a template error claims nothing
+    token = uuid.uuid4()
+    claimed = ValueConfirmation.objects.filter(
+        pk=confirmation.pk, sent_at=None, claim_token=None, attempts=confirmation.attempts
+    ).update(claim_token=token, claimed_at=now)
+    if claimed != 1:
+        return None
+    connection = get_connection()
+    try:
+        connection.open()
+        connection.send_messages([message])
+    except Exception as exc:  # noqa: BLE001 - any exception from the SMTP call means "not accepted"
+        log.warning("value confirmation %s: sending failed: %r", confirmation.pk, exc)
+        ValueConfirmation.objects.filter(pk=confirmation.pk, claim_token=token).update(
+            claim_token=None, claimed_at=now, attempts=F("attempts") + 1, last_error=repr(exc)[:2000]
+        )
+        return False
+    else:
+        ValueConfirmation.objects.filter(pk=confirmation.pk, claim_token=token).update(
+            sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
+        )
+        return True
+    finally:
+        _close_quietly(connection)
+
+
+def _close_quietly(connection):
+    try:
+        connection.close()
+    except Exception:  # the message was accepted (or not) before QUIT; its row already says which
+        log.debug("closing the SMTP connection failed", exc_info=True)
+
+
+def confirmation_email(tenant, confirmation):
+    offering = confirmation.engagement.offering
+    context = {
+        "company": tenant.name,
+        "offering": offering.name,
+        "links": [
+            {"score": score, "label": SCORE_LABELS[score], "url": answer_url(confirmation, score)} for score in SCORES
+        ],
+        "max_age_days": TOKEN_MAX_AGE.days,
+    }
+    subject = " ".join(render_to_string("notify/confirmation/subject.txt", context).split())
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("notify/confirmation/body.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[confirmation.email],
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    message.attach_alternative(render_to_string("notify/confirmation/body.html", context), "text/html")
+    return message
+
+
+# Links: signed, expiring, no login --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    tenant_id: str
+    confirmation_id: str
+    score: int
+
+
+def make_token(confirmation, score):
+    payload = {"t": str(confirmation.tenant_id), "c": str(confirmation.pk), "s": score}
+    return signing.dumps(payload, salt=TOKEN_SALT)
+
+
+def answer_url(confirmation, score):
+    return settings.SITE_URL + reverse("value-confirmation", args=[make_token(confirmation, score)])
+
+
+def read_token(token):
+    """The answer a link carries. Raises signing.SignatureExpired after TOKEN_MAX_AGE and
+    signing.BadSignature for anything tampered with or malformed."""
+    data = signing.loads(token, salt=TOKEN_SALT, max_age=TOKEN_MAX_AGE)
+    try:
+        answer = Answer(str(uuid.UUID(data["t"])), str(uuid.UUID(data["c"])), data["s"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise signing.BadSignature("malformed value confirmation token") from exc
+    if answer.score not in SCORES or isinstance(answer.score, bool):
+        raise signing.BadSignature("score out of range")
+    return answer
+
+
+# Answers (inside the token's tenant scope) ---------------------------------------------------------------
+
+
+def confirmation_answer(*, tenant, confirmation, score, now=None):
+    """Record the customer's score as a satisfaction event. The first answer wins: a later click
+    records nothing and returns the stored answer. Returns (confirmation, recorded)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = (
+            ValueConfirmation.objects.select_for_update(of=("self",))
+            .select_related("engagement")
+            .get(pk=confirmation.pk)
+        )
+        if locked.answered_at is not None:
+            return locked, False
+        event_record(
+            tenant=tenant, engagement=locked.engagement, type=EventType.SATISFACTION, score=score,
+            occurred_at=now, actor=Actor.customer(locked.email),
+            # Stable per confirmation: even a bypass of the lock above could not record two answers.
+            external_id=f"value-confirmation-{locked.pk}", now=now,
+        )  # fmt: skip
+        locked.answered_at, locked.score = now, score
+        locked.save(update_fields=["answered_at", "score"])
+    return locked, True
+
+
+def confirmation_comment(*, tenant, confirmation, comment):
+    """Keep the customer's first comment and add it to the engagement's timeline. Returns whether it
+    was kept (False when empty or when a comment is already there)."""
+    comment = (comment or "").strip()[:4000]
+    if not comment:
+        return False
+    with transaction.atomic():
+        if not ValueConfirmation.objects.filter(pk=confirmation.pk, comment="").update(comment=comment):
+            return False
+        note_add(
+            tenant=tenant,
+            engagement=confirmation.engagement,
+            body=f"Customer's comment with the value confirmation:\n{comment}",
+            actor=Actor.customer(confirmation.email),
+        )
+    return True

@@ -1,0 +1,305 @@
+"""Sending webhook deliveries: sign, POST, log the attempt, back off, and disable an endpoint that has
+been failing for 24 h (telling its admins).
+
+Each due delivery is claimed with a conditional UPDATE before its POST (healthchecks style), so two
+workers never send the same one at once; a worker that dies mid-POST frees it after CLAIM_TIMEOUT.
+Receivers deduplicate on the delivery id, which every retry keeps.
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import random
+import smtplib
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from http.client import HTTPException
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
+from urllib.request import HTTPRedirectHandler, Request, build_opener
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from notify.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from notify.webhooks import CLAIM_TIMEOUT, RETRY_WINDOW, endpoint_disable
+from tenants.actors import Actor
+from tenants.models import Member, Role
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "PoV-Webhooks/1.0"
+TIMEOUT_SECONDS = 10
+FIRST_BACKOFF = timedelta(seconds=30)
+MAX_BACKOFF = timedelta(hours=1)
+FAILING_LIMIT = timedelta(hours=24)
+EXCERPT_CHARS = 500
+BATCH_SIZE = 50
+EMAIL_TEMPLATES = "notify/webhooks/email/endpoint_disabled"
+
+
+# Signing ------------------------------------------------------------------------------------------
+
+
+def body_of(tenant, delivery):
+    """The JSON body, compact; the same bytes on every retry (the receiver deduplicates on `id`)."""
+    document = {
+        "id": str(delivery.id),
+        "type": delivery.event,
+        "created_at": delivery.created_at.isoformat(),
+        "tenant": tenant.slug,
+        "data": delivery.payload.get("data", {}),
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def signature(secret, timestamp, body):
+    """hex HMAC-SHA256 keyed with the whole secret, over "<unix seconds>.<body bytes>"."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def headers_for(secret, delivery, body, *, timestamp=None):
+    # The real clock, even when a test drives `now`: receivers compare t with their own clock.
+    t = int(time.time()) if timestamp is None else timestamp
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "PoV-Event-Id": str(delivery.id),
+        "PoV-Event-Type": delivery.event,
+        "PoV-Signature": f"t={t},v1={signature(secret, t, body)}",
+    }
+
+
+# One HTTP POST ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int | None
+    latency_ms: int
+    excerpt: str = ""
+    error: str = ""
+
+    @property
+    def ok(self):
+        return self.status is not None and 200 <= self.status < 300
+
+
+class _RefuseRedirects(HTTPRedirectHandler):
+    """A 3xx fails the attempt: a redirect could send the signed event to another scheme or host, and
+    urllib would replay the POST as a GET without its body."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = build_opener(_RefuseRedirects)
+
+
+def refused_destination(url):
+    """Why `url` must not be called, or "": an admin's endpoint must not reach our own network
+    (loopback, private, link-local such as cloud metadata) unless WEBHOOKS_ALLOW_PRIVATE_NETWORKS.
+    The name is resolved again by the request; the window between the two lookups is accepted."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):  # checked at creation too; never open file:// etc.
+        return f"Refused to send to {parts.scheme!r} URLs."
+    if settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS:
+        return ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+    except (OSError, UnicodeError) as exc:
+        return f"Cannot resolve {parts.hostname}: {exc}"
+    private = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global)
+    return f"Refused: {parts.hostname} is a non-public address ({', '.join(private)})." if private else ""
+
+
+def post(url, body, headers, *, timeout=TIMEOUT_SECONDS):
+    if refusal := refused_destination(url):
+        return Outcome(None, 0, error=refusal)
+    request = Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - scheme checked above
+    started = time.monotonic()
+    error = ""
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            status, excerpt = response.status, _excerpt(response)
+    except HTTPError as exc:  # an answer outside 2xx
+        with exc:
+            status, excerpt = exc.code, _excerpt(exc)
+        if 300 <= status < 400:
+            error = f"Redirect to {exc.headers.get('Location', '?')} not followed."
+    except (URLError, OSError, HTTPException, ValueError) as exc:
+        status, excerpt, error = None, "", _describe(exc)
+    latency = int((time.monotonic() - started) * 1000)
+    return Outcome(status, latency, excerpt[:EXCERPT_CHARS], error[:EXCERPT_CHARS])
+
+
+def _excerpt(response):
+    try:
+        return response.read(EXCERPT_CHARS * 4).decode("utf-8", "replace")[:EXCERPT_CHARS]
+    except (OSError, HTTPException, ValueError):
+        return ""
+
+
+def _describe(exc):
+    reason = getattr(exc, "reason", exc)
+    return f"{type(reason).__name__}: {reason}"
+
+
+# Delivering ---------------------------------------------------------------------------------------
+
+
+def due(now):
+    return WebhookDelivery.objects.filter(
+        delivered_at__isnull=True, given_up_at__isnull=True, next_attempt_at__lte=now, endpoint__is_active=True
+    )
+
+
+def backoff(attempts):
+    """After the n-th failed attempt: 30 s · 2^(n−1), at most 1 h, less up to 20 % of jitter so the
+    retries of one outage do not arrive together."""
+    base = min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
+    return base * random.uniform(0.8, 1.0)
+
+
+def deliver_due(tenant, *, now=None, limit=BATCH_SIZE):
+    """Send the tenant's due deliveries, oldest first. `now` (tests) fixes the clock; otherwise each
+    attempt reads it. Returns counts by result, and `more` when another run should follow at once."""
+    counts, failing, recovered = Counter(), set(), False
+    pending = due(now or timezone.now()).filter(tenant=tenant).select_related("endpoint")
+    batch = list(pending.order_by("next_attempt_at")[:limit])
+    for delivery in batch:
+        if delivery.endpoint_id in failing:  # its receiver just failed: see _hold_back
+            counts["deferred"] += 1
+            continue
+        result = deliver_one(tenant, delivery, now=now or timezone.now())
+        recovered |= result == "recovered"  # its held-back queue is due now
+        counts["delivered" if result == "recovered" else result] += 1
+        if result in ("failed", "given_up"):
+            failing.add(delivery.endpoint_id)
+    return {**counts, "more": len(batch) == limit or recovered}
+
+
+def claim(delivery, now):
+    """Conditional UPDATE on the next_attempt_at we read: exactly one worker wins it. The claim moves
+    next_attempt_at past CLAIM_TIMEOUT, so a worker that dies mid-POST leaves it due again later."""
+    won = WebhookDelivery.objects.filter(
+        pk=delivery.pk, delivered_at=None, given_up_at=None, next_attempt_at=delivery.next_attempt_at,
+        endpoint__is_active=True,
+    ).update(claimed_at=now, next_attempt_at=now + CLAIM_TIMEOUT)  # fmt: skip
+    return won == 1
+
+
+def deliver_one(tenant, delivery, *, now):
+    """Claim, POST, log. Returns "delivered", "recovered" (delivered by an endpoint that was failing),
+    "failed" (a retry is scheduled), "given_up" or "skipped" (another worker has it)."""
+    if not claim(delivery, now):
+        return "skipped"
+    endpoint = delivery.endpoint
+    body = body_of(tenant, delivery)
+    outcome = post(endpoint.url, body, headers_for(endpoint.secret, delivery, body))
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            tenant=tenant, delivery=delivery, at=now, status=outcome.status, latency_ms=outcome.latency_ms,
+            response_excerpt=outcome.excerpt, error=outcome.error,
+        )  # fmt: skip
+        result = _succeeded(delivery, now) if outcome.ok else _failed(delivery, now)
+    if result in ("failed", "given_up"):
+        _disable_if_failing_too_long(tenant, endpoint, now)
+    return result
+
+
+def _mine(delivery, now):
+    return WebhookDelivery.objects.filter(pk=delivery.pk, claimed_at=now)
+
+
+def _others_waiting(delivery, now):
+    """The endpoint's other undelivered deliveries that no worker is posting right now."""
+    return (
+        WebhookDelivery.objects.filter(endpoint_id=delivery.endpoint_id, delivered_at=None, given_up_at=None)
+        .exclude(pk=delivery.pk)
+        .exclude(claimed_at__gt=now - CLAIM_TIMEOUT)
+    )
+
+
+def _succeeded(delivery, now):
+    _mine(delivery, now).update(attempts=delivery.attempts + 1, delivered_at=now, next_attempt_at=None)
+    recovered = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, failing_since__isnull=False)
+    if not recovered.update(failing_since=None):
+        return "delivered"
+    # The receiver is back: what _hold_back kept waiting goes out now instead of at its retry time.
+    _others_waiting(delivery, now).filter(next_attempt_at__gt=now).update(next_attempt_at=now)
+    return "recovered"
+
+
+def _failed(delivery, now):
+    attempts = delivery.attempts + 1
+    WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, failing_since__isnull=True).update(failing_since=now)
+    deadline = delivery.created_at + RETRY_WINDOW
+    if now >= deadline:
+        _mine(delivery, now).update(attempts=attempts, given_up_at=now, next_attempt_at=None)
+        return "given_up"
+    # The last retry lands on the deadline itself, so the window is used to its end.
+    retry_at = min(now + backoff(attempts), deadline)
+    _mine(delivery, now).update(attempts=attempts, next_attempt_at=retry_at)
+    _hold_back(delivery, now, retry_at)
+    return "failed"
+
+
+def _hold_back(delivery, now, retry_at):
+    """A receiver that just failed gets nothing else before this delivery's retry: one probe per backoff
+    instead of a timeout per queued delivery, and its queue does not crowd out other endpoints'."""
+    others = _others_waiting(delivery, now)
+    others.filter(created_at__lte=now - RETRY_WINDOW).update(given_up_at=now, next_attempt_at=None)
+    others.filter(given_up_at=None, next_attempt_at__lt=retry_at).update(next_attempt_at=retry_at)
+
+
+def _disable_if_failing_too_long(tenant, endpoint, now):
+    reason = f"Every delivery failed for {FAILING_LIMIT.total_seconds() / 3600:.0f} hours."
+    disabled = endpoint_disable(
+        tenant=tenant, endpoint=endpoint, actor=Actor.system("webhook health check"), reason=reason, now=now,
+        failing_before=now - FAILING_LIMIT,
+    )  # fmt: skip
+    if disabled:
+        notify_admins_disabled(tenant, endpoint)
+    return disabled
+
+
+def notify_admins_disabled(tenant, endpoint):
+    """One email per admin. Sent after the disabling UPDATE committed (it is the claim): told once."""
+    admins = Member.objects.filter(tenant=tenant, role=Role.ADMIN, is_active=True).select_related("user")
+    link = settings.SITE_URL.rstrip("/") + reverse("webhook-endpoint", args=[tenant.slug, endpoint.pk])
+    context = {"tenant": tenant, "endpoint": endpoint, "link": link, "host": urlsplit(endpoint.url).hostname}
+    with timezone.override(tenant.tzinfo):  # times read in the company's time zone
+        subject = " ".join(render_to_string(f"{EMAIL_TEMPLATES}_subject.txt", context).split())
+        text = render_to_string(f"{EMAIL_TEMPLATES}.txt", context)
+        html = render_to_string(f"{EMAIL_TEMPLATES}.html", context)
+    emails = [
+        EmailMultiAlternatives(subject, text, to=[admin.user.email], alternatives=[(html, "text/html")])
+        for admin in admins
+    ]
+    try:
+        return get_connection().send_messages(emails) or 0
+    except (smtplib.SMTPException, OSError):
+        # The endpoint stays disabled and says why on its settings page; the log keeps the failure.
+        log.exception("could not tell the admins of %s that webhook endpoint %s was disabled", tenant.slug, endpoint.pk)
+        return 0
+
+
+def tenants_with_due_deliveries(now=None):
+    """Beat, across tenants: ids of tenants with a delivery due on an active endpoint.
+
+    Reads tenant ids only; the deliveries themselves are read by each tenant's task."""
+    now = now or timezone.now()
+    pending = Q(delivered_at__isnull=True, given_up_at__isnull=True, next_attempt_at__lte=now, endpoint__is_active=True)
+    rows = WebhookDelivery.unscoped.filter(pending)
+    return sorted(set(rows.values_list("tenant_id", flat=True)), key=str)

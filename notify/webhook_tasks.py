@@ -1,0 +1,23 @@
+"""Thin webhook tasks: the tenant base loads the tenant and enters its scope; each calls a service."""
+
+from celery import shared_task
+
+from notify.webhook_delivery import deliver_due, tenants_with_due_deliveries
+from pov.enqueue import enqueue
+from tenants.tasks import TenantTask
+
+
+@shared_task(base=TenantTask, bind=True)
+def deliver_webhooks(self, *, tenant):
+    """Send the tenant's due deliveries; a full batch (or a receiver back from failing) asks for another run."""
+    result = deliver_due(tenant)
+    if result["more"]:
+        enqueue(deliver_webhooks, tenant_id=str(tenant.pk))
+    return result
+
+
+@shared_task
+def retry_webhooks():
+    """Beat (every 60 s): a delivery run for each tenant with retries due or a lost on-commit enqueue."""
+    for tenant_id in tenants_with_due_deliveries():
+        enqueue(deliver_webhooks, tenant_id=str(tenant_id))

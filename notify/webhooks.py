@@ -1,0 +1,291 @@
+"""Outbound webhooks: an admin's endpoints, and the fan-out of the record's events into deliveries.
+
+The record never calls us: the outbox hands each drained batch of the five public kinds to `fan_out`,
+which writes one WebhookDelivery per subscribed active endpoint with one INSERT and asks, on commit,
+for a delivery run (notify.webhook_delivery signs and sends them, with retries for up to 24 h).
+"""
+
+import secrets
+from collections import defaultdict
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from engagement import outbox
+from engagement.models import Engagement, Event, EventType, Status
+from metrics.alerts import ALERT_OPENED, ALERT_RESOLVED
+from metrics.models import Alert
+from notify.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from pov.enqueue import enqueue_on_commit
+from tenants.actors import audit
+
+EVENT_KINDS = (outbox.REACHED_POV, outbox.STALLED, outbox.LOST, ALERT_OPENED, ALERT_RESOLVED)
+TEST_EVENT = "webhook.test"  # sent by the "Send a test event" button; no endpoint subscribes to it
+SECRET_PREFIX = "whsec_"
+MAX_ENDPOINTS = 20
+# A delivery is retried until this long after its event; an endpoint failing this long is disabled.
+RETRY_WINDOW = timedelta(hours=24)
+# Longer than a POST can take (10 s timeout), so a claim only expires when its worker died mid-POST.
+CLAIM_TIMEOUT = timedelta(minutes=2)
+
+
+def register():
+    """NotifyConfig.ready(): fan out every public kind, once per drained batch."""
+    for kind in EVENT_KINDS:
+        outbox.register(kind, fan_out, batch=True)
+
+
+def new_secret():
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def request_delivery(tenant):
+    from notify.webhook_tasks import deliver_webhooks  # the tasks import this module
+
+    enqueue_on_commit(deliver_webhooks, tenant_id=str(tenant.pk))
+
+
+# Endpoints ----------------------------------------------------------------------------------------
+
+
+def _clean_url(url):
+    url = (url or "").strip()
+    if not url:
+        return url, "Enter the URL that should receive the events."
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return url, "The URL must start with https:// (or http://); no other scheme is sent to."
+    if parts.username or parts.password:
+        return url, "Leave credentials out of the URL: receivers verify the PoV-Signature header instead."
+    if len(url) > WebhookEndpoint._meta.get_field("url").max_length:
+        return url, "The URL is too long (500 characters at most)."
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        return url, "Enter a valid URL, e.g. https://example.com/hooks/pov."
+    return url, None
+
+
+def _clean(url, events):
+    errors = {}
+    url, url_error = _clean_url(url)
+    if url_error:
+        errors["url"] = [url_error]
+    asked = set(events or ())
+    unknown = sorted(asked - set(WebhookEvent.values))
+    chosen = [value for value in WebhookEvent.values if value in asked]  # in the documented order
+    if unknown:
+        errors["events"] = [f"Unknown events: {', '.join(unknown)}."]
+    elif not chosen:
+        errors["events"] = ["Pick at least one event."]
+    if errors:
+        raise ValidationError(errors)
+    return url, chosen
+
+
+def endpoint_create(*, tenant, url, events, actor):
+    """A new endpoint; returns (endpoint, secret). The secret is shown to the admin once, on this response."""
+    url, events = _clean(url, events)
+    with transaction.atomic():
+        if WebhookEndpoint.objects.filter(tenant=tenant).count() >= MAX_ENDPOINTS:
+            raise ValidationError({"url": [f"A company has at most {MAX_ENDPOINTS} endpoints; delete one first."]})
+        endpoint = WebhookEndpoint.objects.create(tenant=tenant, url=url, events=events, secret=new_secret())
+        audit(tenant=tenant, actor=actor, action="webhook.created", target=endpoint, url=url, events=events)
+    return endpoint, endpoint.secret
+
+
+def endpoint_rotate_secret(*, tenant, endpoint, actor):
+    """A new secret for the next attempts; returns it (shown once). The old one stops signing at once."""
+    secret = new_secret()
+    with transaction.atomic():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk, tenant=tenant).update(secret=secret)
+        audit(tenant=tenant, actor=actor, action="webhook.secret_rotated", target=endpoint, url=endpoint.url)
+    endpoint.secret = secret
+    return secret
+
+
+def endpoint_disable(*, tenant, endpoint, actor, reason="", now=None, failing_before=None):
+    """Stop sending to the endpoint; True if this call disabled it. Its pending deliveries are paused,
+    not given up: enabling it again within their 24 h window sends them.
+
+    With `failing_before`, only an endpoint failing since before then is disabled (the health check):
+    the conditional UPDATE is the claim, so its admins are told once."""
+    now = now or timezone.now()
+    reason = (reason or f"Disabled by {actor.label}.")[:255]
+    active = WebhookEndpoint.objects.filter(pk=endpoint.pk, tenant=tenant, is_active=True)
+    if failing_before is not None:
+        active = active.filter(failing_since__lte=failing_before)
+    with transaction.atomic():
+        disabled = active.update(is_active=False, disabled_at=now, disabled_reason=reason) == 1
+        if disabled:
+            audit(tenant=tenant, actor=actor, action="webhook.disabled", target=endpoint, url=endpoint.url,
+                  reason=reason)  # fmt: skip
+    endpoint.refresh_from_db()
+    return disabled
+
+
+def endpoint_enable(*, tenant, endpoint, actor, now=None):
+    """Send again. Paused deliveries still inside their 24 h window go out at once; older ones are given up."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        enabled = WebhookEndpoint.objects.filter(pk=endpoint.pk, tenant=tenant, is_active=False).update(
+            is_active=True, disabled_at=None, disabled_reason="", failing_since=None
+        )
+        if enabled:
+            paused = WebhookDelivery.objects.filter(endpoint=endpoint, delivered_at=None, given_up_at=None)
+            paused.filter(created_at__lte=now - RETRY_WINDOW).update(given_up_at=now, next_attempt_at=None)
+            # Not one a worker is still posting (claimed moments ago): that would send it twice.
+            paused.filter(next_attempt_at__gt=now).exclude(claimed_at__gt=now - CLAIM_TIMEOUT).update(
+                next_attempt_at=now
+            )
+            audit(tenant=tenant, actor=actor, action="webhook.enabled", target=endpoint, url=endpoint.url)
+            request_delivery(tenant)
+    endpoint.refresh_from_db()
+    return bool(enabled)
+
+
+def endpoint_delete(*, tenant, endpoint, actor):
+    """Delete the endpoint with its deliveries and their log."""
+    with transaction.atomic():
+        audit(tenant=tenant, actor=actor, action="webhook.deleted", target=endpoint, url=endpoint.url)
+        WebhookEndpoint.objects.filter(pk=endpoint.pk, tenant=tenant).delete()
+
+
+def endpoint_send_test(*, tenant, endpoint, actor):
+    """Queue a `webhook.test` delivery, signed and logged like any other."""
+    if not endpoint.is_active:
+        raise ValidationError("Enable the endpoint before sending it a test event.")
+    data = {"message": "A test event from PoV.", "sent_by": actor.label, "endpoint": str(endpoint.pk)}
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(
+            tenant=tenant, endpoint=endpoint, event=TEST_EVENT, payload={"data": data}, next_attempt_at=timezone.now()
+        )
+        request_delivery(tenant)
+    return delivery
+
+
+# Fan-out ------------------------------------------------------------------------------------------
+
+
+def fan_out(tenant, messages):
+    """Outbox batch handler: one delivery per (message, subscribed active endpoint), with one INSERT.
+
+    Idempotent: the outbox message id is kept in the payload (never sent: it is a sequential id), so a
+    message handled again (a drain that died before marking it handled) adds nothing."""
+    subscribers = defaultdict(list)
+    active = WebhookEndpoint.objects.filter(tenant=tenant, is_active=True)
+    for endpoint_id, events in active.values_list("id", "events"):
+        for kind in events:
+            subscribers[kind].append(endpoint_id)
+    wanted = [m for m in messages if subscribers.get(m.kind)]
+    if not wanted:
+        return 0
+    done = set(
+        WebhookDelivery.objects.filter(tenant=tenant, payload__outbox__in=[m.id for m in wanted]).values_list(
+            "payload__outbox", "endpoint_id"
+        )
+    )
+    data = event_data(tenant, wanted)
+    at = timezone.now()
+    rows = [
+        WebhookDelivery(tenant=tenant, endpoint_id=eid, event=m.kind, payload=_stored(m, data), next_attempt_at=at)
+        for m in wanted
+        if m.id in data  # an engagement or alert deleted since has nothing left to tell
+        for eid in subscribers[m.kind]
+        if (m.id, eid) not in done
+    ]
+    WebhookDelivery.objects.bulk_create(rows)
+    if rows:
+        request_delivery(tenant)
+    return len(rows)
+
+
+def _stored(message, data):
+    return {"outbox": message.id, "data": data[message.id]}
+
+
+ENGAGEMENT_FIELDS = (
+    "id", "status", "purchase__external_id", "customer__external_id", "customer__name", "offering__key", "pos_at",
+    "next_step", "next_due_at", "pov_at", "days_to_value", "calendar_days_to_value", "lost_at",
+)  # fmt: skip
+ALERT_FIELDS = ("id", "step", "state", "due_at", "opened_at", "resolved_at", "resolution")
+
+
+def event_data(tenant, messages):
+    """{outbox message id: the event's `data`}, read with one query per kind of subject (engagements,
+    alerts, loss reasons) however many messages there are."""
+    engagement_ids = {m.payload["engagement"] for m in messages if m.payload.get("engagement")}
+    alert_ids = {m.payload["alert"] for m in messages if m.payload.get("alert")}
+    engagements = {}
+    if engagement_ids:
+        rows = Engagement.objects.filter(tenant=tenant, id__in=engagement_ids).values(*ENGAGEMENT_FIELDS)
+        reasons = _loss_reasons(tenant, [r["id"] for r in rows if r["status"] == Status.LOST])
+        engagements = {str(r["id"]): _engagement_json(tenant, r, reasons=reasons) for r in rows}
+    alerts = {}
+    if alert_ids:
+        fields = (*ALERT_FIELDS, *(f"engagement__{f}" for f in ENGAGEMENT_FIELDS))
+        for row in Alert.objects.filter(tenant=tenant, id__in=alert_ids).values(*fields):
+            alerts[str(row["id"])] = {
+                "alert": {**{f: _json(row[f]) for f in ALERT_FIELDS}, "url": _absolute("alerts", tenant.slug)},
+                "engagement": _engagement_json(tenant, row, prefix="engagement__"),
+            }
+    data = {}
+    for m in messages:
+        if m.payload.get("engagement") in engagements:
+            transition = {"from": m.payload.get("from"), "to": m.payload.get("to")}
+            data[m.id] = {"engagement": engagements[m.payload["engagement"]], "transition": transition}
+        elif m.payload.get("alert") in alerts:
+            data[m.id] = alerts[m.payload["alert"]]
+    return data
+
+
+def _loss_reasons(tenant, engagement_ids):
+    if not engagement_ids:
+        return {}
+    lost = Event.objects.filter(tenant=tenant, engagement_id__in=engagement_ids, type=EventType.LOST)
+    # Newest first, so the dict keeps the earliest loss: the one that set lost_at.
+    return dict(lost.order_by("-occurred_at").values_list("engagement_id", "reason"))
+
+
+def _engagement_json(tenant, row, *, prefix="", reasons=None):
+    """The same shape in every event, with null for what does not apply yet (pov_at before PoV...)."""
+
+    def get(field):
+        return _json(row[prefix + field])
+
+    engagement_id = row[prefix + "id"]
+    return {
+        "id": str(engagement_id),
+        "url": _absolute("engagement", tenant.slug, engagement_id),
+        "status": get("status"),
+        "purchase": {"external_id": get("purchase__external_id"), "purchased_at": get("pos_at")},
+        "customer": {"external_id": get("customer__external_id"), "name": get("customer__name")},
+        "offering": get("offering__key"),
+        "next_step": get("next_step") or None,
+        "next_due_at": get("next_due_at"),
+        "pov_at": get("pov_at"),
+        "days_to_value": get("days_to_value"),
+        "calendar_days_to_value": get("calendar_days_to_value"),
+        "lost_at": get("lost_at"),
+        "lost_reason": (reasons or {}).get(engagement_id) or None,
+    }
+
+
+def _json(value):
+    if value == "":
+        return None  # an unset text field reads as null, like an unset date
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if value is not None and not isinstance(value, str | int | float | bool):
+        return str(value)  # UUIDs
+    return value
+
+
+def _absolute(name, *args):
+    return settings.SITE_URL.rstrip("/") + reverse(name, args=args)
