@@ -119,7 +119,6 @@ INSTALLED_APPS = [
     "engagement",
     "metrics",
     "notify",
-    "bench",
 ]
 
 MIDDLEWARE = [
