@@ -39,6 +39,8 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
+# DEBUG only lets settings load without a SECRET_KEY; the benchmark measures with DEBUG off (in-process and gunicorn).
+bench: export DEBUG ?= 1
 bench: $(VENV)/.dev
 	@test -n "$$DATABASE_URL" || { echo "make bench needs DATABASE_URL pointing at PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/pov_bench)"; exit 2; }
 	$(PY) manage.py bench --scale $(or $(SCALE),100k)

@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "engagement",
     "metrics",
     "notify",
+    "bench",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,279 @@
+"""The references: what PostgreSQL itself needs for the same work, hand-written, measured in the same run.
+
+- `copy_events`: psycopg COPY of the same event rows (same columns) into a plain scratch table made
+  `LIKE` the events table with all its indexes and checks (foreign keys are not copied by LIKE).
+- `metrics_sql`: the numbers of `recompute_rollups` for the same groups (overall, per offering, segment,
+  owner and sales rep, each also per purchase month): counts, percentile_cont, Kaplan–Meier with window
+  functions (median, share at target, the thinned curve), the weekly histogram and the funnel. One
+  scan of the engagements into a temporary table, then GROUPING SETS.
+- `stalled_update`: one UPDATE of the on-track engagements past due + grace, rolled back.
+- `projection_sql`: a set-based derivation of the projection from the events, for the common case
+  (see its docstring for what it covers), and the MilestoneReach rows.
+Only table and column names are interpolated into SQL; values are parameters.
+"""
+
+import time
+
+from django.db import connection, transaction
+
+from engagement.models import Customer, Engagement, Event, Milestone, MilestoneReach, Offering
+from metrics.compute_python import HISTOGRAM_WEEKS
+from metrics.stats import CURVE_POINTS
+from tenants.models import Member, User
+
+
+def _t(model):
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+class Rollback(Exception):  # control flow, not an error
+    pass
+
+
+# Ingest ------------------------------------------------------------------------------------------
+
+COPY_TABLE = "bench_copy_events"
+
+
+def copy_events(rows, columns):
+    """Seconds to COPY `rows` into a fresh table like the events table (created and dropped untimed)."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}")
+        cursor.execute(f"CREATE TABLE {COPY_TABLE} (LIKE {_t(Event)} INCLUDING ALL)")
+    try:
+        names = ", ".join(quote(c) for c in columns)
+        start = time.perf_counter()
+        with (
+            transaction.atomic(),
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY {COPY_TABLE} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return time.perf_counter() - start
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}")
+
+
+# The stalled scan -------------------------------------------------------------------------------
+
+
+def stalled_update(tenant, now):
+    """(seconds, rows) of the one UPDATE that marks overdue engagements stalled; rolled back, so the
+    application's scan starts from the same state."""
+    result = {}
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            start = time.perf_counter()
+            cursor.execute(
+                f"""UPDATE {_t(Engagement)} SET status = 'stalled', updated_at = %s
+                    WHERE tenant_id = %s AND status = 'on_track' AND next_due_at < %s::timestamptz - make_interval(days => %s)""",  # noqa: E501, S608
+                [now, tenant.pk, now, tenant.grace_days],
+            )
+            result["rows"] = cursor.rowcount
+            result["seconds"] = time.perf_counter() - start
+            raise Rollback
+    except Rollback:
+        pass
+    return result["seconds"], result["rows"]
+
+
+# Metrics ----------------------------------------------------------------------------------------
+
+DIMENSIONS = ("offering", "segment", "owner", "sales_rep")
+LABELS = (
+    "CASE " + " ".join(f"WHEN GROUPING({d}) = 0 THEN '{d}'" for d in DIMENSIONS) + " ELSE 'all' END AS dim, "
+    "CASE " + " ".join(f"WHEN GROUPING({d}) = 0 THEN {d}" for d in DIMENSIONS) + " ELSE '' END AS key, "
+    "CASE WHEN GROUPING(month) = 0 THEN month ELSE '' END AS period"
+)
+
+
+BASE = f"""
+CREATE TEMP TABLE bench_ref_base ON COMMIT DROP AS
+SELECT e.id, e.status, o.key AS offering, o.target_days, coalesce(c.segment, '') AS segment,
+       coalesce(ou.email, '') AS owner, coalesce(su.email, '') AS sales_rep, e.owner_id IS NULL AS unowned,
+       to_char(e.pos_at AT TIME ZONE %(tz)s, 'YYYY-MM') AS month, e.days_to_value,
+       CASE e.status WHEN 'reached' THEN e.days_to_value WHEN 'lost' THEN e.days_to_loss
+            ELSE extract(epoch FROM %(now)s::timestamptz - e.pos_at)::float8 / 86400.0
+                 - (e.paused_days + coalesce(extract(epoch FROM %(now)s::timestamptz - e.paused_since)::float8 / 86400.0, 0.0))
+       END AS km_t
+FROM {_t(Engagement)} e
+JOIN {_t(Offering)} o ON o.id = e.offering_id
+JOIN {_t(Customer)} c ON c.id = e.customer_id
+LEFT JOIN {_t(Member)} om ON om.id = e.owner_id LEFT JOIN {_t(User)} ou ON ou.id = om.user_id
+LEFT JOIN {_t(Member)} sm ON sm.id = e.sales_rep_id LEFT JOIN {_t(User)} su ON su.id = sm.user_id
+WHERE e.tenant_id = %(tenant)s
+"""  # noqa: E501, S608
+
+AGGREGATES = f"""
+SELECT {LABELS}, count(*),
+       {", ".join(f"count(*) FILTER (WHERE status = '{s}')" for s in ("reached", "lost", "stalled", "on_track", "paused"))},
+       count(*) FILTER (WHERE unowned),
+       {", ".join(f"percentile_cont({q}) WITHIN GROUP (ORDER BY days_to_value) FILTER (WHERE status = 'reached')" for q in (0.5, 0.75, 0.9))},
+       count(*) FILTER (WHERE status = 'reached' AND days_to_value <= target_days),
+       CASE WHEN min(target_days) = max(target_days) THEN min(target_days) END
+FROM bench_ref_base GROUP BY GROUPING SETS ({{sets}})
+"""  # noqa: E501, S608
+
+KM_STEPS = f"""
+CREATE TEMP TABLE bench_ref_km ON COMMIT DROP AS
+WITH times AS (
+    SELECT {LABELS}, km_t AS t, count(*) FILTER (WHERE status = 'reached') AS d, count(*) AS c,
+           min(target_days) AS lo, max(target_days) AS hi
+    FROM bench_ref_base WHERE km_t IS NOT NULL GROUP BY GROUPING SETS ({{sets}})
+), risk AS (
+    SELECT dim, key, period, t, d, sum(c) OVER (PARTITION BY dim, key, period ORDER BY t DESC) AS n,
+           min(lo) OVER (PARTITION BY dim, key, period) AS lo, max(hi) OVER (PARTITION BY dim, key, period) AS hi
+    FROM times
+)
+SELECT dim, key, period, t,
+       CASE WHEN bool_or(d = n) OVER w THEN 0.0
+            ELSE exp(coalesce(sum(ln(1.0 - d::float8 / n::float8)) FILTER (WHERE d < n) OVER w, 0.0)) END AS s,
+       CASE WHEN lo = hi THEN lo END AS target
+FROM risk WHERE d > 0
+WINDOW w AS (PARTITION BY dim, key, period ORDER BY t)
+"""  # noqa: S608
+
+KM_ESTIMATES = """
+SELECT dim, key, period, min(t) FILTER (WHERE 1.0 - s >= 0.5 - 1e-12),
+       (array_agg(s ORDER BY t DESC) FILTER (WHERE t <= target))[1], min(target)
+FROM bench_ref_km GROUP BY dim, key, period
+"""
+
+KM_CURVES = """
+SELECT dim, key, t, s FROM (
+    SELECT dim, key, t, s, count(*) OVER (PARTITION BY dim, key) AS steps,
+           row_number() OVER (PARTITION BY dim, key, floor((1.0 - s) * %(points)s) ORDER BY t) AS first_in_band,
+           row_number() OVER (PARTITION BY dim, key ORDER BY t DESC) AS from_end
+    FROM bench_ref_km WHERE period = ''
+) k WHERE steps <= %(points)s OR first_in_band = 1 OR from_end = 1
+ORDER BY dim, key, t
+"""
+
+HISTOGRAM = f"""
+SELECT {LABELS}, week, count(*) FROM (
+    SELECT *, least(floor(days_to_value / 7.0)::int, %(last_week)s) AS week FROM bench_ref_base WHERE status = 'reached'
+) b GROUP BY GROUPING SETS ({{sets}})
+"""  # noqa: S608
+
+FUNNEL = f"""
+SELECT b.offering, m.key, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.clock_days)
+FROM bench_ref_base b JOIN {_t(MilestoneReach)} r ON r.engagement_id = b.id JOIN {_t(Milestone)} m ON m.id = r.milestone_id
+GROUP BY b.offering, m.key
+"""  # noqa: E501, S608
+
+
+def _plain_sets(extra):
+    """GROUPING SETS of overall/dimension x whole/month, each with `extra` columns appended."""
+    tail = f", {extra}" if extra else ""
+    sets = [f"({extra})" if extra else "()", f"(month{tail})"]
+    sets += [f"({d}{tail})" for d in DIMENSIONS] + [f"({d}, month{tail})" for d in DIMENSIONS]
+    return ", ".join(sets)
+
+
+def metrics_sql(tenant, now):
+    """(seconds, results): every number recompute_rollups stores, from hand-written SQL."""
+    params = {"tz": tenant.time_zone, "now": now, "tenant": tenant.pk}
+    start = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(BASE, params)
+        cursor.execute(AGGREGATES.format(sets=_plain_sets("")))
+        aggregates = cursor.fetchall()
+        cursor.execute(KM_STEPS.format(sets=_plain_sets("km_t")))
+        cursor.execute(KM_ESTIMATES)
+        estimates = cursor.fetchall()
+        cursor.execute(KM_CURVES, {"points": CURVE_POINTS})
+        curves = cursor.fetchall()
+        cursor.execute(HISTOGRAM.format(sets=_plain_sets("week")), {"last_week": HISTOGRAM_WEEKS - 1})
+        histogram = cursor.fetchall()
+        cursor.execute(FUNNEL)
+        funnel = cursor.fetchall()
+    seconds = time.perf_counter() - start
+    return seconds, {
+        "aggregates": aggregates, "estimates": estimates, "curves": curves, "histogram": histogram, "funnel": funnel,
+    }  # fmt: skip
+
+
+# Projections ------------------------------------------------------------------------------------
+
+PROJECTION = f"""
+WITH facts AS (
+    SELECT g.id, g.pos_at, o.requires_satisfaction,
+           min(ev.occurred_at) FILTER (WHERE m.is_pov) AS pov_milestone_at,
+           min(ev.occurred_at) FILTER (WHERE ev.type = 'satisfaction' AND ev.score >= o.satisfaction_threshold) AS satisfied_at,
+           min(ev.occurred_at) FILTER (WHERE ev.type = 'lost') AS lost_at,
+           max(ev.occurred_at) AS last_event_at,
+           max(m."order") AS furthest,
+           max(ev.occurred_at) FILTER (WHERE ev.type = 'paused') AS last_paused,
+           max(ev.occurred_at) FILTER (WHERE ev.type = 'resumed') AS last_resumed
+    FROM {_t(Engagement)} g
+    JOIN {_t(Offering)} o ON o.id = g.offering_id
+    LEFT JOIN {_t(Event)} ev ON ev.engagement_id = g.id AND ev.tenant_id = g.tenant_id
+    LEFT JOIN {_t(Milestone)} m ON m.id = ev.milestone_id
+    WHERE g.tenant_id = %(tenant)s
+    GROUP BY g.id, o.id
+), pov AS (
+    SELECT f.*,
+           CASE WHEN f.pov_milestone_at IS NULL THEN NULL
+                WHEN NOT f.requires_satisfaction THEN f.pov_milestone_at
+                WHEN f.satisfied_at IS NULL THEN NULL
+                ELSE greatest(f.pov_milestone_at, f.satisfied_at) END AS pov_at,
+           f.last_paused IS NOT NULL AND (f.last_resumed IS NULL OR f.last_resumed < f.last_paused) AS pause_open
+    FROM facts f
+), next AS (
+    SELECT p.*, coalesce(nm.key, CASE WHEN p.furthest IS NOT NULL THEN 'satisfaction' END) AS step,
+           coalesce(nm.due_day, pm.due_day) AS due_day,
+           CASE WHEN p.lost_at IS NOT NULL AND (p.pov_at IS NULL OR p.lost_at < p.pov_at) THEN 'lost'
+                WHEN p.pov_at IS NOT NULL THEN 'reached'
+                WHEN p.pause_open THEN 'paused' END AS settled
+    FROM pov p
+    JOIN {_t(Engagement)} g ON g.id = p.id
+    LEFT JOIN {_t(Milestone)} nm ON nm.offering_id = g.offering_id AND nm."order" = coalesce(p.furthest, -1) + 1
+    LEFT JOIN {_t(Milestone)} pm ON pm.offering_id = g.offering_id AND pm.is_pov
+)
+UPDATE {_t(Engagement)} e SET
+    status = coalesce(n.settled, CASE WHEN %(now)s::timestamptz > n.pos_at + make_interval(days => n.due_day + %(grace)s)
+                                      THEN 'stalled' ELSE 'on_track' END),
+    next_step = CASE WHEN n.settled IN ('lost', 'reached') THEN '' ELSE n.step END,
+    next_due_at = CASE WHEN n.settled IS NULL THEN n.pos_at + make_interval(days => n.due_day) END,
+    pov_at = CASE WHEN n.settled = 'reached' THEN n.pov_at END,
+    days_to_value = CASE WHEN n.settled = 'reached' THEN extract(epoch FROM n.pov_at - n.pos_at)::float8 / 86400.0 END,
+    calendar_days_to_value = CASE WHEN n.settled = 'reached' THEN extract(epoch FROM n.pov_at - n.pos_at)::float8 / 86400.0 END,
+    lost_at = CASE WHEN n.settled = 'lost' THEN n.lost_at END,
+    days_to_loss = CASE WHEN n.settled = 'lost' THEN extract(epoch FROM n.lost_at - n.pos_at)::float8 / 86400.0 END,
+    churned_at = CASE WHEN n.settled = 'reached' THEN n.lost_at END,
+    paused_days = 0.0,
+    paused_since = CASE WHEN n.pause_open THEN n.last_paused END,
+    last_event_at = n.last_event_at,
+    updated_at = %(now)s
+FROM next n WHERE e.id = n.id
+"""  # noqa: E501, S608
+
+REACHES = f"""
+INSERT INTO {_t(MilestoneReach)} (tenant_id, engagement_id, milestone_id, reached_at, clock_days)
+SELECT %(tenant)s, ev.engagement_id, ev.milestone_id, min(ev.occurred_at),
+       extract(epoch FROM min(ev.occurred_at) - g.pos_at)::float8 / 86400.0
+FROM {_t(Event)} ev JOIN {_t(Engagement)} g ON g.id = ev.engagement_id
+WHERE ev.tenant_id = %(tenant)s AND ev.type = 'milestone'
+GROUP BY ev.engagement_id, ev.milestone_id, g.pos_at
+"""  # noqa: S608
+
+
+def projection_sql(tenant, now):
+    """Seconds to derive every engagement's projection from its events in two statements.
+
+    Covers: status (reached / lost / paused for an open pause / stalled / on track), next step and due
+    date, pov_at (the PoV milestone, and the satisfaction when the offering requires it),
+    days_to_value, calendar days, lost_at, days_to_loss, churned_at, last_event_at, and the
+    MilestoneReach rows. Not covered: paused time (every clock runs as if never paused) and ties
+    between events at the same instant. It assumes milestone orders 0..n-1 (as offering_save
+    writes them). Exact for engagements that never paused, which the scenario checks.
+    """
+    params = {"tenant": tenant.pk, "now": now, "grace": tenant.grace_days}
+    start = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(PROJECTION, params)
+        cursor.execute(REACHES, params)
+    return time.perf_counter() - start

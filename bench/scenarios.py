@@ -1,0 +1,191 @@
+"""The scenarios. Each measures the application and, where there is one, its reference in the same run,
+after a warm-up, and returns the CONTRACT §8 record.
+
+Run order (each leaves the state the next expects): the stalled scan (it finds the day's newly
+overdue engagements), the projection rebuild, the metric rollups (the pages read them), the pages,
+then the two ingest scenarios (they add events).
+"""
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from bench import references, verify
+from engagement.models import OPEN_STATUSES, Engagement, Event, MilestoneReach, Offering
+from engagement.projection import Projection
+from engagement.rebuild import rebuild, rebuild_all
+from metrics.alerts import stalled_scan
+from metrics.compute import DIMENSIONS, compute
+from metrics.rollups import local_day, recompute_rollups
+
+RECORD_KEYS = ("scenario", "n", "seconds", "rate", "reference", "reference_rate", "ratio", "p50_ms", "p95_ms",
+               "queries")  # fmt: skip
+EXTRA_KEYS = ("reference_seconds", "note")
+
+
+def percentile_ms(latencies, q):
+    """Nearest-rank percentile of seconds, in milliseconds."""
+    if not latencies:
+        return None
+    ordered = sorted(latencies)
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return ordered[index] * 1000.0
+
+
+def record(scenario, n, seconds, *, reference=None, reference_seconds=None, latencies=None, queries=None, note=""):
+    """The §8 record. ratio = our time / the reference's time for the same n (= reference_rate / rate)."""
+    has_reference = reference is not None and reference_seconds
+    return {
+        "scenario": scenario,
+        "n": n,
+        "seconds": seconds,
+        "rate": n / seconds if seconds else None,
+        "reference": reference,
+        "reference_rate": n / reference_seconds if has_reference else None,
+        "ratio": seconds / reference_seconds if has_reference else None,
+        "p50_ms": percentile_ms(latencies, 0.50) if latencies else None,
+        "p95_ms": percentile_ms(latencies, 0.95) if latencies else None,
+        "queries": queries,
+        "reference_seconds": reference_seconds if has_reference else None,
+        "note": note,
+    }
+
+
+@dataclass
+class Context:
+    """What every scenario gets: the scratch tenant and its data, the server, progress bars."""
+
+    scratch: object
+    scale: int
+    requests: int
+    bar: object  # bar(total, desc) -> a tqdm
+    server: object = None
+    session_cookie: str = ""
+
+    @property
+    def tenant(self):
+        return self.scratch.tenant
+
+
+@contextmanager
+def counting_queries():
+    """Counts the SQL statements run through Django on this connection (cheaply: no SQL is kept)."""
+    counter = {"n": 0}
+
+    def count(execute, sql, params, many, context):
+        counter["n"] += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        yield counter
+
+
+class Rollback(Exception):  # control flow, not an error
+    pass
+
+
+def rolled_back(fn):
+    """Run `fn` in a transaction that is rolled back (warm-ups that must not change the state)."""
+    try:
+        with transaction.atomic():
+            fn()
+            raise Rollback
+    except Rollback:
+        pass
+
+
+def _table(model):
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def vacuum(*models):
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM (ANALYZE) {', '.join(_table(m) for m in models)}")
+
+
+# 4. stall_scan -------------------------------------------------------------------------------------
+
+
+def stall_scan(ctx):
+    """metrics.alerts.stalled_scan over the tenant (mark stalled, open/resolve/escalate alerts) against
+    one UPDATE marking the same engagements stalled (rolled back, measured first)."""
+    tenant, now = ctx.tenant, timezone.now()
+    active = Engagement.objects.filter(status__in=OPEN_STATUSES).count()
+    rolled_back(lambda: stalled_scan(tenant, now))
+    references.stalled_update(tenant, now)
+    reference_seconds, reference_rows = references.stalled_update(tenant, now)
+    with counting_queries() as queries:
+        start = time.perf_counter()
+        result = stalled_scan(tenant, now)
+        seconds = time.perf_counter() - start
+    if result["stalled"] != reference_rows:
+        raise verify.Mismatch(f"the scan marked {result['stalled']} stalled, the UPDATE {reference_rows}")
+    note = f"{reference_rows} newly stalled, {result['opened']} alerts opened, {result['escalated']} escalated"
+    return record("stall_scan", active, seconds, reference="sql", reference_seconds=reference_seconds,
+                  queries=queries["n"], note=note)  # fmt: skip
+
+
+# 6. recompute_projection -----------------------------------------------------------------------------
+
+RESET = {"status": "on_track", "next_step": "", "paused_days": 0.0}
+
+
+def reset_projections(tenant):
+    """Every derived field back to its initial value and no MilestoneReach rows: what a rebuild from
+    the events must then write in full (untimed; vacuumed so both runs meet the same table)."""
+    fields = list(Projection.FIELDS)
+    assignments = ", ".join(f"{connection.ops.quote_name(f)} = %s" for f in fields)
+    values = [RESET.get(f) for f in fields]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {_table(Engagement)} SET {assignments} WHERE tenant_id = %s", [*values, tenant.pk])  # noqa: S608
+        cursor.execute(f"DELETE FROM {_table(MilestoneReach)} WHERE tenant_id = %s", [tenant.pk])  # noqa: S608
+    vacuum(Engagement, MilestoneReach)
+
+
+def recompute_projection(ctx):
+    """engagement.rebuild.rebuild_all over every engagement (as `recompute` runs it) against the SQL
+    derivation, both from reset projections; the results are compared on engagements that never paused."""
+    tenant, now = ctx.tenant, timezone.now()
+    total = Engagement.objects.count()
+    with connection.cursor() as cursor:  # warm-up: the events in cache for both
+        cursor.execute(f"SELECT count(*), max(occurred_at) FROM {_table(Event)} WHERE tenant_id = %s", [tenant.pk])  # noqa: S608
+    rebuild(list(Engagement.objects.order_by("pk")[:2000]), now=now, grace_days=tenant.grace_days)
+    reset_projections(tenant)
+    reference_seconds = references.projection_sql(tenant, now)
+    reference_reaches = verify.snapshot_projection(tenant)
+    reset_projections(tenant)
+    with ctx.bar(total, "  rebuild_all") as bar, counting_queries() as queries:
+        start = time.perf_counter()
+        rebuild_all(Engagement.objects.all(), grace_days=tenant.grace_days, now=now, progress=bar.update)
+        seconds = time.perf_counter() - start
+    compared = verify.projection_equal(tenant, reference_reaches)
+    vacuum(Engagement, MilestoneReach)
+    note = f"same fields as the SQL on {compared} engagements without pauses"
+    return record("recompute_projection", total, seconds, reference="sql", reference_seconds=reference_seconds,
+                  queries=queries["n"], note=note)  # fmt: skip
+
+
+# 3. recompute_metrics --------------------------------------------------------------------------------
+
+
+def recompute_metrics(ctx):
+    """metrics.rollups.recompute_rollups (every group, cohorts, funnels, stored) against the hand-written
+    aggregate SQL for the same groups; the numbers are compared."""
+    tenant, now = ctx.tenant, timezone.now()
+    total = Engagement.objects.count()
+    first = Offering.objects.order_by("key").first()
+    compute(Engagement.objects.filter(offering=first), tenant, now, dimensions=DIMENSIONS, cohorts=True, funnel=True)
+    references.metrics_sql(tenant, now)  # warm-up
+    with counting_queries() as queries:
+        start = time.perf_counter()
+        rows = recompute_rollups(tenant, now=now)
+        seconds = time.perf_counter() - start
+    reference_seconds, results = references.metrics_sql(tenant, now)
+    groups = verify.metrics_equal(local_day(tenant, now), results)
+    note = f"{groups} groups ({rows} rollup rows) with cohorts and funnels; same numbers as the SQL"
+    return record("recompute_metrics", total, seconds, reference="sql", reference_seconds=reference_seconds,
+                  queries=queries["n"], note=note)  # fmt: skip
