@@ -155,6 +155,8 @@ class Engagement(TenantOwned):
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "status", "next_due_at"], name="engagement_status_due_idx"),
+            # The engagement list's default order (what is due first), so a page is an index range.
+            models.Index(fields=["tenant", "next_due_at", "pos_at", "id"], name="engagement_due_order_idx"),
             models.Index(fields=["tenant", "offering", "pos_at"], name="engagement_offering_pos_idx"),
             models.Index(fields=["tenant", "pos_at"], name="engagement_pos_idx"),
             models.Index(fields=["tenant", "owner"], name="engagement_owner_idx"),

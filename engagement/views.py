@@ -13,6 +13,7 @@ from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_POST
 
 from engagement import queries, services
@@ -32,6 +33,21 @@ SORTS = {
     "status": ("status", F("next_due_at").asc(nulls_last=True)),
 }
 PAGE_SIZE = 50
+
+
+class CappedPaginator(Paginator):
+    """Counts at most CAP rows: an exact COUNT(*) of a large tenant's engagements would cost more than
+    the page itself. Past the cap the pager says "10,000+"."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self):
+        return self.object_list[: self.CAP + 1].count()
+
+    @property
+    def capped(self):
+        return self.count > self.CAP
 
 
 @login_required
@@ -66,7 +82,7 @@ def _listed(request):
 @roles(ACTING_ROLES)
 def engagement_list(request, slug):
     engagements, flt, errors, search, sort = _listed(request)
-    page = Paginator(engagements, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(engagements, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(

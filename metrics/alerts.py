@@ -36,7 +36,7 @@ def stalled_scan(tenant, now=None):
         newly_stalled = _mark_stalled(tenant, now)
         opened = _open_alerts(tenant, now)
         resolved = _resolve_obsolete(tenant, now)
-        _follow_due_dates()
+        _follow_due_dates(tenant)
         escalated = _escalate(tenant, now)
     return {"stalled": newly_stalled, "opened": opened, "resolved": resolved, "escalated": escalated}
 
@@ -74,6 +74,7 @@ def _open_alerts(tenant, now):
     # A step that became current again (a journey edit) reopens; a person's resolution stands.
     reopened = Alert.objects.exclude(resolution=Resolution.MANUAL).filter(
         state=AlertState.RESOLVED,
+        engagement__tenant=tenant,
         engagement__status=Status.STALLED,
         engagement__next_step=F("step"),
     )
@@ -89,7 +90,8 @@ def _open_alerts(tenant, now):
 
 def _resolve_obsolete(tenant, now):
     """Resolve live alerts whose engagement ended or moved past the step."""
-    live = Alert.objects.filter(state__in=LIVE)
+    # engagement__tenant: the joined engagements are read through the tenant's index, not every tenant's rows.
+    live = Alert.objects.filter(state__in=LIVE, engagement__tenant=tenant)
     ended = live.filter(engagement__status__in=(Status.REACHED, Status.LOST))
     moved_on = live.exclude(engagement__status__in=(Status.REACHED, Status.LOST)).filter(
         ~Q(engagement__next_step=F("step"))
@@ -107,11 +109,16 @@ def _resolve_obsolete(tenant, now):
     return len(results)
 
 
-def _follow_due_dates():
+def _follow_due_dates(tenant):
     """Live alerts follow their engagement's due date, which moves with pauses and journey edits."""
     due = Engagement.objects.filter(pk=OuterRef("engagement_id")).values("next_due_at")[:1]
     return (
-        Alert.objects.filter(state__in=LIVE, engagement__next_step=F("step"), engagement__next_due_at__isnull=False)
+        Alert.objects.filter(
+            state__in=LIVE,
+            engagement__tenant=tenant,
+            engagement__next_step=F("step"),
+            engagement__next_due_at__isnull=False,
+        )
         .exclude(due_at=F("engagement__next_due_at"))
         .update(due_at=Subquery(due))
     )
@@ -121,7 +128,8 @@ def _escalate(tenant, now):
     """Alerts open past the tenant's escalation days; not while the engagement's clock is paused."""
     cutoff = now - timedelta(days=tenant.escalation_days)
     live = Alert.objects.filter(state__in=LIVE, escalated_at__isnull=True, opened_at__lt=cutoff)
-    return live.exclude(engagement__status=Status.PAUSED).update(escalated_at=now)
+    live = live.filter(engagement__tenant=tenant).exclude(engagement__status=Status.PAUSED)
+    return live.update(escalated_at=now)
 
 
 # Acting on alerts ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import uuid
 
 from django.db import models
+from django.db.models import Q
 from django_scopes import ScopedManager
 
 from engagement.models import Engagement, TenantOwned
@@ -40,7 +41,13 @@ class Alert(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "engagement", "step"], name="alert_one_per_step")]
-        indexes = [models.Index(fields=["tenant", "state", "due_at"], name="alert_state_due_idx")]
+        indexes = [
+            models.Index(fields=["tenant", "state", "due_at"], name="alert_state_due_idx"),
+            # The stalled scan and the queue only ever look at live alerts, never the resolved history.
+            models.Index(
+                fields=["tenant", "engagement"], condition=Q(state__in=("open", "acknowledged")), name="alert_live_idx"
+            ),
+        ]
         ordering = ["due_at"]
 
     def __str__(self):

@@ -113,7 +113,7 @@ def trend(flt, days):
                 ]
             }
         )
-    points = [{"day": day, **{f: s[f] for f in TREND_FIELDS}} for day, s in rollups.trend(*group, days=days)]
+    points = [{"day": day, **s} for day, s in rollups.trend(*group, days=days, fields=TREND_FIELDS)]
     return {"results": points, "computed_at": rollups.computed_at()}
 
 
