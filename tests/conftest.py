@@ -3,12 +3,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from tenants.actors import Actor
 from tenants.scoping import tenant_scope
@@ -150,6 +152,31 @@ def fast_worker(transactional_db):
     worker = WorkerProcess().start({"METRICS_DEBOUNCE_SECONDS": "1"})
     yield worker
     worker.stop()
+
+
+def run_concurrently(work, times=2, timeout=60):
+    """Run `work()` in `times` threads at once, each on its own database connection (closed at the end);
+    returns their results, or raises the first error one of them met."""
+    start, results, errors = threading.Barrier(times), [], []
+
+    def runner():
+        try:
+            start.wait(timeout=10)
+            results.append(work())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), "a concurrent run did not finish"
+    if errors:
+        raise errors[0]
+    return results
 
 
 def wait_for(predicate, timeout=30.0, interval=0.2):

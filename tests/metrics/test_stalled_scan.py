@@ -5,11 +5,9 @@ due when they are recorded and every stall comes from a scan at a chosen instant
 real past so event validation accepts them.
 """
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from engagement.models import Engagement, OutboxMessage
@@ -17,6 +15,7 @@ from engagement.services import event_record, purchase_record
 from metrics.alerts import alert_resolve, stalled_scan, sync_alerts
 from metrics.models import Alert
 from tenants.scoping import tenant_scope
+from tests.conftest import run_concurrently
 from tests.factories import CustomerFactory, make_offering
 
 MINUTE = timedelta(minutes=1)
@@ -203,24 +202,12 @@ def test_two_concurrent_scans_open_and_publish_each_alert_once(transactional_db,
         offering = make_offering(tenant)
         engagements = [_engagement(tenant, offering, actor, pos, f"p-{i}") for i in range(20)]
     now = pos + 30 * DAY
-    barrier, results, errors = threading.Barrier(2), [], []
 
     def scan():
-        try:
-            with tenant_scope(tenant):
-                barrier.wait(timeout=10)
-                results.append(stalled_scan(tenant, now=now))
-        except Exception as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
+        with tenant_scope(tenant):
+            return stalled_scan(tenant, now=now)
 
-    threads = [threading.Thread(target=scan) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    results = run_concurrently(scan)
     assert sum(r["stalled"] for r in results) == 20
     assert sum(r["opened"] for r in results) == 20
 

@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 import pytest
 from django.core import signing
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -29,7 +28,7 @@ from notify.digest_tasks import send_digest, send_due_digests
 from notify.models import DigestFrequency, DigestPreference, DigestSend
 from tenants.models import AuditEntry, Member
 from tenants.scoping import tenant_scope
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import WorkerProcess, run_concurrently, wait_for
 from tests.engagement.test_tasks_worker import WorkerLog
 from tests.factories import CustomerFactory, MemberFactory, TenantFactory, make_offering
 
@@ -480,22 +479,7 @@ def test_two_concurrent_dispatchers_deliver_one_digest(smtp, transactional_db, t
         return claim(*args, **kwargs)
 
     monkeypatch.setattr(digests, "_claim", claim_together)
-    outcomes, errors = [], []
-
-    def dispatcher():
-        try:
-            outcomes.append(send_now(acme, "owner"))
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    outcomes = run_concurrently(lambda: send_now(acme, "owner"))
     assert sorted(outcomes) == sorted([digests.SENT, digests.ALREADY])
     assert len(smtp.to("owner@acme.test")) == 1
     with tenant_scope(tenant):
