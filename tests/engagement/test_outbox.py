@@ -18,6 +18,7 @@ from engagement.tasks import drain_outbox_all
 from pov.celery import app as celery_app
 from pov.enqueue import enqueue
 from tenants.scoping import tenant_scope
+from tests.conftest import run_concurrently
 from tests.factories import CustomerFactory, make_offering
 
 PROBE = "tests.outbox.probe"
@@ -221,27 +222,11 @@ def test_two_concurrent_drains_hand_every_message_exactly_once(tenant, register)
         ids = set(OutboxMessage.objects.filter(kind=PROBE).values_list("id", flat=True))
     assert len(ids) == len(rows) == count
 
-    start = threading.Barrier(2)
-    results, errors = [], []
-
     def run_drain():
-        try:
-            start.wait(timeout=10)
-            with tenant_scope(tenant):
-                results.append(outbox.drain(tenant))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
+        with tenant_scope(tenant):
+            return outbox.drain(tenant)
 
-    threads = [threading.Thread(target=run_drain) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert errors == []
-    assert not any(thread.is_alive() for thread in threads)
+    results = run_concurrently(run_drain)
     handed = [m.id for m in seen]
     assert len(handed) == len(set(handed)), "a message was handed to the handler twice"
     assert set(handed) == ids
