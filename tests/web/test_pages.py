@@ -21,9 +21,8 @@ from tenants.scoping import tenant_scope
 from tests.factories import MemberFactory, TenantFactory, make_offering
 from tests.web.conftest import buy, reach, snapshot
 
-# The views turn service errors into messages by reading `exc.detail`, which Django's ValidationError
-# (the base of engagement.errors.Invalid) does not have: every invalid input answers 500.
-NO_DETAIL = "views read Invalid.detail, which a django ValidationError lacks: invalid input is a 500"
+# The views turn service errors (engagement.errors.Invalid) into messages shown on the page.
+NO_DETAIL = "invalid input is shown on the page with its message, never a 500"
 
 
 def text(response):
@@ -272,7 +271,7 @@ def test_create_a_journey(acme, login):
 
 
 def broken(*row, raises=AttributeError, reason=NO_DETAIL):
-    """A row the application once answered with a 500 (`reason`), kept as a regression."""
+    """A row that guards against a 500 (`reason` says what must hold instead)."""
     return pytest.param(*row)
 
 
@@ -300,7 +299,7 @@ INVALID_INPUTS = [
      400, "Give the key a name"),
     broken("admin", "POST", "settings/keys/create/", {"name": "CRM", "scope": "read"}, False,
            400, "A key named 'CRM' already exists.", raises=IntegrityError,
-           reason="key_create does not check the per-tenant unique key name: a second 'CRM' is a 500"),
+           reason="a second key with a name in use is named as the error, not a 500"),
     ("admin", "POST", "settings/company/", {**COMPANY, "time_zone": "Mars/Base"}, False,
      400, "Mars/Base"),
     ("admin", "POST", "settings/company/", {**COMPANY, "grace_days": "soon"}, False,

@@ -13,16 +13,13 @@ E = "engagements/{engagement}/"  # acme's stalled engagement, owned by owner@acm
 A = "alerts/{alert}/"  # its open alert
 
 
-def bug(status, reason):
-    """An expected status that `reason` says the application once got wrong (kept as a regression)."""
+def guarded(status, reason):
+    """An expected status; `reason` says what the case guards."""
     return status
 
 
-JOURNEYS_LIST_OPEN = (
-    "journeys() is @roles(ADMIN_ONLY) without read=ADMIN_ONLY, so every role can GET the journeys page "
-    "(the nav shows it to admins only and its Edit/New links then answer 403)"
-)
-NOT_ADMIN = bug(403, JOURNEYS_LIST_OPEN)
+JOURNEYS_LIST_OPEN = "only admins open the journeys page (the nav shows it to admins only)"
+NOT_ADMIN = guarded(403, JOURNEYS_LIST_OPEN)
 
 # Route templates are relative to /t/acme/. Allowed POSTs carry the valid body of VALID_POSTS and answer 302
 # (redirect after success); creating a key answers 200 because the new key is shown once, on that response.
@@ -196,8 +193,8 @@ def test_another_tenants_member_cannot_be_assigned_an_alert(acme, charlie, login
 
 
 GET_SIDE_EFFECTS = (
-    "POST-only views lack require_POST: a GET, which CSRF does not check (a link, an <img>), pauses, reassigns, "
-    "resolves or revokes a key; and alert_action checks only the read roles on GET, so a viewer's GET acts"
+    "write routes refuse GET, which CSRF does not check (a link or an <img> must not pause, reassign, resolve "
+    "or revoke), for every role"
 )
 
 
