@@ -8,7 +8,6 @@ the server closes it.
 
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from django.conf import settings
+
+from pov.processes import stop_process
 
 WORKERS = 2
 START_TIMEOUT = 60
@@ -92,13 +93,7 @@ class Server:
         raise RuntimeError(f"gunicorn did not answer within {START_TIMEOUT}s; see {self.log_path}")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 

@@ -60,6 +60,14 @@ def parse_filters(params, *, allow_status=True):
     return EngagementFilter(status=status, purchased_from=purchased_from, purchased_to=purchased_to, **values)
 
 
+def filters_or_errors(params, *, allow_status=True):
+    """For pages: the filter, or no filter and the errors per parameter (shown above the results)."""
+    try:
+        return parse_filters(params, allow_status=allow_status), {}
+    except Invalid as exc:
+        return EngagementFilter(), exc.detail
+
+
 def _local_midnight(day, tenant):
     return datetime.combine(day, time.min, tzinfo=tenant.tzinfo)
 

@@ -18,10 +18,10 @@ from django.views.decorators.http import require_POST
 
 from engagement import queries, services
 from engagement.errors import Conflict, Invalid, Missing
-from engagement.filters import EngagementFilter, apply, parse_filters
+from engagement.filters import apply, filters_or_errors
 from engagement.models import EventType, Offering, Status
 from tenants.scoping import memberships_of, tenant_scope
-from tenants.web import ACTING_ROLES, ADMIN_ONLY, can_act, roles, web_actor
+from tenants.web import ACTING_ROLES, ADMIN_ONLY, can_act, error_messages, roles, web_actor
 
 # Engagements with nothing due (reached, lost, paused) sort after the ones still under way.
 SORTS = {
@@ -61,11 +61,7 @@ def home(request):
 
 def _listed(request):
     """The engagements the list's query string selects, sorted; plus the filter and its errors."""
-    try:
-        flt = parse_filters(request.GET)
-        errors = {}
-    except Invalid as exc:
-        flt, errors = EngagementFilter(), exc.detail
+    flt, errors = filters_or_errors(request.GET)
     engagements = apply(queries.engagements(), flt, request.tenant)
     search = (request.GET.get("q") or "").strip()[:200].replace("\x00", "")
     if search:
@@ -215,13 +211,6 @@ def _act(request, engagement, action):
     }[action]  # fmt: skip
 
 
-def _messages_of(exc):
-    if isinstance(exc, Invalid):
-        return [f"{field}: {msg}" if field != "non_field_errors" else str(msg) for field, msgs in
-                exc.detail.items() for msg in (msgs if isinstance(msgs, list) else [msgs])]  # fmt: skip
-    return [getattr(exc, "message", str(exc))]
-
-
 @require_POST
 @roles(ACTING_ROLES)
 def engagement_act(request, slug, engagement_id, action):
@@ -231,7 +220,7 @@ def engagement_act(request, slug, engagement_id, action):
     try:
         done = _act(request, engagement, action)
     except (Invalid, Conflict, Missing) as exc:
-        context = {**detail_context(request, engagement), "action_errors": _messages_of(exc), "failed": action}
+        context = {**detail_context(request, engagement), "action_errors": error_messages(exc), "failed": action}
         return render(request, "engagement/detail.html", context, status=200 if request.htmx else 400)
     messages.success(request, done)
     if request.htmx:  # swap the fresh detail in place, without a second request
@@ -281,7 +270,7 @@ def journey_edit(request, slug, key=None):
             messages.success(request, f"Journey {'created' if created else 'saved'}: {saved.name}.")
             return HttpResponseRedirect(reverse("journeys", args=[slug]))
         except (Invalid, Conflict) as exc:
-            errors = _messages_of(exc)
+            errors = error_messages(exc)
             values["milestones"] = milestones if "milestones" in locals() else []
     rows = _form_rows(offering, values)
     return render(

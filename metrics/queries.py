@@ -43,6 +43,11 @@ def _stored(flt, now):
     return rollups.current(*group) if group else None
 
 
+def _stored_summary(row):
+    # Rows stored before a field existed answer with its empty value until the next recompute.
+    return {"histogram": [], **row.summary, "computed_at": row.computed_at}
+
+
 def _live(flt, tenant, now, **options):
     now = now or timezone.now()
     return compute(filtered_engagements(flt, tenant), tenant, now, **options), now
@@ -50,8 +55,7 @@ def _live(flt, tenant, now, **options):
 
 def summary(flt, tenant, now=None):
     if row := _stored(flt, now):
-        # Rows stored before a field existed answer with its empty value until the next recompute.
-        return {"histogram": [], **row.summary, "computed_at": row.computed_at}
+        return _stored_summary(row)
     computed, now = _live(flt, tenant, now)
     return {**computed.summary(), "computed_at": now}
 
@@ -59,8 +63,7 @@ def summary(flt, tenant, now=None):
 def summary_and_cohorts(flt, tenant, now=None):
     """Both, from one stored row or one live computation (the overview shows both)."""
     if row := _stored(flt, now):
-        summary = {"histogram": [], **row.summary, "computed_at": row.computed_at}
-        return summary, {"results": row.cohorts, "computed_at": row.computed_at}
+        return _stored_summary(row), {"results": row.cohorts, "computed_at": row.computed_at}
     computed, now = _live(flt, tenant, now, cohorts=True)
     group = computed.groups[("all", "")]
     return {**group["summary"], "computed_at": now}, {"results": group["cohorts"], "computed_at": now}

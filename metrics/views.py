@@ -15,22 +15,18 @@ from django.views.decorators.http import require_POST
 
 from engagement import queries as engagement_queries
 from engagement.errors import Invalid
-from engagement.filters import EngagementFilter, parse_filters
+from engagement.filters import filters_or_errors
 from engagement.models import Offering
 from metrics import charts, queries, rollups
 from metrics.alerts import LIVE, alert_acknowledge, alert_assign, alert_resolve
 from metrics.models import Alert, AlertState
 from tenants.models import ACTING_ROLES, Member
 from tenants.scoping import get_or_404
-from tenants.web import roles, web_actor
+from tenants.web import error_messages, roles, web_actor
 
 
 def _filters(request):
-    """The filter of the query string, or no filter and the errors to show."""
-    try:
-        return parse_filters(request.GET, allow_status=False), {}
-    except Invalid as exc:
-        return EngagementFilter(), exc.detail
+    return filters_or_errors(request.GET, allow_status=False)
 
 
 def filter_options():
@@ -123,7 +119,7 @@ def alert_action(request, slug, alert_id, action):
         else:
             alert = alert_resolve(tenant=request.tenant, alert=alert, actor=actor)
     except Invalid as exc:
-        messages.error(request, " ".join(str(m) for msgs in exc.detail.values() for m in msgs))
+        messages.error(request, " ".join(error_messages(exc)))
     back = request.POST.get("next") or reverse("alerts", args=[slug])
     if request.htmx:
         alert = queries.alert_queue(ALERT_VIEWS["live"] + (AlertState.RESOLVED,)).get(pk=alert.pk)

@@ -19,16 +19,9 @@ from tenants.api_keys import api_key_create, api_key_revoke
 from tenants.models import ApiKey, ApiScope, AuditEntry, Member, Role
 from tenants.scoping import get_or_404
 from tenants.services import member_add, member_set_role, tenant_update
-from tenants.web import ADMIN_ONLY, roles, web_actor
+from tenants.web import ADMIN_ONLY, error_messages, roles, web_actor
 
 SECTIONS = ("members", "keys", "company", "audit")
-
-
-def _errors(exc):
-    if hasattr(exc, "message_dict"):
-        return [f"{field}: {msg}" if field != "__all__" else msg for field, msgs in exc.message_dict.items()
-                for msg in msgs]  # fmt: skip
-    return list(getattr(exc, "messages", [str(exc)]))
 
 
 def settings_context(request, **extra):
@@ -85,7 +78,7 @@ def member_invite(request, slug):
             raise ValidationError({"email": [f"{email} is already a member; change their role in the table."]})
         member, created = member_add(tenant=request.tenant, email=email, role=role)
     except ValidationError as exc:
-        context = settings_context(request, invite_errors=_errors(exc), invite={"email": email, "role": role})
+        context = settings_context(request, invite_errors=error_messages(exc), invite={"email": email, "role": role})
         return render(request, "tenants/settings.html", context, status=400)
     if created:
         _invite_email(request, member.user, request.tenant)
@@ -105,7 +98,7 @@ def member_role(request, slug, member_id):
         )
         messages.success(request, f"{member.user.email} is now {member.get_role_display()}.")
     except ValidationError as exc:
-        messages.error(request, " ".join(_errors(exc)))
+        messages.error(request, " ".join(error_messages(exc)))
     return _back(slug, "members")
 
 
@@ -149,7 +142,7 @@ def company_update(request, slug):
     except ValidationError as exc:
         request.tenant.refresh_from_db()
         return render(
-            request, "tenants/settings.html", settings_context(request, company_errors=_errors(exc)), status=400
+            request, "tenants/settings.html", settings_context(request, company_errors=error_messages(exc)), status=400
         )
     messages.success(request, "Company settings saved.")
     return _back(slug, "company")

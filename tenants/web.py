@@ -34,6 +34,19 @@ def roles(allowed, *, read=EVERY_ROLE):
     return decorate
 
 
+def error_messages(exc):
+    """Readable lines from a ValidationError ("field: message", or the message alone when it concerns the
+    whole form), or from any error with a `message`, for pages that show them."""
+    if hasattr(exc, "error_dict"):
+        whole = ("__all__", "non_field_errors")
+        return [
+            msg if field in whole else f"{field}: {msg}" for field, msgs in exc.message_dict.items() for msg in msgs
+        ]
+    if hasattr(exc, "messages"):
+        return list(exc.messages)
+    return [getattr(exc, "message", str(exc))]
+
+
 def can_act(member):
     return member is not None and member.role in ACTING_ROLES
 

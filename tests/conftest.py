@@ -1,5 +1,4 @@
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from pov.processes import stop_process
 from tenants.actors import Actor
 from tenants.scoping import tenant_scope
 from tests.factories import MemberFactory, TenantFactory
@@ -128,13 +128,7 @@ class WorkerProcess:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 
