@@ -20,6 +20,7 @@ from engagement.models import Customer, Engagement, Event, Milestone, MilestoneR
 from metrics.compute_python import HISTOGRAM_WEEKS
 from metrics.stats import CURVE_POINTS
 from tenants.models import Member, User
+from tenants.rls import as_owner
 
 
 def _t(model):
@@ -36,7 +37,14 @@ COPY_TABLE = "bench_copy_events"
 
 
 def copy_events(rows, columns):
-    """Seconds to COPY `rows` into a fresh table like the events table (created and dropped untimed)."""
+    """Seconds to COPY `rows` into a fresh table like the events table (created and dropped untimed).
+
+    As the table owner: the application's role may not create tables."""
+    with as_owner():
+        return _copy_events(rows, columns)
+
+
+def _copy_events(rows, columns):
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}")

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from bench import data, scenarios, scenarios_http, scratch
 from bench.http import BENCH_QUEUE, Server
 from bench.report import render, write_json
+from tenants.rls import as_owner
 from tenants.scoping import tenant_scope
 
 SCENARIOS = (
@@ -92,6 +93,21 @@ class Run:
     def _prepare(self):
         self.say(f"Creating the scratch tenant {scratch.SLUG!r} with {self.scale:,} engagements …")
         start = time.perf_counter()
+        # The data is loaded with COPY, which row-level security refuses to the application's role.
+        with as_owner():
+            made, generator, cookie = self._generate()
+        counts = generator.counts
+        self.say(
+            f"Generated {counts.customers:,} customers, {counts.engagements:,} engagements, {counts.events:,} events "
+            f"({counts.events / max(1, counts.engagements):.1f} each), {counts.reaches:,} milestone reaches, "
+            f"{counts.alerts:,} alerts in {time.perf_counter() - start:.0f} s."
+        )
+        return scenarios.Context(
+            scratch=made, scale=self.scale, requests=self.requests, bar=self.bar, session_cookie=cookie
+        )
+
+    def _generate(self):
+        """The scratch tenant and its generated rows: (scratch, generator, admin session cookie)."""
         made = scratch.create()
         with tenant_scope(made.tenant):
             generator = data.Generator(made, self.scale, now=timezone.now())
@@ -102,15 +118,7 @@ class Run:
             with self.bar(len(data.TABLES), "vacuum analyze", " tables") as bar:
                 data.vacuum_analyze(bar.update)
             cookie = scenarios_http.session_cookie(made.admin.user)
-        counts = generator.counts
-        self.say(
-            f"Generated {counts.customers:,} customers, {counts.engagements:,} engagements, {counts.events:,} events "
-            f"({counts.events / max(1, counts.engagements):.1f} each), {counts.reaches:,} milestone reaches, "
-            f"{counts.alerts:,} alerts in {time.perf_counter() - start:.0f} s."
-        )
-        return scenarios.Context(
-            scratch=made, scale=self.scale, requests=self.requests, bar=self.bar, session_cookie=cookie
-        )
+        return made, generator, cookie
 
     def _scenarios(self, ctx):
         records = []
@@ -134,7 +142,8 @@ class Run:
             self.say(f"Keeping the scratch tenant {scratch.SLUG!r} (sign in as {scratch.ADMIN_EMAIL}).")
         else:
             self.say(f"Removing the scratch tenant {scratch.SLUG!r} …")
-            scratch.remove()
+            with as_owner():
+                scratch.remove()
         _purge_queue()
 
 

@@ -8,6 +8,7 @@ from metrics.models import RollupState
 from metrics.rollups import run_recompute, tenants_to_reconcile
 from pov.enqueue import enqueue
 from tenants.models import Tenant
+from tenants.scoping import tenant_scope
 from tenants.tasks import TenantTask
 
 
@@ -31,7 +32,8 @@ def recompute_metrics(self, *, tenant, force=False):
 @shared_task
 def reconcile_metrics():
     """Beat: recompute what a lost task left stale, and each tenant's first snapshot of its day."""
-    for tenant_id in tenants_to_reconcile():
-        # Marked as scheduled so a write meanwhile does not queue a second run.
-        RollupState.unscoped.filter(tenant_id=tenant_id).update(scheduled_for=timezone.now())
-        enqueue(recompute_metrics, tenant_id=str(tenant_id))
+    for tenant in tenants_to_reconcile():
+        with tenant_scope(tenant):
+            # Marked as scheduled so a write meanwhile does not queue a second run.
+            RollupState.objects.filter(tenant=tenant).update(scheduled_for=timezone.now())
+        enqueue(recompute_metrics, tenant_id=str(tenant.pk))

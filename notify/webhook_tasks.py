@@ -19,5 +19,5 @@ def deliver_webhooks(self, *, tenant):
 @shared_task
 def retry_webhooks():
     """Beat (every 60 s): a delivery run for each tenant with retries due or a lost on-commit enqueue."""
-    for tenant_id in tenants_with_due_deliveries():
-        enqueue(deliver_webhooks, tenant_id=str(tenant_id))
+    for tenant in tenants_with_due_deliveries():
+        enqueue(deliver_webhooks, tenant_id=str(tenant.pk))

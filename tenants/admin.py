@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from pov.admin_site import TenantAdmin, staff_tenant_ids
+from pov.admin_site import TenantAdmin, companies_for, staff_tenant_ids
 from tenants.models import ApiKey, AuditEntry, Member, Tenant, User
 
 
@@ -31,6 +31,11 @@ class TenantModelAdmin(TenantAdmin):
     list_display = ["name", "slug", "time_zone", "grace_days", "escalation_days", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+
+    def get_queryset(self, request):
+        """Companies themselves are listed across the board: superusers see all, staff their own."""
+        ids = [company.pk for company in companies_for(request.user)]
+        return Tenant.objects.filter(pk__in=ids).order_by(*(self.get_ordering(request) or ["name"]))
 
 
 @admin.register(Member)

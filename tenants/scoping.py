@@ -10,13 +10,15 @@ from django.http import Http404
 from django_scopes import get_scope, scope
 
 from tenants.models import Member, Tenant
+from tenants.rls import rls_context
 
 
 @contextmanager
 def tenant_scope(tenant):
     if not isinstance(tenant, Tenant):
         raise TypeError(f"tenant_scope needs a Tenant, got {tenant!r}")
-    with scope(tenant=tenant):
+    # django-scopes filters the ORM's queries; the database's row-level security checks every query.
+    with scope(tenant=tenant), rls_context(tenant_id=tenant.pk):
         yield tenant
 
 
@@ -30,12 +32,15 @@ def membership_for(user, tenant):
     """The active membership of `user` in `tenant`, or None."""
     if not getattr(user, "is_authenticated", False):
         return None
-    return Member.unscoped.filter(user=user, tenant=tenant, is_active=True).select_related("user").first()
+    with rls_context(user_id=user.pk):
+        return Member.unscoped.filter(user=user, tenant=tenant, is_active=True).select_related("user").first()
 
 
 def memberships_of(user):
-    """Every active membership of `user`, for sign-in and the tenant switcher."""
-    return Member.unscoped.filter(user=user, is_active=True).select_related("tenant").order_by("tenant__name")
+    """Every active membership of `user`, for sign-in and the tenant switcher (read before any tenant
+    is chosen: the row-level policy on members lets a user read their own memberships)."""
+    with rls_context(user_id=user.pk):
+        return list(Member.unscoped.filter(user=user, is_active=True).select_related("tenant").order_by("tenant__name"))
 
 
 def get_or_404(queryset, **lookup):

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from tenants.actors import audit
 from tenants.models import Member, Role, Tenant, User
+from tenants.scoping import tenant_scope
 
 
 def generate_password():
@@ -21,15 +22,16 @@ def tenant_create(*, slug, name, time_zone="UTC", grace_days=3, escalation_days=
     return tenant
 
 
-def member_add(*, tenant, email, role, password=None, first_name="", last_name=""):
+def member_add(*, tenant, email, role, password=None, first_name="", last_name="", actor=None):
     """Add a user (created if new) to `tenant` with `role`. Returns (member, user_created).
 
-    A password is set only on a new user; an existing user keeps theirs.
+    A password is set only on a new user; an existing user keeps theirs. With an `actor` (an admin
+    inviting), the addition is audited; set-up commands that create a company pass none.
     """
     if role not in Role.values:
         raise ValidationError({"role": [f"{role!r} is not one of: {', '.join(Role.values)}."]})
     email = User.objects.normalize_email(email).lower()
-    with transaction.atomic():
+    with tenant_scope(tenant), transaction.atomic():
         user = User.objects.filter(email=email).first()
         created = user is None
         if created:
@@ -42,6 +44,8 @@ def member_add(*, tenant, email, role, password=None, first_name="", last_name="
         member, _ = Member.unscoped.update_or_create(
             tenant=tenant, user=user, defaults={"role": role, "is_active": True}
         )
+        if actor is not None:
+            audit(tenant=tenant, actor=actor, action="member.invited", target=member, email=email, role=role)
     return member, created
 
 
@@ -49,7 +53,7 @@ def member_set_role(*, tenant, member, role, actor):
     """Change a member's role; the last admin cannot stop being one (the company would lock itself out)."""
     if role not in Role.values:
         raise ValidationError({"role": [f"{role!r} is not one of: {', '.join(Role.values)}."]})
-    with transaction.atomic():
+    with tenant_scope(tenant), transaction.atomic():
         admins = Member.unscoped.select_for_update().filter(tenant=tenant, role=Role.ADMIN, is_active=True)
         if member.role == Role.ADMIN and role != Role.ADMIN and admins.count() <= 1:
             raise ValidationError({"role": ["The company needs at least one admin."]})

@@ -13,6 +13,7 @@ from django.db import connection
 
 from pov.processes import stop_process
 from tenants.actors import Actor
+from tenants.rls import as_owner
 from tenants.scoping import tenant_scope
 from tests.factories import MemberFactory, TenantFactory
 
@@ -55,6 +56,30 @@ def pytest_sessionfinish(session, exitstatus):
             conn.default_channel.queue_purge(settings.CELERY_QUEUE)
     except Exception:  # noqa: BLE001 - best effort: the queue may not exist or the broker be gone
         pass
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker):
+    """pytest-django's set-up, run as the table owner (DATABASE_OWNER_URL): the application's role
+    owns no tables, so it can neither create the test database nor migrate it."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    verbosity = request.config.option.verbose
+    with django_db_blocker.unblock(), as_owner() as owner:
+        db_cfg = setup_databases(verbosity=verbosity, interactive=False)
+        _let_tests_empty_tables(owner)
+    yield
+    with django_db_blocker.unblock(), as_owner():
+        teardown_databases(db_cfg, verbosity=verbosity)
+
+
+def _let_tests_empty_tables(owner):
+    """Transactional tests empty every table between tests with TRUNCATE, which the application's
+    role is never granted outside the test database."""
+    app = getattr(owner, "pov_application_login", None)
+    if app and owner.vendor == "postgresql":
+        with owner.cursor() as cursor:
+            cursor.execute(f"GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {owner.ops.quote_name(app['USER'])}")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from engagement.models import Customer, Milestone, Offering
 from tenants.models import Member, Role, Tenant, User
+from tenants.scoping import tenant_scope
 
 
 class TenantFactory(factory.django.DjangoModelFactory):
@@ -28,7 +29,19 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
 
 
-class MemberFactory(factory.django.DjangoModelFactory):
+class TenantOwnedFactory(factory.django.DjangoModelFactory):
+    """Writes the row inside its tenant's scope, as row-level security requires on PostgreSQL."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        with tenant_scope(kwargs["tenant"]):
+            return super()._create(model_class, *args, **kwargs)
+
+
+class MemberFactory(TenantOwnedFactory):
     class Meta:
         model = Member
 
@@ -37,7 +50,7 @@ class MemberFactory(factory.django.DjangoModelFactory):
     role = Role.OWNER
 
 
-class CustomerFactory(factory.django.DjangoModelFactory):
+class CustomerFactory(TenantOwnedFactory):
     class Meta:
         model = Customer
 
@@ -72,3 +85,10 @@ def make_offering(tenant, key="software", due_days=(2, 7, 14), requires_satisfac
 
 def days_ago(n, now=None):
     return (now or timezone.now()) - timedelta(days=n)
+
+
+def refresh(obj):
+    """`obj.refresh_from_db()` in its tenant's scope (row-level security hides it anywhere else)."""
+    with tenant_scope(obj.tenant):
+        obj.refresh_from_db()
+    return obj

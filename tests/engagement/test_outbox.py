@@ -200,6 +200,7 @@ def test_drain_of_one_tenant_never_hands_another_tenants_messages(tenant, other_
     # Also when nothing narrows the query but drain's own filter (a beat task, a management command).
     with scopes_disabled():
         assert outbox.drain(tenant) == 0
+    with tenant_scope(other_tenant):
         theirs.refresh_from_db()
     assert [(m.id, m.tenant_id) for m in seen] == [(ours.id, tenant.id)]
     assert theirs.handled_at is None

@@ -524,7 +524,7 @@ def test_another_tenants_events_never_reach_this_tenants_endpoint(tenant, other_
         outbox.drain(tenant)
         webhook_delivery.deliver_due(tenant)
     assert charlie_receiver.requests == [], "acme's run sent charlie's deliveries"
-    assert webhook_delivery.tenants_with_due_deliveries() == [other_tenant.id]
+    assert [t.id for t in webhook_delivery.tenants_with_due_deliveries()] == [other_tenant.id]
     with tenant_scope(other_tenant):
         webhook_delivery.deliver_due(other_tenant)
 

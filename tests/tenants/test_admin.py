@@ -1,4 +1,5 @@
-"""/admin/: superusers see every tenant, other staff only their own tenants' rows, non-staff nothing.
+"""/admin/: staff work inside one company at a time; superusers may choose any company, other staff
+only their own tenants; non-staff get nothing.
 
 Tenant A's data all carry "acme" (tenant "Acme", owner@acme.test, "acme buyer", "acme-p1", ...),
 tenant B's "charlie", so a page leaks A's rows exactly when "acme" appears in it.
@@ -9,7 +10,6 @@ from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
-from django_scopes import scopes_disabled
 
 from engagement.models import Customer, Milestone, Offering
 from tenants.models import Tenant, User
@@ -30,15 +30,26 @@ def _url(model, view, *args):
 
 
 def rows_of(model, tenant):
-    """The rows of `model` that belong to `tenant`, or None for models that hold no tenant data."""
+    """The rows of `model` that belong to `tenant` (a list, read in its scope), or None for models
+    that hold no tenant data."""
     manager = model._default_manager
-    if any(f.name == "tenant" for f in model._meta.fields):
-        return manager.filter(tenant=tenant)
-    if model is Tenant:
-        return manager.filter(pk=tenant.pk)
-    if model is User:
-        return manager.filter(memberships__tenant=tenant).distinct()
+    with tenant_scope(tenant):
+        if any(f.name == "tenant" for f in model._meta.fields):
+            return list(manager.filter(tenant=tenant)[:1])
+        if model is Tenant:
+            return list(manager.filter(pk=tenant.pk))
+        if model is User:
+            return list(manager.filter(memberships__tenant=tenant).distinct()[:1])
     return None
+
+
+def is_company_data(model):
+    return any(f.name == "tenant" for f in model._meta.fields)
+
+
+def choose(client, tenant):
+    response = client.get(reverse("admin:choose_company", args=[tenant.slug]))
+    assert response.status_code == 302
 
 
 def _text(response):
@@ -79,15 +90,16 @@ def test_every_registered_model_is_covered():
 
 
 @pytest.mark.parametrize("model", REGISTERED, ids=_label)
-def test_superuser_changelist_lists_every_tenants_rows(data, superuser_client, model):
-    response = superuser_client.get(_url(model, "changelist"))
-    assert response.status_code == 200
-    with scopes_disabled():
-        for tenant, marker in zip(data, (A, B), strict=True):
-            rows = rows_of(model, tenant)
-            if rows is not None:
-                assert rows.exists(), f"no {_label(model)} row of {marker}: the data fixture misses one"
-                assert marker in _text(response), f"{marker}'s {_label(model)} rows missing for a superuser"
+def test_superuser_changelist_lists_the_chosen_companys_rows(data, superuser_client, model):
+    for tenant, marker, other_marker in ((data[0], A, B), (data[1], B, A)):
+        assert rows_of(model, tenant) != [], f"no {_label(model)} row of {marker}: the data fixture misses one"
+        choose(superuser_client, tenant)
+        # The rows, not the header's company switcher, which names every company.
+        text = _text(superuser_client.get(_url(model, "changelist"))).split('id="content"', 1)[1]
+        if rows_of(model, tenant) is not None:
+            assert marker in text, f"{marker}'s {_label(model)} rows missing for a superuser working in it"
+        if is_company_data(model):
+            assert other_marker not in text, f"{_label(model)} shows {other_marker}'s rows inside {marker}"
 
 
 @pytest.mark.parametrize("model", REGISTERED, ids=_label)
@@ -95,26 +107,30 @@ def test_staff_member_of_one_tenant_sees_none_of_another_tenants_rows(data, b_st
     response = b_staff_client.get(_url(model, "changelist"))
     assert response.status_code == 200
     assert A not in _text(response), f"{_label(model)} changelist shows tenant A's rows to B's staff"
-    with scopes_disabled():
-        if rows_of(model, data[1]) is not None:
-            assert B in _text(response), f"B's staff do not see B's own {_label(model)} rows"
+    if rows_of(model, data[1]) is not None:
+        assert B in _text(response), f"B's staff do not see B's own {_label(model)} rows"
+
+
+def test_staff_cannot_choose_a_company_they_do_not_belong_to(data, b_staff_client):
+    tenant, _ = data
+    assert b_staff_client.get(reverse("admin:choose_company", args=[tenant.slug])).status_code == 404
+    assert A not in _text(b_staff_client.get(_url(Customer, "changelist")))
 
 
 @pytest.mark.parametrize("model", REGISTERED, ids=_label)
 def test_change_page_of_another_tenants_object_is_not_shown_to_staff(data, b_staff_client, superuser_client, model):
     tenant, other = data
-    with scopes_disabled():
-        rows = rows_of(model, tenant)
-        if rows is None:
-            pytest.skip(f"{_label(model)} holds no tenant data")
-        theirs = rows.first()
-        ours = rows_of(model, other).first()
+    rows = rows_of(model, tenant)
+    if rows is None:
+        pytest.skip(f"{_label(model)} holds no tenant data")
+    theirs, ours = rows[0], rows_of(model, other)[0]
 
     response = b_staff_client.get(_url(model, "change", theirs.pk))
     assert response.status_code != 200
     assert A not in _text(response)
-    # The same page of their own tenant's object opens, and a superuser opens A's.
+    # The same page of their own tenant's object opens, and a superuser working in A opens A's.
     assert b_staff_client.get(_url(model, "change", ours.pk)).status_code == 200
+    choose(superuser_client, tenant)
     assert superuser_client.get(_url(model, "change", theirs.pk)).status_code == 200
 
 
@@ -158,8 +174,9 @@ def test_staff_cannot_create_a_row_in_another_tenant(data, b_staff_client):
     assert "select a valid choice" in _text(response)
     response = b_staff_client.post(_url(Customer, "add"), _customer_form(other, "into-b"))
     assert response.status_code == 302
-    with scopes_disabled():
+    with tenant_scope(tenant):
         assert not Customer.objects.filter(external_id="into-a").exists()
+    with tenant_scope(other):
         assert Customer.objects.get(external_id="into-b").tenant_id == other.pk
 
 
@@ -171,9 +188,10 @@ def test_offering_with_a_milestone_can_be_added_in_the_admin(data, superuser_cli
         "milestones-MIN_NUM_FORMS": "0", "milestones-MAX_NUM_FORMS": "1000", "milestones-0-order": "0",
         "milestones-0-key": "m1", "milestones-0-name": "M1", "milestones-0-due_day": "5", "milestones-0-is_pov": "on",
     }  # fmt: skip
+    choose(superuser_client, other)
     response = superuser_client.post(_url(Offering, "add"), form)
     assert response.status_code == 302
-    with scopes_disabled():
+    with tenant_scope(other):
         offering = Offering.objects.get(key="admin-made")
         assert offering.tenant_id == other.pk
         assert {m.tenant_id for m in Milestone.objects.filter(offering=offering)} <= {other.pk}

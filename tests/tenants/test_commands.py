@@ -23,7 +23,8 @@ def test_create_tenant_with_a_generated_password_that_signs_in(db):
     password = out.split("password: ")[1].split()[0]
     user = authenticate(username="boss@globex.test", password=password)
     assert user is not None
-    assert Member.unscoped.get(user=user, tenant=tenant).role == "admin"
+    with tenant_scope(tenant):
+        assert Member.unscoped.get(user=user, tenant=tenant).role == "admin"
 
 
 @pytest.mark.parametrize(

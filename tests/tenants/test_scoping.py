@@ -9,7 +9,7 @@ from django.apps import apps
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
-from django_scopes import ScopeError, scopes_disabled
+from django_scopes import ScopeError
 
 from engagement.models import Customer
 from engagement.services import customer_upsert, event_record, note_add, offering_save, purchase_record
@@ -105,8 +105,10 @@ def two_populated_tenants(tenant, other_tenant, actor):
 @pytest.mark.parametrize("model", tenant_models(ISOLATED_APPS), ids=_label)
 def test_inside_a_tenants_scope_no_row_of_another_tenant_is_visible(two_populated_tenants, model):
     tenant, other = two_populated_tenants
-    with scopes_disabled():
-        per_tenant = {t.pk: model._default_manager.filter(tenant=t).count() for t in (tenant, other)}
+    per_tenant = {}
+    for each in (tenant, other):
+        with tenant_scope(each):
+            per_tenant[each.pk] = model._default_manager.filter(tenant=each).count()
     assert all(per_tenant.values()), f"no {_label(model)} row built for a tenant: add one to _populate"
 
     with tenant_scope(tenant):
@@ -135,8 +137,8 @@ def test_tenant_scope_refuses_anything_but_a_tenant(tenant, not_a_tenant):
 def _client_for(tenant, email, **member):
     with tenant_scope(tenant):
         created, _ = member_add(tenant=tenant, email=email, role=member.pop("role", "viewer"))
-    if member:
-        Member.unscoped.filter(pk=created.pk).update(**member)
+        if member:
+            Member.unscoped.filter(pk=created.pk).update(**member)
     client = Client()
     client.force_login(created.user)
     return client

@@ -18,7 +18,7 @@ from metrics.models import Alert, AlertState
 from metrics.rollups import recompute_rollups
 from tenants.models import ApiKey, Member
 from tenants.scoping import tenant_scope
-from tests.factories import MemberFactory, TenantFactory, make_offering
+from tests.factories import MemberFactory, TenantFactory, make_offering, refresh
 from tests.web.conftest import buy, reach, snapshot
 
 # The views turn service errors (engagement.errors.Invalid) into messages shown on the page.
@@ -187,8 +187,8 @@ def test_recording_the_pov_milestone_reaches_pov_and_notes_join_the_timeline(acm
     client.post(detail + "reassign/", {"owner": "service@acme.test", "note": "Service takes over."})
 
     assert response.status_code == 302 and response["Location"] == detail
-    acme.engagement.refresh_from_db()
-    assert (acme.engagement.status, acme.engagement.owner) == (Status.REACHED, acme.members["service"])
+    refresh(acme.engagement)
+    assert (acme.engagement.status, acme.engagement.owner_id) == (Status.REACHED, acme.members["service"].pk)
     page = text(client.get(detail))
     assert "Milestone 3 reached" in page
     assert "Note by owner@acme.test Kickoff call booked." in page
@@ -213,12 +213,12 @@ def test_acknowledge_then_resolve_an_alert(acme, login):
     base = acme.path(f"alerts/{acme.alert.id}/")
 
     assert client.post(base + "acknowledge/").status_code == 302
-    acme.alert.refresh_from_db()
+    refresh(acme.alert)
     assert acme.alert.state == AlertState.ACKNOWLEDGED
     assert acme.alert.acknowledged_by == "service@acme.test"
 
     assert client.post(base + "resolve/").status_code == 302
-    acme.alert.refresh_from_db()
+    refresh(acme.alert)
     assert acme.alert.state == AlertState.RESOLVED
     assert "No stalled customers" in text(client.get(acme.path("alerts/")))
 
@@ -240,8 +240,8 @@ def test_acknowledging_for_me_assigns_the_alert_to_me(acme, login):
 
     client.post(acme.path(f"alerts/{acme.alert.id}/acknowledge/"), {"assignee": ""})
 
-    acme.alert.refresh_from_db()
-    assert acme.alert.assignee == acme.members["service"]
+    refresh(acme.alert)
+    assert acme.alert.assignee_id == acme.members["service"].pk
 
 
 # Journeys --------------------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def test_invite_cannot_demote_the_last_admin(acme, login):
 
     login(admin).post(acme.path("settings/members/invite/"), {"email": "admin@acme.test", "role": "viewer"})
 
-    admin.refresh_from_db()
+    refresh(admin)
     assert admin.role == "admin"
 
 
@@ -363,7 +363,7 @@ def test_new_key_is_shown_once_and_only_its_hash_stored_then_revoked(acme, login
     assert raw not in again and key.prefix in again
 
     assert client.post(acme.path(f"settings/keys/{key.id}/revoke/")).status_code == 302
-    key.refresh_from_db()
+    refresh(key)
     assert key.revoked_at is not None
     assert "Key Billing revoked." in text(client.get(acme.path("settings/")))
 
@@ -385,7 +385,7 @@ def test_the_last_admin_cannot_demote_themselves(acme, login):
 
     client.post(acme.path(f"settings/members/{admin.id}/role/"), {"role": "viewer"})
 
-    admin.refresh_from_db()
+    refresh(admin)
     assert admin.role == "admin"
     assert "The company needs at least one admin." in text(client.get(acme.path("settings/")))
 

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from django.contrib.messages import get_messages
 
+from tests.factories import refresh
 from tests.web.conftest import ROLES, snapshot
 
 E = "engagements/{engagement}/"  # acme's stalled engagement, owned by owner@acme.test
@@ -188,7 +189,7 @@ def test_another_tenants_member_cannot_be_assigned_an_alert(acme, charlie, login
 
     client.post(path, {"assignee": str(acme.members["owner"].id)})
 
-    charlie.alert.refresh_from_db()
+    refresh(charlie.alert)
     assert charlie.alert.assignee_id != acme.members["owner"].id
 
 
