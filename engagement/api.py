@@ -183,7 +183,6 @@ class EventViewSet(TenantAPIView, viewsets.GenericViewSet):
     def create(self, request):
         data = _validated(EventIn, request.data)
         event, created = intake.record_event(tenant=self.tenant, actor=self.actor, data=data)
-        event.engagement = queries.engagement_for(event.engagement_id)
         return Response(EventRecorded(event).data, status=_code(created))
 
 

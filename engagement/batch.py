@@ -2,14 +2,17 @@
 
 Items are validated by plain dict checks (batch_items) and written set-based: one statement per kind
 per batch (customers upserted, purchases + engagements inserted, events inserted), then every touched
-projection rebuilt with a fixed number of queries. Items are processed in order: a reference to an
-object that a *later* item creates fails as it would one call at a time. Valid items persist even
+projection refreshed with a fixed number of statements (engagement.ingest_projection). Items are
+processed in order: a reference to an object that a *later* item creates fails as it would one call at
+a time. Valid items persist even
 when others fail. If the set-based path meets a concurrent writer (a unique violation), the batch is
 replayed one item at a time through the single-item services instead.
 """
 
 import logging
+import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -17,8 +20,9 @@ from django.utils import timezone
 from engagement.batch_fallback import one_at_a_time
 from engagement.batch_items import CLEANERS, ItemError, invalid
 from engagement.errors import Invalid
-from engagement.models import Customer, Engagement, Event, Milestone, Offering, Purchase
-from engagement.rebuild import rebuild
+from engagement.ingest_projection import journeys_for, refresh
+from engagement.ingest_sql import insert_events, lock_by_purchase, stored_event_ids
+from engagement.models import Customer, Engagement, Offering, Purchase
 from engagement.services import _clean_money, publish_transitions
 from engagement.validation import FUTURE_TOLERANCE
 from tenants.models import Member
@@ -36,7 +40,8 @@ class Batch:
     customers: list = field(default_factory=list)  # (index, cleaned)
     purchases: list = field(default_factory=list)
     events: list = field(default_factory=list)
-    touched: dict = field(default_factory=dict)  # engagement id -> Engagement (locked or new)
+    touched: dict = field(default_factory=dict)  # engagement id -> Tracked (locked) or Engagement (new)
+    journeys: dict = field(default_factory=dict)  # offering id -> Journey
 
     def ok(self, index, status, **extra):
         self.results[index] = {"index": index, "status": status, **extra}
@@ -81,8 +86,9 @@ def _write(batch):
     new_engagements = _insert_purchases(batch, candidates, customer_ids)
     _insert_events(batch, new_engagements)
     if batch.touched:
-        rebuilt = rebuild(list(batch.touched.values()), now=batch.now, grace_days=batch.tenant.grace_days)
-        publish_transitions(batch.tenant, rebuilt)
+        rows = sorted(batch.touched.values(), key=lambda row: row.id)
+        journeys = _journeys(batch, {row.offering_id for row in rows})
+        publish_transitions(batch.tenant, refresh(batch.tenant, rows, journeys, now=batch.now))
 
 
 # Purchases, checked before anything is written ----------------------------------------------------
@@ -333,47 +339,42 @@ def _rows_for(batch, candidate, customer_id):
 # Events -----------------------------------------------------------------------------------------
 
 
+def _journeys(batch, offering_ids):
+    """Journeys by offering id, each read once per batch."""
+    missing = set(offering_ids) - set(batch.journeys)
+    if missing:
+        batch.journeys.update(journeys_for(missing))
+    return batch.journeys
+
+
 def _insert_events(batch, new_engagements):
     if not batch.events:
         return
-    refs = {e["purchase"] for _, e in batch.events}
-    stored = dict(
-        Purchase.objects.filter(external_id__in=refs - set(new_engagements)).values_list("external_id", "engagement")
-    )
-    locked = {
-        e.id: e for e in Engagement.objects.select_for_update().filter(id__in=stored.values()).order_by("id")
-    }  # serializes with single-event writes to the same engagements
-    by_purchase = {ext: (locked[eid], -1) for ext, eid in stored.items() if eid in locked}
+    refs = {e["purchase"] for _, e in batch.events} - set(new_engagements)
+    # Locked in id order: serializes with single-event writes to the same engagements.
+    by_purchase = {ext: (row, -1) for ext, row in lock_by_purchase(batch.tenant, refs).items()}
     by_purchase.update(new_engagements)
-    milestones = _milestones_for({e.offering_id for e, _ in by_purchase.values()})
-    seen = set(
-        Event.objects.filter(
-            external_id__in={e["external_id"] for _, e in batch.events if e["external_id"]}
-        ).values_list("external_id", "id")
-    )
-    known_ids = dict(seen)
+    journeys = _journeys(batch, {e.offering_id for e, _ in by_purchase.values()})
+    milestones = {(oid, m.key): m.id for oid, journey in journeys.items() for m in journey.milestones}
+    known_ids = stored_event_ids(batch.tenant, (e["external_id"] for _, e in batch.events))
     rows = []
     for index, data in batch.events:
         try:
             engagement = _event_engagement(data, index, by_purchase)
-            event = _event_row(batch, data, engagement, milestones)
+            row = _event_row(batch, data, engagement, milestones, len(rows))
         except ItemError as error:
             batch.fail(index, error)
             continue
-        if event.external_id and event.external_id in known_ids:
-            batch.ok(index, 200, id=str(known_ids[event.external_id]))
+        external_id = data["external_id"]
+        if external_id and external_id in known_ids:
+            batch.ok(index, 200, id=str(known_ids[external_id]))
             continue
-        if event.external_id:
-            known_ids[event.external_id] = event.id
-        rows.append(event)
+        if external_id:
+            known_ids[external_id] = row[0]
+        rows.append(row)
         batch.touched[engagement.id] = engagement
-        batch.ok(index, 201, id=str(event.id))
-    Event.objects.bulk_create(rows, batch_size=1000)
-
-
-def _milestones_for(offering_ids):
-    rows = Milestone.objects.filter(offering_id__in=offering_ids).values_list("offering_id", "key", "id")
-    return {(offering_id, key): mid for offering_id, key, mid in rows}
+        batch.ok(index, 201, id=str(row[0]))
+    insert_events(rows)
 
 
 def _event_engagement(data, index, by_purchase):
@@ -384,7 +385,9 @@ def _event_engagement(data, index, by_purchase):
     return found[0]
 
 
-def _event_row(batch, data, engagement, milestones):
+def _event_row(batch, data, engagement, milestones, position):
+    """The event as a tuple in EVENT_COLUMNS order. created_at grows with the position in the batch, so
+    events at the same instant keep the order they were sent in (the projection breaks ties by it)."""
     occurred_at = data["occurred_at"]
     if occurred_at < engagement.pos_at:
         raise invalid(
@@ -397,8 +400,8 @@ def _event_row(batch, data, engagement, milestones):
         milestone_id = milestones.get((engagement.offering_id, data["milestone"]))
         if milestone_id is None:
             raise invalid("milestone", f"{data['milestone']!r} is not a milestone of this offering.")
-    return Event(
-        tenant=batch.tenant, engagement=engagement, type=data["type"], occurred_at=occurred_at,
-        milestone_id=milestone_id, score=data["score"], comment=data["comment"], reason=data["reason"],
-        external_id=data["external_id"], source=batch.actor.source, recorded_by=batch.actor.label,
+    return (
+        uuid.uuid4(), batch.tenant.pk, engagement.id, data["type"], occurred_at, milestone_id, data["score"],
+        data["comment"], data["reason"], data["external_id"], batch.actor.source, batch.actor.label,
+        batch.now + timedelta(microseconds=position),
     )  # fmt: skip

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from engagement import queries
 from engagement.errors import Missing
-from engagement.models import Customer, Offering
+from engagement.models import Customer, Engagement, Offering
 from engagement.services import customer_upsert, event_record, purchase_record
 
 
@@ -46,9 +46,29 @@ def record_purchase(*, tenant, actor, data):
         )
 
 
+def _locked_engagement(tenant, purchase_ref):
+    """The engagement of the named purchase, with what the API shows of it, row-locked: one query."""
+    found = list(
+        Engagement.objects.select_related(*queries.ENGAGEMENT_RELATED)
+        .select_for_update(of=("self",))
+        # The purchase's tenant too, or its (tenant, external_id) index cannot find it.
+        .filter(purchase__tenant=tenant, purchase__external_id=purchase_ref)
+        .order_by()[:1]
+    )
+    if not found:
+        raise Missing("purchase", f"No purchase {purchase_ref!r}.")
+    return found[0]
+
+
 def record_event(*, tenant, actor, data):
-    """Returns (event, created) for the purchase the payload names."""
+    """Returns (event, created) for the purchase the payload names; `event.engagement` is the engagement
+    after the event, with its related rows loaded."""
     data = dict(data)
-    purchase = queries.purchase_ref(data.pop("purchase"))
-    engagement = queries.engagement_for(purchase.engagement.id)
-    return event_record(tenant=tenant, actor=actor, engagement=engagement, **data)
+    with transaction.atomic():
+        engagement = _locked_engagement(tenant, data.pop("purchase"))
+        event, created = event_record(tenant=tenant, actor=actor, engagement=engagement, lock_held=True, **data)
+    if event.engagement_id == engagement.id:
+        event.engagement = engagement
+    else:  # a duplicate external_id recorded on another engagement
+        event.engagement = queries.engagement_for(event.engagement_id)
+    return event, created

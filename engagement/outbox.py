@@ -1,8 +1,9 @@
 """The outbox: the record publishes, it never calls the apps that react (DESIGN.md).
 
 `publish` appends a row in the caller's transaction and asks, on commit, for a drain of that
-tenant. `drain` claims pending rows with a conditional UPDATE, hands each to the handlers
-registered for its kind, and marks it handled. Handlers must be idempotent: a drain that dies
+tenant (debounced: one drain takes every pending row, so a burst of writes needs only a few).
+`drain` claims pending rows with a conditional UPDATE, hands each to the handlers registered for its
+kind, and marks it handled. Handlers must be idempotent: a drain that dies
 between handling and marking leaves the row to be handled again after the claim expires.
 """
 
@@ -62,11 +63,16 @@ def publish_many(tenant, items):
     return rows
 
 
+# One drain handles every pending row of a tenant, so writes ask for at most about one a second per process.
+DRAIN_WINDOW = 1.0
+
+
 def request_drain(tenant):
     from engagement.tasks import drain_outbox
-    from pov.enqueue import enqueue_on_commit
+    from pov.enqueue import enqueue_debounced_on_commit
 
-    enqueue_on_commit(drain_outbox, tenant_id=str(tenant.pk))
+    enqueue_debounced_on_commit(drain_outbox, key=("drain_outbox", tenant.pk), window=DRAIN_WINDOW,
+                                tenant_id=str(tenant.pk))  # fmt: skip
 
 
 def _claim(tenant, now):

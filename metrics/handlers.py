@@ -14,7 +14,7 @@ def on_engagements_changed(tenant, messages):
 
 
 def rebuild_alerts(tenant, progress_file=None):
-    result = stalled_scan(tenant)
+    result = stalled_scan(tenant, reconcile=True)
     if progress_file:
         progress_file.write(f"{tenant.slug}: alerts {result}\n")
 

@@ -7,7 +7,7 @@ from django.db.models import Q
 from django_scopes import ScopedManager
 
 from engagement.models import Engagement, TenantOwned
-from tenants.models import Member
+from tenants.models import Member, Tenant
 
 
 class AlertState(models.TextChoices):
@@ -26,12 +26,18 @@ class Alert(TenantOwned):
     """An engagement stuck before `step` (a milestone key, or 'satisfaction'); one per engagement and step."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of its own: the indexes below start with the tenant. Each index costs the stalled scan a
+    # write per alert it opens or escalates, so the table has only those its queries use.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="alerts")
     step = models.CharField(max_length=64)
     due_at = models.DateTimeField()
     state = models.CharField(max_length=16, choices=AlertState.choices, default=AlertState.OPEN)
     opened_at = models.DateTimeField()
-    assignee = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Indexed below only where set: most alerts are never assigned, and the scan opens them unassigned.
+    assignee = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.CharField(max_length=255, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -43,9 +49,13 @@ class Alert(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant", "engagement", "step"], name="alert_one_per_step")]
         indexes = [
             models.Index(fields=["tenant", "state", "due_at"], name="alert_state_due_idx"),
-            # The stalled scan and the queue only ever look at live alerts, never the resolved history.
+            # Removing a member clears its assignments: found here, without indexing every unassigned alert.
+            models.Index(fields=["assignee"], condition=Q(assignee__isnull=False), name="alert_assignee_idx"),
+            # Escalation reads only the live alerts not escalated yet, oldest first: a few rows, not the queue.
             models.Index(
-                fields=["tenant", "engagement"], condition=Q(state__in=("open", "acknowledged")), name="alert_live_idx"
+                fields=["tenant", "opened_at"],
+                condition=Q(state__in=("open", "acknowledged"), escalated_at__isnull=True),
+                name="alert_escalation_idx",
             ),
         ]
         ordering = ["due_at"]

@@ -8,10 +8,12 @@ real past so event validation accepts them.
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from engagement.models import Engagement, OutboxMessage
-from engagement.services import event_record, purchase_record
+from engagement.services import event_record, offering_save, purchase_record
 from metrics.alerts import alert_resolve, stalled_scan, sync_alerts
 from metrics.models import Alert
 from tenants.scoping import tenant_scope
@@ -258,12 +260,112 @@ def test_an_alert_does_not_escalate_while_the_clock_is_paused(scoped, engagement
     assert Alert.objects.get().escalated_at is None
 
 
-def test_a_live_alert_follows_its_engagements_due_date_after_a_pause(scoped, engagement, stalled, actor):
+@pytest.mark.parametrize("run", [stalled_scan, sync_alerts], ids=["stalled_scan", "sync_alerts"])
+def test_a_live_alert_follows_its_engagements_due_date_after_a_pause(scoped, engagement, stalled, actor, run):
     alert, now = stalled
     real_now = timezone.now()
     _event(scoped, engagement, "paused", real_now - 2 * HOUR, actor)
     _event(scoped, engagement, "resumed", real_now - HOUR, actor)
     moved = Engagement.objects.get(pk=engagement.pk).next_due_at
     assert moved == alert.due_at + HOUR
-    stalled_scan(scoped, now=now + HOUR)
+    run(scoped, now=now + HOUR)
     assert Alert.objects.get().due_at == moved
+
+
+def _edit_journey(tenant, offering, actor, due_days):
+    """Replace the journey with milestones m<i> due on `due_days` (a dict key -> due day, in order)."""
+    milestones = [{"key": key, "name": key.upper(), "due_day": day} for key, day in due_days.items()]
+    offering_save(tenant=tenant, key=offering.key, name=offering.name, milestones=milestones, actor=actor)
+
+
+def _alerts_by_step():
+    return {a.step: a for a in Alert.objects.all()}
+
+
+@pytest.mark.parametrize("run", [stalled_scan, sync_alerts], ids=["stalled_scan", "sync_alerts"])
+def test_a_step_that_becomes_current_again_reopens_its_alert(scoped, offering, actor, run):
+    # Bought 20 days ago: every write finds the engagement already overdue, so it is stalled by the write
+    # itself (not by a scan) and gets its alert from the next reconcile.
+    engagement = _engagement(scoped, offering, actor, timezone.now() - 20 * DAY)
+    assert _status(engagement) == "stalled"
+    first = timezone.now()
+    assert run(scoped, now=first)["opened"] == 1
+    assert _alerts_by_step()["m1"].state == "open"
+
+    _edit_journey(scoped, offering, actor, {"m2": 7, "m3": 14})  # m1 leaves the journey: m2 is next
+    result = run(scoped, now=first + HOUR)
+    assert (result["opened"], result["resolved"]) == (1, 1)
+    alerts = _alerts_by_step()
+    assert (alerts["m1"].state, alerts["m1"].resolution, alerts["m2"].state) == ("resolved", "reached", "open")
+
+    _edit_journey(scoped, offering, actor, {"m1": 2, "m2": 7, "m3": 14})  # m1 is back, and current again
+    later = first + 2 * HOUR
+    result = run(scoped, now=later)
+    assert (result["opened"], result["resolved"]) == (1, 1)
+    alerts = _alerts_by_step()
+    reopened = alerts["m1"]
+    assert (reopened.state, reopened.resolution, reopened.resolved_at, reopened.opened_at) == ("open", "", None, later)
+    assert (alerts["m2"].state, alerts["m2"].resolution) == ("resolved", "reached")
+    repeat = run(scoped, now=later)
+    assert (repeat["opened"], repeat["resolved"]) == (0, 0)
+
+
+def test_stalling_again_before_a_resolved_step_reopens_its_alert(scoped, offering, engagement, stalled, actor):
+    alert, now = stalled  # open before m1
+    _edit_journey(scoped, offering, actor, {"m2": 7, "m3": 14})
+    assert stalled_scan(scoped, now=now)["resolved"] == 1  # m2 is next and not due yet: m1's alert resolves
+    _edit_journey(scoped, offering, actor, {"m1": 2, "m2": 7, "m3": 14})
+    assert _status(engagement) == "on_track"  # m1 is current again, not overdue by the real clock
+
+    later = now + HOUR  # the scan finds it overdue: stalled again, before the step whose alert was resolved
+    assert stalled_scan(scoped, now=later) == {"stalled": 1, "opened": 1, "resolved": 0, "escalated": 0}
+    alert.refresh_from_db()
+    assert (alert.state, alert.opened_at, alert.resolved_at, alert.resolution) == ("open", later, None, "")
+    assert Alert.objects.count() == 1
+
+
+def _drained(tenant):
+    """What a drain leaves: every alert synced with the projections and every message handled."""
+    sync_alerts(tenant)
+    OutboxMessage.objects.update(handled_at=timezone.now())
+
+
+def test_a_scan_after_the_drain_synced_stalls_opens_and_escalates(scoped, offering, actor, pos):
+    waits = _engagement(scoped, offering, actor, pos, "p-1")
+    first = waits.next_due_at + _grace(scoped) + MINUTE
+    stalled_scan(scoped, now=first)
+    newer = _engagement(scoped, offering, actor, pos + DAY, "p-2")
+    _drained(scoped)
+
+    now = first + timedelta(days=scoped.escalation_days) + DAY
+    assert stalled_scan(scoped, now=now) == {"stalled": 1, "opened": 1, "resolved": 0, "escalated": 1}
+    assert Alert.objects.get(engagement=newer).state == "open"
+    assert Alert.objects.get(engagement=waits).escalated_at == now
+
+
+def test_a_forced_reconcile_rebuilds_alerts_even_with_nothing_pending(scoped, engagement, stalled, actor):
+    """`recompute` rebuilds every derived row: its scan reconciles whatever the outbox says."""
+    _, now = stalled
+    _drained(scoped)
+    Alert.objects.all().delete()  # lost by some other hand
+    assert stalled_scan(scoped, now=now, reconcile=True)["opened"] == 1
+    assert Alert.objects.get().step == "m1"
+
+
+def _scan_statements(tenant, offering, actor, pos, engagements):
+    """The statements of one scan that stalls `engagements` new purchases, every earlier change synced."""
+    for i in range(engagements):
+        _engagement(tenant, offering, actor, pos, f"n-{engagements}-{i}")
+    _drained(tenant)
+    now = pos + 30 * DAY + engagements * HOUR
+    with CaptureQueriesContext(connection) as queries:
+        result = stalled_scan(tenant, now=now)
+    assert result["stalled"] == result["opened"] == engagements
+    return len(queries)
+
+
+def test_a_scan_costs_the_same_statements_for_two_or_twelve_new_stalls(scoped, offering, actor, pos):
+    # PostgreSQL: the tenant lock, one statement that stalls, opens alerts and publishes, and the escalation.
+    # Elsewhere the ORM steps: lock, pending check, overdue ids, update, outbox, missing alerts, insert,
+    # resolved-for-reopen ids, outbox, escalation. Either way, never a statement per engagement.
+    assert _scan_statements(scoped, offering, actor, pos, 2) == _scan_statements(scoped, offering, actor, pos, 12)

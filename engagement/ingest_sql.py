@@ -1,0 +1,251 @@
+"""Set-based statements for ingestion: one statement per step however many rows a call carries.
+
+Locking the engagements a batch names, loading their events, inserting events, saving changed
+projections and upserting milestone reaches. PostgreSQL gets hand-written SQL (rows travel as arrays
+through `unnest`, timestamps are read with psycopg's C loader instead of Django's pure-Python one);
+SQLite, the development database, gets the same results through the ORM. Every statement filters by
+`tenant_id` explicitly, as row-level security expects. Only quoted names from the models are
+interpolated into SQL; every value is a parameter.
+
+Many rows travel as one JSON parameter (`json_to_recordset`, `json_array_elements_text`): Django's
+psycopg cursor binds on the client, and quoting thousands of array elements one by one in Python costs
+more than the statement itself; one JSON string is encoded and quoted in C.
+"""
+
+import json
+from contextlib import contextmanager
+
+from django.db import connection
+from psycopg import adapters as psycopg_defaults
+
+from engagement.models import Engagement, Event, MilestoneReach, Purchase
+from engagement.projection import Fact, Projection
+
+PROJECTION_COLUMNS = (*Projection.FIELDS, "updated_at")
+TRACKED_COLUMNS = ("id", "offering_id", "pos_at", *PROJECTION_COLUMNS)
+FACT_COLUMNS = ("engagement_id", "type", "occurred_at", "milestone_id", "score", "created_at", "id")
+EVENT_COLUMNS = ("id", "tenant_id", "engagement_id", "type", "occurred_at", "milestone_id", "score", "comment",
+                 "reason", "external_id", "source", "recorded_by", "created_at")  # fmt: skip
+
+
+def on_postgresql():
+    return connection.vendor == "postgresql"
+
+
+def _q(name):
+    return connection.ops.quote_name(name)
+
+
+def _table(model):
+    return _q(model._meta.db_table)
+
+
+def _record_type(model, names):
+    """Column definitions for `json_to_recordset ... AS v(<these>)`, from the model's column types."""
+    return ", ".join(f"{_q(name)} {model._meta.get_field(name).db_type(connection)}" for name in names)
+
+
+def _json(value):
+    """JSON for a parameter; UUIDs and datetimes as their text forms (which PostgreSQL reads exactly)."""
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def _rows_json(names, rows):
+    return _json([dict(zip(names, row, strict=True)) for row in rows])
+
+
+@contextmanager
+def fast_cursor():
+    """A Django cursor (so execute wrappers such as row-level security still run) whose timestamps are
+    parsed by psycopg's C loader: Django's own loader is pure Python and dominates reading thousands of
+    timestamps. Values are the same instants (tz-aware, UTC)."""
+    with connection.cursor() as cursor:
+        if on_postgresql():
+            oid = connection.connection.adapters.types["timestamptz"].oid
+            cursor.cursor.adapters.register_loader(oid, psycopg_defaults.get_loader(oid, 0))
+        yield cursor
+
+
+class Tracked:
+    """An engagement as ingestion sees it: what `derive` needs and the stored projection, for diffing.
+
+    Engagement instances have the same attributes, so code that refreshes projections takes either.
+    """
+
+    __slots__ = TRACKED_COLUMNS
+
+    def __init__(self, values):
+        for name, value in zip(TRACKED_COLUMNS, values, strict=True):
+            setattr(self, name, value)
+
+
+# Engagements --------------------------------------------------------------------------------------
+
+
+def lock_by_purchase(tenant, purchase_refs):
+    """{purchase external_id: Tracked} for the named purchases of `tenant`, each engagement row locked
+    (in id order, so two batches never deadlock) until the transaction ends."""
+    refs = list(purchase_refs)
+    if not refs:
+        return {}
+    if not on_postgresql():
+        rows = (
+            Engagement.objects.filter(purchase__external_id__in=refs)
+            .order_by("id")
+            .values_list("purchase__external_id", *TRACKED_COLUMNS)
+        )
+        return {row[0]: Tracked(row[1:]) for row in rows}
+    e, p = _table(Engagement), _table(Purchase)
+    columns = ", ".join(f"e.{_q(c)}" for c in TRACKED_COLUMNS)
+    sql = (
+        f"SELECT p.external_id, {columns} FROM {p} p JOIN {e} e ON e.purchase_id = p.id "  # noqa: S608
+        "WHERE p.tenant_id = %s AND e.tenant_id = %s "
+        "AND p.external_id = ANY(ARRAY(SELECT json_array_elements_text(%s::json))) ORDER BY e.id FOR UPDATE OF e"
+    )
+    with fast_cursor() as cursor:
+        cursor.execute(sql, [tenant.pk, tenant.pk, _json(refs)])
+        return {row[0]: Tracked(row[1:]) for row in cursor.fetchall()}
+
+
+def save_projections(tenant, rows):
+    """Write the projection columns of `rows` (Tracked or Engagement) with one UPDATE."""
+    if not rows:
+        return
+    if not on_postgresql():
+        _save_projections_portably(tenant, rows)
+        return
+    names = ("id", *PROJECTION_COLUMNS)
+    values = [tuple(getattr(row, name) for name in names) for row in rows]
+    assignments = ", ".join(f"{_q(n)} = v.{_q(n)}" for n in PROJECTION_COLUMNS)
+    sql = (
+        f"UPDATE {_table(Engagement)} e SET {assignments} "  # noqa: S608
+        f"FROM json_to_recordset(%s::json) AS v({_record_type(Engagement, names)}) "
+        "WHERE e.id = v.id AND e.tenant_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_rows_json(names, values), tenant.pk])
+
+
+def _save_projections_portably(tenant, rows):
+    fields = [Engagement._meta.get_field(name) for name in PROJECTION_COLUMNS]
+    assignments = ", ".join(f"{_q(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {_table(Engagement)} SET {assignments} WHERE id = %s AND tenant_id = %s"  # noqa: S608
+    pk, tenant_id = Engagement._meta.pk, Engagement._meta.get_field("tenant").get_db_prep_save(tenant.pk, connection)
+    params = [
+        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+        + [pk.get_db_prep_value(row.id, connection), tenant_id]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+# Events -------------------------------------------------------------------------------------------
+
+
+def load_facts(tenant, engagement_ids):
+    """{engagement id: [Fact]} of every stored event of these engagements, with one query."""
+    ids = list(engagement_ids)
+    facts = {}
+    if not ids:
+        return facts
+    if on_postgresql():
+        sql = (
+            f"SELECT {', '.join(_q(c) for c in FACT_COLUMNS)} FROM {_table(Event)} "  # noqa: S608
+            "WHERE tenant_id = %s AND engagement_id = ANY(ARRAY(SELECT json_array_elements_text(%s::json)::uuid))"
+        )
+        with fast_cursor() as cursor:
+            cursor.execute(sql, [tenant.pk, _json(ids)])
+            rows = cursor.fetchall()
+    else:
+        rows = Event.objects.filter(engagement_id__in=ids).order_by().values_list(*FACT_COLUMNS)
+    for engagement_id, type_, at, milestone_id, score, created_at, event_id in rows:
+        fact = Fact(type=type_, occurred_at=at, milestone_id=milestone_id, score=score, seq=(created_at, event_id))
+        facts.setdefault(engagement_id, []).append(fact)
+    return facts
+
+
+def stored_event_ids(tenant, external_ids):
+    """{external_id: event id} of the events of `tenant` already stored under these external ids."""
+    wanted = [e for e in set(external_ids) if e]
+    if not wanted:
+        return {}
+    if not on_postgresql():
+        return dict(Event.objects.filter(external_id__in=wanted).values_list("external_id", "id"))
+    sql = (
+        f"SELECT external_id, id FROM {_table(Event)} WHERE tenant_id = %s "  # noqa: S608
+        "AND external_id = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant.pk, _json(wanted)])
+        return dict(cursor.fetchall())
+
+
+def insert_events(rows):
+    """Insert events given as tuples in EVENT_COLUMNS order with one statement."""
+    if not rows:
+        return
+    if not on_postgresql():
+        Event.objects.bulk_create([Event(**dict(zip(EVENT_COLUMNS, row, strict=True))) for row in rows])
+        return
+    columns = ", ".join(_q(c) for c in EVENT_COLUMNS)
+    sql = (
+        f"INSERT INTO {_table(Event)} ({columns}) SELECT {columns} "  # noqa: S608
+        f"FROM json_to_recordset(%s::json) AS v({_record_type(Event, EVENT_COLUMNS)})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_rows_json(EVENT_COLUMNS, rows)])
+
+
+def insert_event_once(row):
+    """Insert one event (a tuple in EVENT_COLUMNS order) unless its external_id is taken; True if inserted.
+
+    ON CONFLICT instead of a look-up first: the common case costs one statement, and a concurrent
+    duplicate cannot slip in between a check and the insert.
+    """
+    fields = [Event._meta.get_field(c) for c in EVENT_COLUMNS]
+    values = [f.get_db_prep_save(v, connection) for f, v in zip(fields, row, strict=True)]
+    sql = (
+        f"INSERT INTO {_table(Event)} ({', '.join(_q(c) for c in EVENT_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(values))}) "
+        "ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchone() is not None
+
+
+# Milestone reaches --------------------------------------------------------------------------------
+
+
+def upsert_reaches(tenant, reaches):
+    """Make the stored reaches equal `reaches` [(engagement id, milestone id, reached_at, clock_days)].
+
+    Ingestion only adds events, and an added event can move a reach (an earlier milestone event, a
+    pause before it) or add one, never remove one; so an upsert of every current reach is enough, and
+    rows whose values are unchanged are left unwritten.
+    """
+    if not reaches:
+        return
+    if not on_postgresql():
+        MilestoneReach.objects.bulk_create(
+            [
+                MilestoneReach(tenant=tenant, engagement_id=e, milestone_id=m, reached_at=at, clock_days=days)
+                for e, m, at, days in reaches
+            ],
+            update_conflicts=True,
+            unique_fields=["tenant", "engagement", "milestone"],
+            update_fields=["reached_at", "clock_days"],
+        )
+        return
+    table = _table(MilestoneReach)
+    sql = (
+        f"INSERT INTO {table} AS r (tenant_id, engagement_id, milestone_id, reached_at, clock_days) "  # noqa: S608
+        "SELECT %s, (v->>0)::uuid, (v->>1)::uuid, (v->>2)::timestamptz, (v->>3)::float8 "
+        "FROM jsonb_array_elements(%s::jsonb) AS v "
+        "ON CONFLICT (tenant_id, engagement_id, milestone_id) DO UPDATE "
+        "SET reached_at = excluded.reached_at, clock_days = excluded.clock_days "
+        "WHERE (r.reached_at, r.clock_days) IS DISTINCT FROM (excluded.reached_at, excluded.clock_days)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant.pk, _json([(e, m, at, float(days)) for e, m, at, days in reaches])])
