@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from engagement import outbox
 from engagement.errors import Conflict, Invalid
+from engagement.ingest_projection import refresh
+from engagement.ingest_sql import EVENT_COLUMNS, insert_event_once
 from engagement.models import (
     Customer,
     Engagement,
@@ -22,7 +24,7 @@ from engagement.models import (
     Purchase,
     Status,
 )
-from engagement.projection import SATISFACTION_STEP
+from engagement.projection import SATISFACTION_STEP, Journey, MilestoneSpec
 from engagement.rebuild import rebuild, rebuild_all
 from engagement.validation import aware, event_time, not_in_future
 from engagement.validation import score as valid_score
@@ -73,6 +75,18 @@ def customer_upsert(*, tenant, external_id, name, actor, email=None, segment=Non
 # Offerings and journeys -----------------------------------------------------------------------
 
 
+MILESTONE_NAME_MAX = Milestone._meta.get_field("name").max_length
+
+
+def _within_length(**values):
+    """Refuse text longer than its column (the web forms reach services without a serializer)."""
+    errors = {
+        field: [f"At most {limit} characters."] for field, (text, limit) in values.items() if len(text or "") > limit
+    }
+    if errors:
+        raise Invalid(errors)
+
+
 def _validate_journey(milestones, requires_satisfaction, satisfaction_threshold):
     errors = {}
     if not milestones:
@@ -89,6 +103,8 @@ def _validate_journey(milestones, requires_satisfaction, satisfaction_threshold)
         seen.add(key)
         if not (m.get("name") or "").strip():
             errors[f"milestones.{i}.name"] = ["This field is required."]
+        elif len(m["name"]) > MILESTONE_NAME_MAX:
+            errors[f"milestones.{i}.name"] = [f"At most {MILESTONE_NAME_MAX} characters."]
         if isinstance(due_day, bool) or not isinstance(due_day, int) or not 0 <= due_day <= 3650:
             errors[f"milestones.{i}.due_day"] = ["A whole number of days from the purchase, 0 to 3650."]
         elif due_day < previous_due:
@@ -115,11 +131,13 @@ def offering_save(
         raise Invalid({"key": ["Use 1-64 letters, digits, '-', '_' or '.'."]})
     if not (name or "").strip():
         raise Invalid({"name": ["This field is required."]})
+    _within_length(name=(name, Offering._meta.get_field("name").max_length))
     _validate_journey(milestones, requires_satisfaction, satisfaction_threshold)
     with transaction.atomic():
         offering, created = Offering.objects.select_for_update().get_or_create(
             tenant=tenant, key=key, defaults={"name": name}
         )
+        before = [] if created else list(Milestone.objects.filter(offering=offering).values_list("key", flat=True))
         offering.name = name
         offering.requires_satisfaction = bool(requires_satisfaction)
         offering.satisfaction_threshold = satisfaction_threshold
@@ -127,8 +145,10 @@ def offering_save(
         offering.target_days = milestones[-1]["due_day"]
         offering.save()
         _replace_milestones(tenant, offering, milestones)
+        after = [m["key"] for m in milestones]
         audit(tenant=tenant, actor=actor, action="offering.created" if created else "offering.updated", target=offering,
-              key=key, milestones=[m["key"] for m in milestones])  # fmt: skip
+              key=key, milestones=after, added=[k for k in after if k not in before],
+              removed=[k for k in before if k not in after])  # fmt: skip
         if not created:
             publish_transitions(
                 tenant, rebuild_all(Engagement.objects.filter(offering=offering), grace_days=tenant.grace_days)
@@ -168,7 +188,7 @@ def _clean_money(amount, currency):
         except InvalidOperation:
             errors["amount"] = [f"{amount!r} is not a number."]
         else:
-            if not amount.is_finite() or abs(amount) >= Decimal("1e12") or amount.as_tuple().exponent < -2:
+            if not amount.is_finite() or (amount != 0 and amount.adjusted() >= 12) or amount.as_tuple().exponent < -2:
                 errors["amount"] = ["Use at most 12 digits before and 2 after the decimal point."]
     currency = (currency or "").upper()
     if currency and not CURRENCY_RE.match(currency):
@@ -209,7 +229,10 @@ def purchase_record(
     if existing is None:
         try:
             with transaction.atomic():
-                return _open_purchase(tenant, external_id, values, owner, sales_rep, now), True
+                purchase = _open_purchase(tenant, external_id, values, owner, sales_rep, now)
+                audit(tenant=tenant, actor=actor, action="engagement.created", target=purchase.engagement,
+                      purchase=external_id, owner=_who(owner), sales_rep=_who(sales_rep))  # fmt: skip
+                return purchase, True
         except IntegrityError:
             existing = Purchase.objects.filter(external_id=external_id).first()
             if existing is None:
@@ -247,7 +270,21 @@ def _open_purchase(tenant, external_id, values, owner, sales_rep, now):
 # Events ---------------------------------------------------------------------------------------
 
 
-def _resolve_milestone(engagement, type_, milestone):
+def _journey_of(offering_id):
+    """The offering's journey and its milestones by key, from one query."""
+    milestones = list(Milestone.objects.filter(offering_id=offering_id).select_related("offering").order_by("order"))
+    if not milestones:
+        return None, {}
+    offering = milestones[0].offering
+    journey = Journey(
+        milestones=tuple(MilestoneSpec(id=m.id, key=m.key, order=m.order, due_day=m.due_day) for m in milestones),
+        requires_satisfaction=offering.requires_satisfaction,
+        satisfaction_threshold=offering.satisfaction_threshold,
+    )
+    return journey, {m.key: m for m in milestones}
+
+
+def _resolve_milestone(engagement, type_, milestone, by_key):
     if type_ != EventType.MILESTONE:
         if milestone not in (None, ""):
             raise Invalid({"milestone": [f"Only milestone events name a milestone, not {type_} events."]})
@@ -258,50 +295,54 @@ def _resolve_milestone(engagement, type_, milestone):
         return milestone
     if not milestone:
         raise Invalid({"milestone": ["A milestone event needs the milestone key."]})
-    found = Milestone.objects.filter(offering_id=engagement.offering_id, key=milestone).first()
+    found = by_key.get(milestone)
     if found is None:
-        keys = list(Milestone.objects.filter(offering_id=engagement.offering_id).values_list("key", flat=True))
-        raise Invalid({"milestone": [f"{milestone!r} is not a milestone of this offering (known: {', '.join(keys)})."]})
+        known = ", ".join(by_key)
+        raise Invalid({"milestone": [f"{milestone!r} is not a milestone of this offering (known: {known})."]})
     return found
 
 
 def event_record(
     *, tenant, engagement, type, occurred_at, actor,
-    milestone=None, score=None, comment="", reason="", external_id=None, now=None,
+    milestone=None, score=None, comment="", reason="", external_id=None, now=None, lock_held=False,
 ):  # fmt: skip
     """Append an event and update the projection in the same transaction. Returns (event, created).
 
-    A repeated external_id returns the stored event (created False) and changes nothing.
+    A repeated external_id returns the stored event (created False) and changes nothing. With
+    lock_held=True the caller has loaded `engagement` with its row lock in the current transaction (the
+    API finds it by purchase in that same query), so it is not read again.
     """
     now = now or timezone.now()
     if type not in EventType.values:
         raise Invalid({"type": [f"{type!r} is not one of: {', '.join(EventType.values)}."]})
+    _within_length(comment=(comment, Event._meta.get_field("comment").max_length),
+                   reason=(reason, Event._meta.get_field("reason").max_length))  # fmt: skip
     event_time(occurred_at, purchased_at=engagement.pos_at, now=now)
-    milestone = _resolve_milestone(engagement, type, milestone)
-    if type == EventType.SATISFACTION:
-        valid_score(score)
-    elif score is not None:
-        raise Invalid({"score": ["Only satisfaction events carry a score."]})
-    if external_id:
-        duplicate = Event.objects.filter(external_id=external_id).first()
-        if duplicate is not None:
-            return duplicate, False
-    with transaction.atomic():
-        locked = Engagement.objects.select_for_update().get(pk=engagement.pk)
-        try:
-            with transaction.atomic():
-                event = Event.objects.create(
-                    tenant=tenant, engagement=locked, type=type, occurred_at=occurred_at, milestone=milestone,
-                    score=score, comment=comment or "", reason=reason or "", external_id=external_id or None,
-                    source=actor.source, recorded_by=actor.label,
-                )  # fmt: skip
-        except IntegrityError:
-            duplicate = Event.objects.filter(external_id=external_id).first() if external_id else None
-            if duplicate is None:
-                raise
-            return duplicate, False
-        publish_transitions(tenant, rebuild([locked], now=now, grace_days=tenant.grace_days))
-    _refresh(engagement, locked)
+    # A caller holding the lock runs this in its own transaction: no savepoint needed inside it.
+    with transaction.atomic(savepoint=not lock_held):
+        locked = engagement if lock_held else Engagement.objects.select_for_update().get(pk=engagement.pk)
+        journey, milestones = _journey_of(locked.offering_id)
+        milestone = _resolve_milestone(locked, type, milestone, milestones)
+        if type == EventType.SATISFACTION:
+            valid_score(score)
+        elif score is not None:
+            raise Invalid({"score": ["Only satisfaction events carry a score."]})
+        event = Event(
+            tenant=tenant, engagement=locked, type=type, occurred_at=occurred_at, milestone=milestone, score=score,
+            comment=comment or "", reason=reason or "", external_id=external_id or None, source=actor.source,
+            recorded_by=actor.label, created_at=timezone.now(),
+        )  # fmt: skip
+        if not insert_event_once(tuple(getattr(event, column) for column in EVENT_COLUMNS)):
+            return Event.objects.select_related("milestone").get(external_id=external_id), False
+        event._state.adding, event._state.db = False, "default"
+        rebuilt = refresh(tenant, [locked], {locked.offering_id: journey} if journey else {}, now=now)
+        publish_transitions(tenant, rebuilt)
+        if actor.member is not None:
+            # What a person records by hand; events from integrations carry `recorded_by` and are their own trail.
+            audit(tenant=tenant, actor=actor, action=f"event.{type}", target=locked, event=str(event.id),
+                  milestone=getattr(milestone, "key", None), status=locked.status)  # fmt: skip
+    if locked is not engagement:
+        _refresh(engagement, locked)
     return event, True
 
 
@@ -353,7 +394,9 @@ def note_add(*, tenant, engagement, body, actor, kind=NoteKind.NOTE):
     if kind not in NoteKind.values:
         raise Invalid({"kind": [f"{kind!r} is not one of: {', '.join(NoteKind.values)}."]})
     with transaction.atomic():
-        return _note(tenant, engagement, body, kind, actor)
+        note = _note(tenant, engagement, body, kind, actor)
+        audit(tenant=tenant, actor=actor, action="note.added", target=engagement, note=str(note.id), kind=kind)
+        return note
 
 
 def _note(tenant, engagement, body, kind, actor):

@@ -22,6 +22,7 @@ from engagement.models import Engagement
 from metrics.compute import DIMENSIONS, compute
 from metrics.models import MetricRollup, RollupState
 from tenants.models import Tenant
+from tenants.scoping import tenant_scope
 
 
 def debounce():
@@ -55,6 +56,8 @@ def recompute_rollups(tenant, now=None):
         MetricRollup.objects.bulk_create(rows, batch_size=500)
         _state(tenant)
         RollupState.objects.filter(tenant=tenant).update(computed_at=now, day=day)
+        # Fresh, unless a write asked for another run meanwhile (then it scheduled one: scheduled_for is set).
+        RollupState.objects.filter(tenant=tenant, scheduled_for__isnull=True).update(dirty_since=None)
     return len(rows)
 
 
@@ -93,23 +96,32 @@ def run_recompute(tenant, *, force=False, now=None):
         fresh = state.dirty_since is None and state.day == local_day(tenant, now)
         if fresh and not force:
             return None
-        # Cleared before computing: a write that lands meanwhile marks it again and schedules the next run.
-        RollupState.objects.filter(pk=state.pk).update(dirty_since=None, scheduled_for=None, started_at=now)
+        # The stale mark stays until the new rows are stored (recompute_rollups clears it), so a run that
+        # dies mid-way leaves it for the redelivered task or the reconcile. The schedule is taken: a write
+        # that lands meanwhile schedules the next run.
+        RollupState.objects.filter(pk=state.pk).update(scheduled_for=None, started_at=now)
     return recompute_rollups(tenant, now=now)
 
 
 def tenants_to_reconcile(now=None):
-    """Ids of tenants whose rollups are stale with no live schedule, or that lack today's snapshot."""
+    """Tenants whose rollups are stale with no live schedule, or that lack today's snapshot.
+
+    Asks each tenant in its own scope: row-level security shows a query one tenant's rows only."""
     now = now or timezone.now()
-    stale = RollupState.unscoped.filter(dirty_since__isnull=False).filter(
-        Q(scheduled_for__isnull=True) | Q(scheduled_for__lt=now - debounce())
-    )
-    ids = set(stale.values_list("tenant_id", flat=True))
-    days = dict(RollupState.unscoped.values_list("tenant_id", "day"))
-    for tenant in Tenant.objects.only("id", "time_zone"):
-        if days.get(tenant.id) != local_day(tenant, now):
-            ids.add(tenant.id)
-    return sorted(ids, key=str)
+    due = []
+    for tenant in Tenant.objects.only("id", "slug", "time_zone").order_by("slug"):
+        with tenant_scope(tenant):
+            state = RollupState.objects.values("dirty_since", "scheduled_for", "day").first()
+        if _needs_reconcile(state, tenant, now):
+            due.append(tenant)
+    return due
+
+
+def _needs_reconcile(state, tenant, now):
+    if state is None or state["day"] != local_day(tenant, now):
+        return True
+    lost_schedule = state["scheduled_for"] is None or state["scheduled_for"] < now - debounce()
+    return state["dirty_since"] is not None and lost_schedule
 
 
 # Reading ------------------------------------------------------------------------------------------

@@ -5,11 +5,13 @@ ImproperlyConfigured naming the variable, so a typo never becomes a silent defau
 """
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -89,6 +91,16 @@ except (ValueError, KeyError) as exc:
 DATABASES["default"]["CONN_MAX_AGE"] = _positive("CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+# Row-level security (tenants/rls.py): the application's role owns no tables; migrations and test-database
+# set-up connect as the owner instead. Unset, the owner is the application's own role.
+DATABASE_OWNER_URL = _url("DATABASE_OWNER_URL", None, {"postgres", "postgresql", "pgsql", "psql"})
+DATABASE_OWNER = None
+if DATABASE_OWNER_URL and not IS_SQLITE:
+    try:
+        _owner = env.db_url_config(DATABASE_OWNER_URL)
+    except (ValueError, KeyError) as exc:
+        raise ImproperlyConfigured(f"DATABASE_OWNER_URL is malformed ({exc}): {_redact(DATABASE_OWNER_URL)!r}") from exc
+    DATABASE_OWNER = {key: _owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
 if IS_SQLITE:
     # Web, worker and beat share the file: WAL lets readers run beside the writer,
     # IMMEDIATE takes the write lock up front instead of failing mid-transaction.
@@ -115,6 +127,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
+    "axes",
     "tenants",
     "engagement",
     "metrics",
@@ -124,6 +138,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -133,6 +148,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "tenants.middleware.TenantScopeMiddleware",
+    # Last, as django-axes asks: turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pov.urls"
@@ -161,7 +178,7 @@ TEMPLATES = [
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -225,6 +242,9 @@ if REDIS_URL:
         "visibility_timeout": 3600,
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
+        # Publishing tries the broker once: kombu's default retries until broker_connection_timeout (2 s),
+        # which every write waited while Redis was down. Workers reconnect with their own retry policy.
+        "max_retries": 0,
     }
 else:
     CELERY_BROKER_URL = "filesystem://"
@@ -300,9 +320,60 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# Transport security. "Served over HTTPS" is what SITE_URL says; plain-HTTP development (DEBUG, or an
+# http:// SITE_URL such as the test suite's) keeps working without certificates.
+SERVED_OVER_HTTPS = not DEBUG and SITE_URL.startswith("https://")
+SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", SERVED_OVER_HTTPS)
+# Load balancers probe the health endpoint over plain HTTP; a redirect would read as "down".
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if SERVED_OVER_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = not DEBUG and SITE_URL.startswith("https://")
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_SECURE = SERVED_OVER_HTTPS
+CSRF_COOKIE_SECURE = SERVED_OVER_HTTPS
+
+# TLS usually ends at a reverse proxy: with TRUSTED_PROXY_COUNT proxies in front (each appending to
+# X-Forwarded-For and setting X-Forwarded-Proto), trust those headers; with none, nobody can forge them.
+TRUSTED_PROXY_COUNT = _positive("TRUSTED_PROXY_COUNT", 0, minimum=0)
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp): only our own files run or style a page; no inline code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    },
+}
+
+# Sign-in throttling (django-axes): failures are counted per username *and* client address together, so
+# an attacker can neither lock a person out from elsewhere nor try one password on many accounts at once.
+AUTHENTICATION_BACKENDS = [
+    "tenants.forms.SignInThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "tenants.views.locked_out"
+AXES_CLIENT_IP_CALLABLE = "tenants.forms.client_ip"
+# One account, however its email is capitalised.
+AXES_USERNAME_CALLABLE = "tenants.forms.sign_in_name"
+# Lockouts are logged either way; the start-up banner and per-login lines would only add noise.
+AXES_VERBOSE = False
 
 LOGGING = {
     "version": 1,

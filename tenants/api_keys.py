@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from tenants.actors import audit
 from tenants.models import ApiKey, ApiScope
+from tenants.rls import rls_context
+from tenants.scoping import tenant_scope
 
 PREFIX_LEN = 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -26,7 +28,7 @@ def api_key_create(*, tenant, name, scope, actor):
         raise ValueError(f"scope must be one of {', '.join(ApiScope.values)}, not {scope!r}")
     prefix = secrets.token_hex(PREFIX_LEN // 2)
     raw = f"pov_{prefix}_{secrets.token_urlsafe(24)}"
-    with transaction.atomic():
+    with tenant_scope(tenant), transaction.atomic():
         key = ApiKey.objects.create(
             tenant=tenant, name=name, prefix=prefix, hashed_key=_hash(raw), scope=scope, created_by=actor.label
         )
@@ -35,10 +37,11 @@ def api_key_create(*, tenant, name, scope, actor):
 
 
 def api_key_revoke(*, tenant, key, actor):
-    with transaction.atomic():
+    with tenant_scope(tenant), transaction.atomic():
         if ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
             audit(tenant=tenant, actor=actor, action="api_key.revoked", target=key, name=key.name)
-    key.refresh_from_db()
+    with tenant_scope(tenant):
+        key.refresh_from_db()
     return key
 
 
@@ -47,11 +50,13 @@ def api_key_lookup(raw):
     parts = (raw or "").split("_", 2)
     if len(parts) != 3 or parts[0] != "pov" or len(parts[1]) != PREFIX_LEN:
         return None
-    key = ApiKey.unscoped.select_related("tenant").filter(prefix=parts[1], revoked_at__isnull=True).first()
-    if key is None or not hmac.compare_digest(key.hashed_key, _hash(raw)):
-        return None
-    now = timezone.now()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        ApiKey.unscoped.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
+    # No tenant is known yet: the row-level policy on API keys lets the prefix name its one row.
+    with rls_context(api_key_prefix=parts[1]):
+        key = ApiKey.unscoped.select_related("tenant").filter(prefix=parts[1], revoked_at__isnull=True).first()
+        if key is None or not hmac.compare_digest(key.hashed_key, _hash(raw)):
+            return None
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            ApiKey.unscoped.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
     return key

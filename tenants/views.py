@@ -16,6 +16,7 @@ from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.http import require_POST
 
 from tenants.api_keys import api_key_create, api_key_revoke
+from tenants.forms import sign_in_name
 from tenants.models import ApiKey, ApiScope, AuditEntry, Member, Role
 from tenants.scoping import get_or_404
 from tenants.services import member_add, member_set_role, tenant_update
@@ -38,6 +39,16 @@ def settings_context(request, **extra):
 
 def _time_zones():
     return sorted(zoneinfo.available_timezones())
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """The page django-axes shows instead of signing in, once an (email, address) pair is locked out."""
+    context = {
+        "username": sign_in_name(request, credentials),
+        "failure_limit": conf.AXES_FAILURE_LIMIT,
+        "cooloff_minutes": round(conf.AXES_COOLOFF_TIME.total_seconds() / 60),
+    }
+    return render(request, "tenants/locked_out.html", context, status=429)
 
 
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
@@ -76,7 +87,7 @@ def member_invite(request, slug):
             raise ValidationError({"email": ["Enter the email address to invite."]})
         if Member.objects.filter(user__email__iexact=email).exists():
             raise ValidationError({"email": [f"{email} is already a member; change their role in the table."]})
-        member, created = member_add(tenant=request.tenant, email=email, role=role)
+        member, created = member_add(tenant=request.tenant, email=email, role=role, actor=web_actor(request))
     except ValidationError as exc:
         context = settings_context(request, invite_errors=error_messages(exc), invite={"email": email, "role": role})
         return render(request, "tenants/settings.html", context, status=400)

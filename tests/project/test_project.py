@@ -53,7 +53,7 @@ def test_healthz_is_503_when_the_database_fails(client, db, monkeypatch):
 CONFIG_VARIABLES = (
     "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "SITE_URL", "ALLOWED_HOSTS",
     "CONN_MAX_AGE", "DEFAULT_FROM_EMAIL", "CELERY_QUEUE", "OUTBOX_DRAIN_SECONDS", "STALLED_SCAN_SECONDS",
-    "API_RATE_LIMIT",
+    "API_RATE_LIMIT", "DATABASE_OWNER_URL", "SECURE_SSL_REDIRECT", "TRUSTED_PROXY_COUNT",
 )  # fmt: skip
 VALID = {
     "DJANGO_SETTINGS_MODULE": "pov.settings",
@@ -110,6 +110,12 @@ def test_valid_configuration_starts():
         pytest.param("CONN_MAX_AGE", {"CONN_MAX_AGE": "-3"}, id="CONN_MAX_AGE=-3"),
         pytest.param("SITE_URL", {"SITE_URL": "http://"}, id="SITE_URL-without-host"),
         pytest.param("REDIS_URL", {"REDIS_URL": "redis://h:port/0"}, id="REDIS_URL-bad-port"),
+        pytest.param("DATABASE_OWNER_URL", {"DATABASE_OWNER_URL": "mysql://x"}, id="DATABASE_OWNER_URL=mysql"),
+        pytest.param(
+            "DATABASE_OWNER_URL",
+            {"DATABASE_URL": "postgres://pov_app@db/pov", "DATABASE_OWNER_URL": "postgres://pov@db:port/pov"},
+            id="DATABASE_OWNER_URL-bad-port",
+        ),
     ],
 )  # fmt: skip
 def test_malformed_variable_stops_start_up_naming_it(variable, overrides):
