@@ -7,7 +7,7 @@ cleaned dict, so an upsert keeps their stored values.
 """
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
@@ -74,6 +74,10 @@ def _timestamp(data, field):
         raise invalid(
             field, "Give a time zone offset (e.g. 2026-05-01T09:00:00+02:00 or ...Z); naive times are ambiguous."
         )
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise invalid(field, f"{raw!r} is out of range (years 1 to 9999 in UTC).") from None
     return value
 
 
@@ -96,6 +100,7 @@ PURCHASE_FIELDS = frozenset(
     {"external_id", "customer", "offering", "purchased_at", "amount", "currency", "owner", "sales_rep"}
 )
 EVENT_FIELDS = frozenset({"type", "purchase", "occurred_at", "milestone", "score", "comment", "reason", "external_id"})
+EVENT_TYPES = frozenset(EventType.values)  # EventType.values builds a new list on every access
 
 
 def clean_customer(data):
@@ -133,8 +138,13 @@ def clean_purchase(data):
     _unknown(data, PURCHASE_FIELDS)
     customer = data.get("customer")
     if isinstance(customer, dict):
-        customer = clean_customer(customer)
-    elif not isinstance(customer, str) or not customer.strip() or len(customer) > ID_MAX:
+        try:
+            customer = clean_customer(customer)
+        except ItemError as exc:
+            # Named as the single endpoint names them: customer.<field>.
+            fields = {f"customer.{k}": v for k, v in exc.fields.items()}
+            raise ItemError(exc.status, exc.code, f"customer.{exc.message}", fields) from None
+    elif not isinstance(customer, str) or not customer.strip() or len(customer) > ID_MAX or "\x00" in customer:
         raise invalid("customer", "Give the customer's external_id or an object {external_id, name, ...}.")
     currency = _string(data, "currency", 3, allow_blank=True)
     owner = _email(data, "owner", allow_null=True)
@@ -173,7 +183,7 @@ def _score(data):
 def clean_event(data):
     _unknown(data, EVENT_FIELDS)
     type_ = data.get("type")
-    if not isinstance(type_, str) or type_ not in EventType.values:
+    if not isinstance(type_, str) or type_ not in EVENT_TYPES:
         raise invalid("type", f"{type_!r} is not one of: {', '.join(EventType.values)}.")
     score = _score(data)
     milestone = _string(data, "milestone", 64, allow_null=True)

@@ -86,13 +86,18 @@ class InlineCustomerIn(CustomerIn):
 class CustomerRefField(serializers.Field):
     """A customer's external_id, or an object to upsert it."""
 
-    default_error_messages = {"invalid": "Give the customer's external_id or an object {{external_id, name, ...}}."}
+    default_error_messages = {
+        "invalid": "Give the customer's external_id or an object {{external_id, name, ...}}.",
+        "null_characters": "Null characters are not allowed.",
+    }
 
     def to_internal_value(self, data):
         if isinstance(data, str):
             data = data.strip()
             if not data or len(data) > ID_MAX:
                 self.fail("invalid")
+            if "\x00" in data:  # PostgreSQL cannot compare text holding a NUL
+                self.fail("null_characters")
             return data
         if isinstance(data, dict):
             inner = InlineCustomerIn(data=data)

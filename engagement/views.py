@@ -259,10 +259,13 @@ def journey_edit(request, slug, key=None):
             "key": key or post.get("key", "").strip(),
             "name": post.get("name", "").strip(),
             "requires_satisfaction": post.get("requires_satisfaction") == "on",
-            "satisfaction_threshold": _int_or_none(post.get("satisfaction_threshold"), "satisfaction_threshold") or 4,
+            "satisfaction_threshold": post.get("satisfaction_threshold", "").strip(),
             "confirm_value": post.get("confirm_value") == "on",
         }
+        milestones = []
         try:
+            threshold = _int_or_none(values["satisfaction_threshold"], "satisfaction_threshold")
+            values["satisfaction_threshold"] = threshold or 4
             milestones = _journey_rows(post)
             saved, created = services.offering_save(
                 tenant=request.tenant, milestones=milestones, actor=web_actor(request), **values
@@ -271,7 +274,7 @@ def journey_edit(request, slug, key=None):
             return HttpResponseRedirect(reverse("journeys", args=[slug]))
         except (Invalid, Conflict) as exc:
             errors = error_messages(exc)
-            values["milestones"] = milestones if "milestones" in locals() else []
+            values["milestones"] = milestones
     rows = _form_rows(offering, values)
     return render(
         request,

@@ -6,10 +6,13 @@ Every error is `{"error": {"code", "message", "fields"}}`; field paths are dotte
 
 import json
 import logging
+import sys
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
@@ -111,7 +114,29 @@ def json_not_found(request, exception=None):
     return page_not_found(request, exception)
 
 
+UNAVAILABLE = "The database is unavailable for a moment; retry shortly."
+RETRY_AFTER_SECONDS = 5
+
+
+def _database_unavailable():
+    # handler500 runs while Django is still handling the exception, so it is the current one.
+    return isinstance(sys.exc_info()[1], (OperationalError, InterfaceError))
+
+
+def database_unavailable(request):
+    """503 with Retry-After: the database went away (restart, failover); the app reconnects by itself."""
+    if request.path.startswith("/api/"):
+        response = JsonResponse(error_body("unavailable", UNAVAILABLE), status=503)
+    else:
+        # No context processors: they would query the database that is down.
+        response = HttpResponse(render_to_string("503.html", {"message": UNAVAILABLE}), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def json_server_error(request):
+    if _database_unavailable():
+        return database_unavailable(request)
     if request.path.startswith("/api/"):
         return JsonResponse(
             error_body("server_error", "Something went wrong on our side; it has been logged."), status=500
@@ -153,6 +178,40 @@ def contains_nul(value):
     return False
 
 
+def _lone_surrogate_path(value):
+    """The dotted path of the first string (key or value) holding a lone surrogate ("\\ud800" escaped in
+    the JSON): valid JSON, but not Unicode text, so it can be neither stored nor sent back as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        pass  # find which one, below
+    else:
+        return None  # the common case, checked in C
+    stack = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "non_field_errors"
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                # The path itself must be sendable: a bad key is named with the surrogate escaped.
+                inner_path = f"{path}.{key.encode('utf-8', 'backslashreplace').decode()}".strip(".")
+                stack.extend([(key, inner_path), (inner, inner_path)])
+        elif isinstance(item, list):
+            stack.extend((inner, f"{path}.{i}".strip(".")) for i, inner in enumerate(item))
+    return None
+
+
+class NotUnicode(exceptions.ParseError):
+    def __init__(self, path):
+        message = "A lone surrogate (e.g. \\ud800) is not Unicode text; send the character or a valid pair."
+        super().__init__(f"{path}: {message}")
+        self.fields = {path: [message]}
+
+
 class StrictJSONParser(JSONParser):
     """JSON only: bounded size and depth, UTF-8, no NaN/Infinity, an object at the top."""
 
@@ -173,6 +232,9 @@ class StrictJSONParser(JSONParser):
         if not isinstance(data, dict):
             raise exceptions.ParseError("The body must be a JSON object.")
         _check_depth(data, MAX_DEPTH)
+        surrogate_at = _lone_surrogate_path(data)
+        if surrogate_at is not None:
+            raise NotUnicode(surrogate_at)
         return data
 
 

@@ -1,11 +1,13 @@
 """The API's tenancy: key or member authentication, scope permissions, per-key throttling, and
 the base view that runs every handler inside the tenant's scope (DESIGN.md rules 2, 4, 7)."""
 
+import logging
 import time
 from contextlib import ExitStack
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 from rest_framework import exceptions, permissions, throttling
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.pagination import CursorPagination
@@ -16,6 +18,8 @@ from tenants.api_keys import api_key_lookup
 from tenants.idempotency import run_idempotently
 from tenants.models import ApiScope, Tenant
 from tenants.scoping import membership_for, memberships_of, tenant_scope
+
+log = logging.getLogger(__name__)
 
 
 class ApiPrincipal:
@@ -109,16 +113,24 @@ class KeyRateThrottle(throttling.BaseThrottle):
         now = time.time()
         bucket = int(now // window)
         cache_key = f"throttle:{request._pov_tenant.pk}:{ident}:{bucket}"
-        if cache.add(cache_key, 1, timeout=window + 5):
-            count = 1
-        else:
-            try:
-                count = cache.incr(cache_key)
-            except ValueError:
-                cache.add(cache_key, 1, timeout=window + 5)
-                count = 1
         self._wait = (bucket + 1) * window - now
+        try:
+            count = self._count(cache_key, window)
+        except (RedisError, OSError):
+            # Fail open: the limiter guards capacity, and a write must never fail because Redis is down.
+            log.warning("rate limiter unavailable; request allowed", exc_info=True)
+            return True
         return count <= limit
+
+    def _count(self, cache_key, window):
+        """This request's number in its window: one INCR (an ADD for the window's first request)."""
+        if cache.add(cache_key, 1, timeout=window + 5):
+            return 1
+        try:
+            return cache.incr(cache_key)
+        except ValueError:
+            cache.add(cache_key, 1, timeout=window + 5)
+            return 1
 
     def wait(self):
         return max(1, round(self._wait))
@@ -131,6 +143,12 @@ def refuse_nul_in_query(request):
     )
     if bad:
         raise exceptions.ValidationError({name: ["Must not contain NUL characters."] for name in bad})
+
+
+def refuse_nul_in_path(kwargs):
+    """An id holding a NUL names nothing we could store: the same 404 as any absent object."""
+    if any("\x00" in str(value) for value in kwargs.values()):
+        raise exceptions.NotFound("Not found.")
 
 
 class TenantAPIView:
@@ -160,6 +178,7 @@ class TenantAPIView:
             try:
                 self.initial(request, *args, **kwargs)
                 refuse_nul_in_query(request)
+                refuse_nul_in_path(kwargs)
                 stack.enter_context(tenant_scope(request._pov_tenant))
                 response = self._run_handler(request, *args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - DRF turns it into an error response
@@ -176,6 +195,8 @@ class TenantAPIView:
         handler = handler or self.http_method_not_allowed
         key = request.headers.get("Idempotency-Key")
         if method == "post" and key is not None:
+            if "\x00" in key:  # PostgreSQL cannot store it: refuse it like an overlong key
+                raise exceptions.ValidationError({"Idempotency-Key": ["Must not contain NUL characters."]})
             return run_idempotently(request, self.tenant, key, lambda: handler(request, *args, **kwargs))
         return handler(request, *args, **kwargs)
 

@@ -6,7 +6,7 @@ which enters the scope for the view (tenants.api_auth).
 """
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,6 +21,11 @@ def _tenant_slug(path):
     return None
 
 
+def _has_nul(request):
+    pairs = [*request.GET.lists(), *(request.POST.lists() if request.method == "POST" else ())]
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in pairs)
+
+
 class TenantScopeMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -31,6 +36,9 @@ class TenantScopeMiddleware:
         slug = _tenant_slug(request.path_info)
         if slug is None:
             return self.get_response(request)
+        if _has_nul(request):
+            # PostgreSQL text cannot hold NUL: refuse it here, once, instead of in every filter and form.
+            return HttpResponseBadRequest("A NUL character is not allowed in a link or a form.")
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path(), reverse("login"))
         tenant = Tenant.objects.filter(slug=slug).first()
