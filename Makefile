@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench load clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ bench: export DEBUG ?= 1
 bench: $(VENV)/.dev
 	@test -n "$$DATABASE_URL" || { echo "make bench needs DATABASE_URL pointing at PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/pov_bench)"; exit 2; }
 	$(PY) manage.py bench --scale $(or $(SCALE),100k)
+
+# A minute of mixed API and page traffic (locust) against gunicorn and a Celery worker, in a database of its own.
+load: export DEBUG ?= 1
+load: $(VENV)/.dev
+	@test -n "$$DATABASE_URL" || { echo "make load needs DATABASE_URL pointing at PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/postgres); it creates and drops a database of its own"; exit 2; }
+	$(PY) -m loadtest.run --seconds $(or $(LOAD_SECONDS),60) --users $(or $(LOAD_USERS),20)
 
 clean:
 	rm -rf var/ .pytest_cache .ruff_cache
