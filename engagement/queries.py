@@ -3,6 +3,7 @@
 import uuid
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
@@ -10,7 +11,7 @@ from django.utils import timezone
 from engagement.errors import Invalid, Missing
 from engagement.models import Customer, Engagement, Event, Note, Offering, Purchase, Status
 from tenants.models import Member
-from tenants.scoping import get_or_404
+from tenants.scoping import current_tenant, get_or_404
 
 
 def status_counts(queryset=None):
@@ -88,12 +89,37 @@ def timeline(engagement, *, include_sources=False):
 def filter_options(segments=None):
     """Choices for a filter bar: offerings, customer segments, active members."""
     if segments is None:
-        segments = Customer.objects.exclude(segment="").order_by().values_list("segment", flat=True).distinct()
+        segments = customer_segments()
     return {
         "offerings": list(Offering.objects.order_by("name").values_list("key", "name")),
         "segments": sorted(segments),
         "members": active_members(),
     }
+
+
+# A loose index scan over customer_segment_idx (tenant, segment): one index probe per distinct segment,
+# where DISTINCT would read every customer of the tenant (800,000 at the benchmark's 1m scale).
+SEGMENTS_SQL = """
+WITH RECURSIVE seg AS (
+    (SELECT segment FROM {table} WHERE tenant_id = %(tenant)s AND segment > '' ORDER BY segment LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.segment FROM {table} c WHERE c.tenant_id = %(tenant)s AND c.segment > seg.segment
+            ORDER BY c.segment LIMIT 1)
+    FROM seg WHERE seg.segment IS NOT NULL
+)
+SELECT segment FROM seg WHERE segment IS NOT NULL
+"""
+
+
+def customer_segments():
+    """The tenant's distinct non-blank customer segments, sorted."""
+    tenant = current_tenant()
+    if connection.vendor != "postgresql" or tenant is None:
+        return sorted(Customer.objects.exclude(segment="").order_by().values_list("segment", flat=True).distinct())
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(SEGMENTS_SQL.format(table=table), {"tenant": tenant.pk})
+        return [row[0] for row in cursor.fetchall()]
 
 
 def active_members():

@@ -68,9 +68,9 @@ QUERY_COUNTS = [
     # (prefetch), metricrollup 'offering' (the funnel), metricrollup 'all' of the last 90 days (the trend),
     # rollupstate.computed_at (the trend's timestamp).
     pytest.param("", EVERY_PAGE + 10, id="overview"),
-    # Engagement list: COUNT(*) of the filtered engagements (the pager), offering keys and names,
-    # DISTINCT customer segments, active members ⨝ user, and the page of 50 engagements ⨝ purchase,
-    # customer, offering, owner ⨝ user, sales rep ⨝ user.
+    # Engagement list: COUNT(*) of the filtered engagements (the pager), offering keys and names, the
+    # distinct customer segments (one loose index scan on PostgreSQL), active members ⨝ user, and the
+    # page of 50 engagements ⨝ purchase, customer, offering, owner ⨝ user, sales rep ⨝ user.
     pytest.param("engagements/", EVERY_PAGE + 5, id="engagements"),
     # CSV export (no template, so no switcher): one SELECT of the filtered rows, a server-side cursor on
     # PostgreSQL.
