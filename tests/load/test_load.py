@@ -10,7 +10,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
@@ -52,12 +54,27 @@ def _env():
     return env
 
 
-def _group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _group_alive(pgid, grace=15.0):
+    """Whether a process of the group still runs after `grace` seconds. Zombies do not count: a child
+    killed after its parent exited is reparented to PID 1, which may never reap it in a container."""
+    deadline = time.monotonic() + grace
+    while _running_in_group(pgid):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _running_in_group(pgid):
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after its closing parenthesis.
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # the process ended while we looked
+        if int(pgrp) == pgid and state != "Z":
+            return True
+    return False
 
 
 @contextmanager
