@@ -9,8 +9,8 @@ from collections import defaultdict
 
 from engagement.ingest_sql import load_facts, save_projections, upsert_reaches
 from engagement.models import Milestone
-from engagement.projection import Journey, MilestoneSpec, Projection, derive
-from engagement.rebuild import Rebuilt
+from engagement.projection import Journey, MilestoneSpec, derive
+from engagement.rebuild import Rebuilt, apply_projection
 
 
 def journeys_for(offering_ids):
@@ -32,17 +32,6 @@ def journeys_for(offering_ids):
     }  # fmt: skip
 
 
-def _apply(row, projection):
-    """Copy derived values onto the row; True when any changed."""
-    changed = False
-    for name in Projection.FIELDS:
-        value = getattr(projection, name)
-        if getattr(row, name) != value:
-            setattr(row, name, value)
-            changed = True
-    return changed
-
-
 def refresh(tenant, rows, journeys, *, now):
     """Re-derive `rows` (Tracked or Engagement, locked by the caller) and save what changed.
 
@@ -56,7 +45,7 @@ def refresh(tenant, rows, journeys, *, now):
             continue
         old_status = row.status
         projection = derive(journey, row.pos_at, facts.get(row.id, ()), now=now, grace_days=tenant.grace_days)
-        if _apply(row, projection):
+        if apply_projection(row, projection):
             row.updated_at = now
             changed.append(row)
         if row.status != old_status:

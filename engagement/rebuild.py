@@ -61,7 +61,7 @@ def facts_for(engagement_ids):
     return facts
 
 
-def _apply(engagement, projection):
+def apply_projection(engagement, projection):
     """Copy derived values onto the row; True when any changed."""
     changed = False
     for name in Projection.FIELDS:
@@ -91,7 +91,7 @@ def rebuild(engagements, *, now=None, grace_days):
         old_status = engagement.status
         projection = derive(journey, engagement.pos_at, facts.get(engagement.id, ()), now=now, grace_days=grace_days)
         projections[engagement.id] = projection
-        if _apply(engagement, projection):
+        if apply_projection(engagement, projection):
             engagement.updated_at = now
             changed_rows.append(engagement)
         if engagement.status != old_status:
