@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 
-from pov.processes import stop_process
+from pov.processes import start_process, stop_process
 
 WORKERS = 2
 START_TIMEOUT = 60
@@ -75,9 +75,7 @@ class Server:
         ]  # fmt: skip
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                cmd, cwd=settings.BASE_DIR, env=self.env(), stdout=log, stderr=subprocess.STDOUT
-            )
+            self.proc = start_process(cmd, cwd=settings.BASE_DIR, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

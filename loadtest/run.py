@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pov.processes import stop_started
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "load"
 POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "psql"}
@@ -94,6 +96,8 @@ def setup_django(databases, queue):
 
 
 def _stop_on_sigterm(signum, frame):
+    # One signal starts the stop; another must not cut the clean-up short (the caller may still SIGKILL).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise SystemExit(f"stopped by signal {signum}")
 
 
@@ -122,6 +126,7 @@ def main(argv=None):
 
         report = LoadSession(args.seconds, args.users, run=f"L{secrets.token_hex(4)}").run()
     finally:
+        stop_started()  # when the stop came before the session's own clean-up could run
         if django_ready:  # our own connections would block the drop for a moment
             from django.db import connections
 

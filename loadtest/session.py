@@ -3,7 +3,8 @@
 gunicorn is the benchmark's (bench/http.py: 2 sync workers, DEBUG off, the API rate limit lifted so
 the clients measure the code, not the throttle), on this run's queue; the worker consumes that queue
 with metric rollups debounced to a few seconds, so the rollups run during the load as they would in
-a busy hour. The processes stop in a `finally`, in the reverse order they started.
+a busy hour. The processes stop in a `finally`, in the reverse order they started, also one that was
+starting when the run was stopped (pov/processes.py).
 """
 
 import json
@@ -17,7 +18,7 @@ from django.conf import settings
 from bench.http import WORKERS, Server
 from loadtest import tenant as load_tenant
 from loadtest import verdict
-from pov.processes import stop_process
+from pov.processes import start_process, stop_process, stop_started
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "load"
@@ -41,7 +42,7 @@ def start_worker(env):
     ]  # fmt: skip
     env = {**env, "METRICS_DEBOUNCE_SECONDS": WORKER_DEBOUNCE_SECONDS}
     with (VAR / "worker.log").open("ab") as log:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        return start_process(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 class LoadSession:
@@ -53,7 +54,6 @@ class LoadSession:
         say(f"Creating the tenant and {load_tenant.SEED_PURCHASES} seed engagements …")
         tenant, setup = load_tenant.prepare(self.run_id)
         before = load_tenant.row_counts(tenant)
-        server = worker = None
         try:
             server = LoadServer(VAR / "gunicorn.log").start()
             worker = start_worker(server.env())
@@ -61,10 +61,8 @@ class LoadSession:
                 f"locust: {self.users} users for {self.seconds} s …")  # fmt: skip
             self._locust(server.port, setup)
             alive = {"gunicorn": server.proc.poll() is None, "worker": worker.poll() is None}
-        finally:
-            stop_process(worker)
-            if server:
-                server.stop()
+        finally:  # locust, the worker, gunicorn: also one that was starting when SIGTERM came
+            stop_started()
             _purge_queue()
         return self._report(tenant, before, alive)
 
@@ -78,7 +76,7 @@ class LoadSession:
         ]  # fmt: skip
         env = {**os.environ, "POV_LOAD_SETUP": json.dumps(setup), "POV_LOAD_RESULTS": str(self.results_path)}
         with (VAR / "locust.log").open("wb") as log:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+            proc = start_process(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
             try:
                 proc.wait(timeout=self.seconds + STOP_SECONDS + SLACK_SECONDS)
             except subprocess.TimeoutExpired:

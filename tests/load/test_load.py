@@ -134,10 +134,6 @@ def test_a_minute_of_mixed_traffic_gives_no_5xx_and_loses_no_write(tmp_path):
 @pytest.mark.services
 @pytest.mark.postgres
 @pytest.mark.timeout(STOP_TIMEOUT + 120)
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug: under CI load a process of the run sometimes outlives SIGTERM of loadtest.run",
-)
 def test_a_stopped_run_stops_its_processes_and_drops_its_database():
     with load_run("--seconds", "600", "--users", "2") as proc:
         for line in proc.stdout:  # wait until the load is on: gunicorn and the worker are running
