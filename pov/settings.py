@@ -101,6 +101,11 @@ if DATABASE_OWNER_URL and not IS_SQLITE:
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(f"DATABASE_OWNER_URL is malformed ({exc}): {_redact(DATABASE_OWNER_URL)!r}") from exc
     DATABASE_OWNER = {key: _owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
+if not IS_SQLITE and _bool("DATABASE_PREPARED_STATEMENTS", True):
+    # Parameters bound by the server, and a statement run a few times on a connection is prepared:
+    # PostgreSQL then plans it once instead of on every request (planning the engagement's joins
+    # costs more than running them). Off behind a pooler in transaction mode that cannot keep them.
+    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
 if IS_SQLITE:
     # Web, worker and beat share the file: WAL lets readers run beside the writer,
     # IMMEDIATE takes the write lock up front instead of failing mid-transaction.

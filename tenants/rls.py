@@ -139,7 +139,9 @@ def grant_application_role(sender=None, using="default", **kwargs):
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [app["USER"]])
         if cursor.fetchone() is None:
             password = app.get("PASSWORD") or None
-            cursor.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD %s", [password])
+            # DDL takes no bound parameters: the password is quoted into the statement as a literal.
+            create = f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD %s"
+            cursor.execute(connection.ops.compose_sql(create, [password]))
         cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
         cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
         cursor.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")

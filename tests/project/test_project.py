@@ -53,7 +53,7 @@ def test_healthz_is_503_when_the_database_fails(client, db, monkeypatch):
 CONFIG_VARIABLES = (
     "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "SITE_URL", "ALLOWED_HOSTS",
     "CONN_MAX_AGE", "DEFAULT_FROM_EMAIL", "CELERY_QUEUE", "OUTBOX_DRAIN_SECONDS", "STALLED_SCAN_SECONDS",
-    "API_RATE_LIMIT", "DATABASE_OWNER_URL", "SECURE_SSL_REDIRECT", "TRUSTED_PROXY_COUNT",
+    "API_RATE_LIMIT", "DATABASE_OWNER_URL", "SECURE_SSL_REDIRECT", "TRUSTED_PROXY_COUNT", "DATABASE_PREPARED_STATEMENTS",
 )  # fmt: skip
 VALID = {
     "DJANGO_SETTINGS_MODULE": "pov.settings",
@@ -64,8 +64,8 @@ VALID = {
 UNSET = None
 
 
-def _start_up(**overrides):
-    """`django.setup()` in a fresh interpreter with only the given configuration."""
+def _start_up(code="", **overrides):
+    """`django.setup()` in a fresh interpreter with only the given configuration, then `code`."""
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
     env.update(VALID)
     for name, value in overrides.items():
@@ -74,7 +74,7 @@ def _start_up(**overrides):
         else:
             env[name] = value
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -108,6 +108,11 @@ def test_valid_configuration_starts():
         pytest.param("API_RATE_LIMIT", {"API_RATE_LIMIT": "lots"}, id="API_RATE_LIMIT=lots"),
         pytest.param("OUTBOX_DRAIN_SECONDS", {"OUTBOX_DRAIN_SECONDS": "0"}, id="OUTBOX_DRAIN_SECONDS=0"),
         pytest.param("CONN_MAX_AGE", {"CONN_MAX_AGE": "-3"}, id="CONN_MAX_AGE=-3"),
+        pytest.param(
+            "DATABASE_PREPARED_STATEMENTS",
+            {"DATABASE_URL": "postgres://pov@db/pov", "DATABASE_PREPARED_STATEMENTS": "sometimes"},
+            id="DATABASE_PREPARED_STATEMENTS=sometimes",
+        ),
         pytest.param("SITE_URL", {"SITE_URL": "http://"}, id="SITE_URL-without-host"),
         pytest.param("REDIS_URL", {"REDIS_URL": "redis://h:port/0"}, id="REDIS_URL-bad-port"),
         pytest.param("DATABASE_OWNER_URL", {"DATABASE_OWNER_URL": "mysql://x"}, id="DATABASE_OWNER_URL=mysql"),
@@ -128,6 +133,27 @@ def test_malformed_variable_stops_start_up_naming_it(variable, overrides):
     # The last line is what an operator reads: the exception, naming the variable (not a traceback frame).
     assert message.startswith("django.core.exceptions.ImproperlyConfigured:"), result.stderr[-2000:]
     assert variable in message
+
+
+@pytest.mark.parametrize(
+    ("value", "prepared"), [(UNSET, True), ("1", True), ("0", False)], ids=["default", "on", "off"]
+)
+def test_prepared_statements_are_on_for_postgresql_unless_turned_off(value, prepared):
+    show = "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS', {}))"
+    overrides = {"DATABASE_URL": "postgres://pov@db/pov", "DATABASE_PREPARED_STATEMENTS": value}
+    if value is UNSET and _dot_env_sets("DATABASE_PREPARED_STATEMENTS"):
+        pytest.skip(".env sets DATABASE_PREPARED_STATEMENTS")
+    result = _start_up(show, **overrides)
+    assert result.returncode == 0, result.stderr
+    options = result.stdout.strip()
+    assert ("'server_side_binding': True" in options and "'prepare_threshold': 5" in options) is prepared, options
+
+
+def test_sqlite_has_no_prepared_statement_options():
+    show = "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS', {}))"
+    result = _start_up(show, DATABASE_URL="sqlite:///:memory:", DATABASE_PREPARED_STATEMENTS="1")
+    assert result.returncode == 0, result.stderr
+    assert "server_side_binding" not in result.stdout
 
 
 # docker-compose.yml ---------------------------------------------------------------------------------
