@@ -27,6 +27,12 @@ class TenantOwned(models.Model):
         abstract = True
 
 
+def tenant_without_own_index():
+    """The tenant key for a large table whose indexes all start with it: an index of its own would only
+    cost writes. (Deleting a tenant, rare, then checks this key with one scan of the table.)"""
+    return models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+
+
 class Customer(TenantOwned):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     external_id = models.CharField(max_length=255)
@@ -128,14 +134,21 @@ OPEN_STATUSES = (Status.ON_TRACK, Status.STALLED, Status.PAUSED)
 class Engagement(TenantOwned):
     """The engagement phase of one purchase. Everything below `sales_rep` is derived (CONTRACT §4)."""
 
+    # Every projection write updates each index: offering, owner and sales rep are served by the
+    # (tenant, …) indexes below, not by indexes of their own.
+    tenant = tenant_without_own_index()
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     purchase = models.OneToOneField(Purchase, on_delete=models.CASCADE, related_name="engagement")
     # Copies of the purchase's, so lists and metrics filter without joining it.
     customer = models.ForeignKey(Customer, on_delete=models.RESTRICT, related_name="engagements")
-    offering = models.ForeignKey(Offering, on_delete=models.RESTRICT, related_name="engagements")
+    offering = models.ForeignKey(Offering, on_delete=models.RESTRICT, related_name="engagements", db_index=False)
     pos_at = models.DateTimeField()
-    owner = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned")
-    sales_rep = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="sold")
+    owner = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned", db_index=False
+    )
+    sales_rep = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="sold", db_index=False
+    )
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ON_TRACK)
     next_step = models.CharField(max_length=64, blank=True, help_text="Milestone key, or 'satisfaction'.")
@@ -171,6 +184,9 @@ class Engagement(TenantOwned):
 class MilestoneReach(TenantOwned):
     """Projection: when each milestone of an engagement was first reached, on the value clock."""
 
+    # Served by reach_unique_milestone (tenant, engagement, milestone). The engagement keeps an index of its
+    # own: deleting an engagement checks its foreign key by the engagement alone.
+    tenant = tenant_without_own_index()
     engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="reaches")
     milestone = models.ForeignKey(Milestone, on_delete=models.CASCADE, related_name="reaches")
     reached_at = models.DateTimeField()
@@ -200,6 +216,9 @@ class AppendOnlyError(Exception):
 class Event(TenantOwned):
     """An append-only fact about an engagement."""
 
+    # Served by event_engagement_time_idx (tenant, engagement, occurred_at). The engagement keeps an index
+    # of its own: deleting an engagement checks its foreign key by the engagement alone.
+    tenant = tenant_without_own_index()
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=16, choices=EventType.choices)
@@ -269,6 +288,8 @@ class OutboxMessage(TenantOwned):
     conditional UPDATE before it is handled, so two drains never handle it twice at once.
     """
 
+    # Pending rows are found through outbox_pending_idx, handled ones by id.
+    tenant = tenant_without_own_index()
     kind = models.CharField(max_length=64)
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -91,7 +91,7 @@ def _claim(tenant, now):
     OutboxMessage.objects.filter(id__in=ids, handled_at__isnull=True).exclude(
         claimed_at__gt=now - CLAIM_TIMEOUT
     ).update(claim_token=token, claimed_at=now)
-    return token, list(OutboxMessage.objects.filter(claim_token=token).order_by("id"))
+    return token, list(OutboxMessage.objects.filter(id__in=ids, claim_token=token).order_by("id"))
 
 
 def _handle(message):
