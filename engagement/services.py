@@ -270,7 +270,28 @@ def _open_purchase(tenant, external_id, values, owner, sales_rep, now):
 # Events ---------------------------------------------------------------------------------------
 
 
-def _journey_of(offering_id):
+# Journeys by (offering id, offering.updated_at), per process: every journey edit goes through
+# offering_save, which saves the offering, so a changed journey is looked up under a new key.
+_journeys = {}
+JOURNEYS_KEPT = 512
+
+
+def _journey_of(engagement):
+    """The journey of the engagement's offering and its milestones by key: from the process's cache when
+    the caller loaded the offering with the engagement (its updated_at names the journey's version),
+    otherwise from one query."""
+    if not Engagement.offering.is_cached(engagement):
+        return _load_journey(engagement.offering_id)
+    key = (engagement.offering_id, engagement.offering.updated_at)
+    found = _journeys.get(key)
+    if found is None:
+        if len(_journeys) >= JOURNEYS_KEPT:
+            _journeys.clear()
+        found = _journeys[key] = _load_journey(engagement.offering_id)
+    return found
+
+
+def _load_journey(offering_id):
     """The offering's journey and its milestones by key, from one query."""
     milestones = list(Milestone.objects.filter(offering_id=offering_id).select_related("offering").order_by("order"))
     if not milestones:
@@ -321,7 +342,7 @@ def event_record(
     # A caller holding the lock runs this in its own transaction: no savepoint needed inside it.
     with transaction.atomic(savepoint=not lock_held):
         locked = engagement if lock_held else Engagement.objects.select_for_update().get(pk=engagement.pk)
-        journey, milestones = _journey_of(locked.offering_id)
+        journey, milestones = _journey_of(locked)
         milestone = _resolve_milestone(locked, type, milestone, milestones)
         if type == EventType.SATISFACTION:
             valid_score(score)

@@ -6,8 +6,9 @@ import pytest
 from django.utils import timezone
 
 from engagement.models import Event
+from engagement.services import offering_save
 from tenants.scoping import tenant_scope
-from tests.api.conftest import ago, count, error_of, iso, z
+from tests.api.conftest import JOURNEY, ago, count, error_of, iso, z
 
 EVENT_KEYS = {
     "id", "type", "occurred_at", "milestone", "score", "comment", "reason", "external_id", "source", "recorded_by",
@@ -56,6 +57,20 @@ def test_pov_milestone_reaches_pov(api, acme_purchase):
     assert engagement["calendar_days_to_value"] == 12.0
     assert engagement["next_milestone"] is None
     assert engagement["next_due_at"] is None
+
+
+def test_an_event_after_a_journey_edit_follows_the_new_journey(acme, api, acme_purchase, software, actor):
+    # The first event loads the journey into this process's cache of journeys.
+    assert api.post("events/", _event(milestone="kickoff", occurred_at=iso(ago(19)))).status_code == 201
+    edited = [*JOURNEY[:2], {"key": "trained", "name": "Trained", "due_day": 10}, {**JOURNEY[2], "due_day": 30}]
+    with tenant_scope(acme):
+        offering_save(tenant=acme, key="software", name="Software", milestones=edited, actor=actor)
+    engagement = api.post("events/", _event(milestone="onboarded")).json()["engagement"]
+    assert engagement["next_milestone"] == "trained"
+    assert engagement["next_due_at"] == z(ago(20) + timedelta(days=10))
+    engagement = api.post("events/", _event(milestone="trained", occurred_at=iso(ago(15)))).json()["engagement"]
+    assert engagement["next_milestone"] == "live"
+    assert engagement["next_due_at"] == z(ago(20) + timedelta(days=30))
 
 
 def test_duplicate_external_id_is_200_with_the_stored_event(acme, api, acme_purchase):
