@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from engagement.models import EventType, NoteKind, Status
 from pov.api_errors import AwareDateTimeField, StrictSerializer, contains_nul
+from pov.serializers import Serializer
 
 ID_MAX = 255
 
@@ -26,7 +27,7 @@ class CustomerIn(StrictSerializer):
         return value
 
 
-class CustomerOut(serializers.Serializer):
+class CustomerOut(Serializer):
     external_id = serializers.CharField()
     name = serializers.CharField()
     email = serializers.CharField()
@@ -53,7 +54,7 @@ class OfferingIn(StrictSerializer):
     milestones = MilestoneIn(many=True, allow_empty=False, max_length=50)
 
 
-class MilestoneOut(serializers.Serializer):
+class MilestoneOut(Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
     order = serializers.IntegerField()
@@ -61,7 +62,7 @@ class MilestoneOut(serializers.Serializer):
     is_pov = serializers.BooleanField()
 
 
-class OfferingOut(serializers.Serializer):
+class OfferingOut(Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
     requires_satisfaction = serializers.BooleanField()
@@ -149,20 +150,20 @@ class NullableBlankCharField(serializers.CharField):
         return value or None
 
 
-class PurchaseSummary(serializers.Serializer):
+class PurchaseSummary(Serializer):
     external_id = serializers.CharField()
     purchased_at = serializers.DateTimeField()
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
     currency = NullableBlankCharField(allow_null=True)
 
 
-class CustomerSummary(serializers.Serializer):
+class CustomerSummary(Serializer):
     external_id = serializers.CharField()
     name = serializers.CharField()
     segment = serializers.CharField()
 
 
-class EngagementOut(serializers.Serializer):
+class EngagementOut(Serializer):
     """An engagement with the derived fields of CONTRACT §4; the row has ENGAGEMENT_RELATED selected."""
 
     id = serializers.UUIDField()
@@ -184,7 +185,7 @@ class EngagementOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class EventOut(serializers.Serializer):
+class EventOut(Serializer):
     id = serializers.UUIDField()
     type = serializers.ChoiceField(choices=EventType.values)
     occurred_at = serializers.DateTimeField()
@@ -201,7 +202,7 @@ class EventRecorded(EventOut):
     engagement = EngagementOut()
 
 
-class TimelineItem(serializers.Serializer):
+class TimelineItem(Serializer):
     at = serializers.DateTimeField()
     kind = serializers.ChoiceField(choices=["event", "note"])
     type = serializers.CharField(help_text="Event type, or the note kind (note, handoff).")
@@ -211,7 +212,7 @@ class TimelineItem(serializers.Serializer):
     by = serializers.CharField()
 
 
-class MilestoneProgress(serializers.Serializer):
+class MilestoneProgress(Serializer):
     key = serializers.CharField(source="milestone.key")
     name = serializers.CharField(source="milestone.name")
     due_at = serializers.DateTimeField()
@@ -239,7 +240,7 @@ def timeline_rows(items):
     return rows
 
 
-class PurchaseOut(serializers.Serializer):
+class PurchaseOut(Serializer):
     external_id = serializers.CharField()
     customer = serializers.CharField(source="customer.external_id")
     offering = serializers.CharField(source="offering.key")

@@ -18,6 +18,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 
 from engagement.errors import Conflict, Missing
+from pov.serializers import Serializer
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
@@ -238,7 +239,7 @@ class StrictJSONParser(JSONParser):
         return data
 
 
-class StrictSerializer(serializers.Serializer):
+class StrictSerializer(Serializer):
     """Unknown fields are an error naming them, instead of being silently dropped."""
 
     def to_internal_value(self, data):
