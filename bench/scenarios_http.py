@@ -26,6 +26,7 @@ from metrics.models import MetricRollup
 
 SEED = 99
 WARM_UP = 5
+SINGLE_WARM_UP_PER_CLIENT = 50
 BATCH_ITEMS = 1000
 CLIENTS = 4
 SATISFACTION_SHARE = 0.2
@@ -249,12 +250,15 @@ def ingest_single(ctx):
     """POST /api/v1/events/ one event at a time from concurrent clients: req/s and latency; no reference."""
     scratch, now = ctx.scratch, timezone.now()
     count = single_count(ctx.scale)
-    targets = Targets(count + 2 * WARM_UP)
+    warm_up = SINGLE_WARM_UP_PER_CLIENT * CLIENTS
+    targets = Targets(count + warm_up)
     headers = {"Authorization": f"Bearer {scratch.write_key}"}
     requests = [("POST", "/api/v1/events/", json.dumps(targets.event(t, now)[0]).encode()) for t in targets.rows]
-    warm, timed = requests[: 2 * WARM_UP], requests[2 * WARM_UP :]
+    warm, timed = requests[:warm_up], requests[warm_up:]
     queries = _queries_per_request(scratch, "POST", "/api/v1/events/", api_key=scratch.write_key, body=warm[0][2])
-    run_clients(ctx.server.port, [warm[1:]], _created, headers)
+    # Every client, so both workers have served enough requests to run at their steady pace (connections
+    # open, prepared statements, journeys cached).
+    run_clients(ctx.server.port, [warm[1:][i::CLIENTS] for i in range(CLIENTS)], _created, headers)
     jobs = [timed[i::CLIENTS] for i in range(CLIENTS)]
     with ctx.bar(len(timed), "  ingest_single") as bar:
         load = run_clients(ctx.server.port, jobs, _created, headers, progress=bar.update)
