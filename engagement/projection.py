@@ -6,6 +6,7 @@ construction; the property tests check the definitions themselves.
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 DAY = timedelta(days=1)
 SATISFACTION_STEP = "satisfaction"
@@ -30,9 +31,9 @@ class Journey:
         return self.milestones[-1]
 
 
-@dataclass(frozen=True)
-class Fact:
-    """One event as the projection sees it. `seq` breaks ties between events at the same instant."""
+class Fact(NamedTuple):
+    """One event as the projection sees it. `seq` breaks ties between events at the same instant.
+    A named tuple: ingestion builds one per stored event of every engagement it touches."""
 
     type: str
     occurred_at: datetime
