@@ -7,6 +7,7 @@ from engagement import queries
 from engagement.errors import Missing
 from engagement.models import Customer, Engagement, Offering
 from engagement.services import customer_upsert, event_record, purchase_record
+from tenants.prepared import Prepared
 
 
 def upsert_customer(*, tenant, actor, data):
@@ -46,15 +47,22 @@ def record_purchase(*, tenant, actor, data):
         )
 
 
-def _locked_engagement(tenant, purchase_ref):
+def _engagement_by_purchase(tenant_id, purchase_ref):
     """The engagement of the named purchase, with what the API shows of it, row-locked: one query."""
-    found = list(
+    return (
         Engagement.objects.select_related(*queries.ENGAGEMENT_RELATED)
         .select_for_update(of=("self",))
         # The purchase's tenant too, or its (tenant, external_id) index cannot find it.
-        .filter(purchase__tenant=tenant, purchase__external_id=purchase_ref)
+        .filter(purchase__tenant_id=tenant_id, purchase__external_id=purchase_ref)
         .order_by()[:1]
     )
+
+
+_locked_by_purchase = Prepared(_engagement_by_purchase, scoped=True)
+
+
+def _locked_engagement(purchase_ref):
+    found = _locked_by_purchase(purchase_ref)
     if not found:
         raise Missing("purchase", f"No purchase {purchase_ref!r}.")
     return found[0]
@@ -65,7 +73,7 @@ def record_event(*, tenant, actor, data):
     after the event, with its related rows loaded."""
     data = dict(data)
     with transaction.atomic():
-        engagement = _locked_engagement(tenant, data.pop("purchase"))
+        engagement = _locked_engagement(data.pop("purchase"))
         event, created = event_record(tenant=tenant, actor=actor, engagement=engagement, lock_held=True, **data)
     if event.engagement_id == engagement.id:
         event.engagement = engagement

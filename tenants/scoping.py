@@ -7,7 +7,7 @@ missing tenant fails closed instead of opening every row.
 from contextlib import contextmanager
 
 from django.http import Http404
-from django_scopes import get_scope, scope
+from django_scopes import ScopeError, get_scope, scope
 
 from tenants.models import Member, Tenant
 from tenants.rls import rls_context
@@ -26,6 +26,14 @@ def current_tenant():
     """The tenant whose scope is active, or None."""
     value = get_scope().get("tenant")
     return value if isinstance(value, Tenant) else None
+
+
+def scoped_tenant_id():
+    """The id of the tenant whose scope is active; ScopeError outside one, as a scoped manager would."""
+    tenant = current_tenant()
+    if tenant is None:
+        raise ScopeError("A tenant scope is required here.")
+    return tenant.pk
 
 
 def membership_for(user, tenant):
