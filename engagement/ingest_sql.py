@@ -11,6 +11,7 @@ Many rows travel as one array parameter per column (`unnest`, `= ANY`): psycopg 
 server in binary, encoding thousands of UUIDs and timestamps in C.
 """
 
+import functools
 from contextlib import contextmanager
 
 from django.db import connection
@@ -48,7 +49,12 @@ def _array():
 def _unnest(model, names):
     """`unnest(%s::<type>[], ...) AS v(<names>)`: rows as one array parameter per column (`_columns`),
     typed from the model's columns."""
-    arrays = ", ".join(f"{_array()}::{model._meta.get_field(name).db_type(connection)}[]" for name in names)
+    return _unnest_sql(model, tuple(names), _array())
+
+
+@functools.cache
+def _unnest_sql(model, names, placeholder):
+    arrays = ", ".join(f"{placeholder}::{model._meta.get_field(name).db_type(connection)}[]" for name in names)
     return f"unnest({arrays}) AS v({', '.join(_q(name) for name in names)})"
 
 
