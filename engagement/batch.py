@@ -41,6 +41,7 @@ class Batch:
     purchases: list = field(default_factory=list)
     events: list = field(default_factory=list)
     touched: dict = field(default_factory=dict)  # engagement id -> Tracked (locked) or Engagement (new)
+    added_since: dict = field(default_factory=dict)  # stored engagement id -> earliest event time added
     journeys: dict = field(default_factory=dict)  # offering id -> Journey
 
     def ok(self, index, status, **extra):
@@ -88,7 +89,8 @@ def _write(batch):
     if batch.touched:
         rows = sorted(batch.touched.values(), key=lambda row: row.id)
         journeys = _journeys(batch, {row.offering_id for row in rows})
-        publish_transitions(batch.tenant, refresh(batch.tenant, rows, journeys, now=batch.now))
+        rebuilt = refresh(batch.tenant, rows, journeys, now=batch.now, added_since=batch.added_since)
+        publish_transitions(batch.tenant, rebuilt)
 
 
 # Purchases, checked before anything is written ----------------------------------------------------
@@ -353,6 +355,7 @@ def _insert_events(batch, new_engagements):
     refs = {e["purchase"] for _, e in batch.events} - set(new_engagements)
     # Locked in id order: serializes with single-event writes to the same engagements.
     by_purchase = {ext: (row, -1) for ext, row in lock_by_purchase(batch.tenant, refs).items()}
+    stored = {row.id for row, _ in by_purchase.values()}
     by_purchase.update(new_engagements)
     journeys = _journeys(batch, {e.offering_id for e, _ in by_purchase.values()})
     milestones = {(oid, m.key): m.id for oid, journey in journeys.items() for m in journey.milestones}
@@ -373,6 +376,9 @@ def _insert_events(batch, new_engagements):
             known_ids[external_id] = row[0]
         rows.append(row)
         batch.touched[engagement.id] = engagement
+        if engagement.id in stored:
+            at, since = data["occurred_at"], batch.added_since.get(engagement.id)
+            batch.added_since[engagement.id] = at if since is None else min(since, at)
         batch.ok(index, 201, id=str(row[0]))
     insert_events(rows)
 

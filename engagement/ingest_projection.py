@@ -32,11 +32,16 @@ def journeys_for(offering_ids):
     }  # fmt: skip
 
 
-def refresh(tenant, rows, journeys, *, now):
+def refresh(tenant, rows, journeys, *, now, added_since=None):
     """Re-derive `rows` (Tracked or Engagement, locked by the caller) and save what changed.
+
+    `added_since` is {engagement id: the earliest time of the events this call added to that stored
+    engagement}. A reach at time t depends only on the events up to t, so one before that time is as
+    stored, and only the reaches at or after it are written.
 
     Returns a Rebuilt (changed count and status transitions) for `publish_transitions`.
     """
+    added_since = added_since or {}
     facts = load_facts(tenant, [row.id for row in rows])
     changed, transitions, reaches = [], [], []
     for row in rows:
@@ -50,7 +55,10 @@ def refresh(tenant, rows, journeys, *, now):
             changed.append(row)
         if row.status != old_status:
             transitions.append((row, old_status))
-        reaches.extend((row.id, mid, at, days) for mid, (at, days) in projection.reaches.items())
+        since = added_since.get(row.id)
+        reaches.extend(
+            (row.id, mid, at, days) for mid, (at, days) in projection.reaches.items() if since is None or at >= since
+        )
     save_projections(tenant, changed)
     upsert_reaches(tenant, reaches)
     return Rebuilt(changed=len(changed), transitions=transitions)

@@ -234,8 +234,8 @@ def upsert_reaches(tenant, reaches):
     """Make the stored reaches equal `reaches` [(engagement id, milestone id, reached_at, clock_days)].
 
     Ingestion only adds events, and an added event can move a reach (an earlier milestone event, a
-    pause before it) or add one, never remove one; so an upsert of every current reach is enough, and
-    rows whose values are unchanged are left unwritten.
+    pause before it) or add one, never remove one; so an upsert of the reaches that may have changed is
+    enough, and rows whose values are unchanged are left unwritten.
     """
     if not reaches:
         return

@@ -356,7 +356,8 @@ def event_record(
         if not insert_event_once(tuple(getattr(event, column) for column in EVENT_COLUMNS)):
             return Event.objects.select_related("milestone").get(external_id=external_id), False
         event._state.adding, event._state.db = False, "default"
-        rebuilt = refresh(tenant, [locked], {locked.offering_id: journey} if journey else {}, now=now)
+        journeys = {locked.offering_id: journey} if journey else {}
+        rebuilt = refresh(tenant, [locked], journeys, now=now, added_since={locked.id: occurred_at})
         publish_transitions(tenant, rebuilt)
         if actor.member is not None:
             # What a person records by hand; events from integrations carry `recorded_by` and are their own trail.

@@ -72,10 +72,21 @@ def test_a_batch_leaves_what_a_rebuild_from_the_events_leaves(acme, api, softwar
         if i == 5:
             events.append(_event(ref, start + timedelta(days=6), "lost", reason="Budget"))
     assert set(_batch(api, events)) == {201}
-    # A second batch moves reaches earlier on engagements that already have some.
+    # A second batch moves reaches earlier on engagements that already have some, and a pause before
+    # P-2's reaches moves their value-clock days.
     earlier = [_event("P-1", ago(29) + timedelta(hours=1), milestone="onboarded"),
-               _event("P-4", ago(26) + timedelta(hours=2), milestone="live")]  # fmt: skip
-    assert _batch(api, earlier) == [201, 201]
+               _event("P-4", ago(26) + timedelta(hours=2), milestone="live"),
+               _event("P-2", ago(28) + timedelta(hours=3), "paused"),
+               _event("P-2", ago(28) + timedelta(hours=20), "resumed")]  # fmt: skip
+    with tenant_scope(acme):
+        before = dict(MilestoneReach.objects.filter(engagement__purchase__external_id="P-2")
+                      .values_list("milestone__key", "clock_days"))  # fmt: skip
+    assert _batch(api, earlier) == [201] * 4
+    with tenant_scope(acme):
+        after = dict(MilestoneReach.objects.filter(engagement__purchase__external_id="P-2")
+                     .values_list("milestone__key", "clock_days"))  # fmt: skip
+    assert set(after) == {"kickoff", "onboarded"}
+    assert all(after[key] < before[key] for key in after), (before, after)
     stored = _snapshot(acme)
     with tenant_scope(acme):
         rebuilt = rebuild_all(Engagement.objects.all(), grace_days=acme.grace_days)
