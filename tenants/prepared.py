@@ -11,8 +11,8 @@ A scoped query runs for the tenant whose scope is active, and fails closed outsi
 value is that tenant's id, taken from the scope on every call, and `build` runs in a scope of that
 id, so the scoped manager's tenant filter is a parameter like the others.
 
-Values are UUIDs or strings, which PostgreSQL receives as given, so a value is found in the
-compiled parameters as itself; anything else is refused when the query is first compiled.
+Values are UUIDs or strings, compared for equality: PostgreSQL receives them as given, so a value is
+found in the compiled parameters as itself. Anything else is refused.
 """
 
 import uuid
@@ -47,6 +47,8 @@ class Prepared:
         """The list of instances the queryset for `values` returns (in the active tenant's scope)."""
         if self.scoped:
             values = (scoped_tenant_id(), *values)
+        for value in values:
+            _check(value)
         connection = connections[self.using]
         if connection.vendor != "postgresql":
             return list(self.build(*values))
@@ -56,12 +58,13 @@ class Prepared:
         return compiled.run(values, connection)
 
 
+def _check(value):
+    if not isinstance(value, (uuid.UUID, str)):
+        raise TypeError(f"Prepared queries take UUIDs and strings, not {type(value).__name__}")
+
+
 def _marker(value):
-    if isinstance(value, uuid.UUID):
-        return uuid.uuid4()
-    if isinstance(value, str):
-        return f"prepared-marker-{uuid.uuid4().hex}"
-    raise TypeError(f"Prepared queries take UUIDs and strings, not {type(value).__name__}")
+    return uuid.uuid4() if isinstance(value, uuid.UUID) else f"prepared-marker-{uuid.uuid4().hex}"
 
 
 class _Compiled:

@@ -95,11 +95,17 @@ def test_a_locking_query_needs_a_transaction(tenant, two_purchases):
             prepared("P-1")
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="other databases evaluate the queryset")
 def test_values_other_than_uuids_and_strings_are_refused(tenant):
     prepared = Prepared(lambda tenant_id, days: Engagement.objects.filter(paused_days=days), scoped=True)
     with tenant_scope(tenant), pytest.raises(TypeError, match="UUIDs and strings"):
         prepared(3.0)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="other databases evaluate the queryset")
+def test_a_value_the_query_rewrites_is_refused(tenant):
+    prepared = Prepared(lambda tenant_id, text: Engagement.objects.filter(next_step__contains=text), scoped=True)
+    with tenant_scope(tenant), pytest.raises(ValueError, match="parameter of its own"):
+        prepared("kick")  # sent as '%kick%'
 
 
 @pytest.mark.django_db(transaction=True)
