@@ -12,13 +12,14 @@ server in binary, encoding thousands of UUIDs and timestamps in C.
 """
 
 import functools
+import json
 from contextlib import contextmanager
 
 from django.db import connection
 from django.db.models import FloatField
 from psycopg import adapters as psycopg_defaults
 
-from engagement.models import Engagement, Event, MilestoneReach, Purchase
+from engagement.models import Engagement, Event, MilestoneReach, OutboxMessage, Purchase
 from engagement.projection import Fact, Projection
 
 PROJECTION_COLUMNS = (*Projection.FIELDS, "updated_at")
@@ -260,3 +261,23 @@ def upsert_reaches(tenant, reaches):
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [tenant.pk, *_columns(MilestoneReach, names, reaches)])
+
+
+# The outbox ------------------------------------------------------------------------------------------
+
+
+def insert_outbox_messages(tenant, items, created_at):
+    """Append (kind, payload) messages with one statement (every write that changes a projection does)."""
+    if not on_postgresql():
+        OutboxMessage.objects.bulk_create(
+            [OutboxMessage(tenant=tenant, kind=kind, payload=payload, created_at=created_at) for kind, payload in items]
+        )
+        return
+    sql = (
+        f"INSERT INTO {_table(OutboxMessage)} (tenant_id, kind, payload, created_at, attempts, last_error) "  # noqa: S608
+        f"SELECT %s, v.kind, v.payload::jsonb, %s, 0, '' FROM unnest({_array()}::text[], {_array()}::text[]) "
+        "AS v(kind, payload)"
+    )
+    kinds, payloads = [kind for kind, _ in items], [json.dumps(payload) for _, payload in items]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant.pk, created_at, kinds, payloads])

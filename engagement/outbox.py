@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from engagement.ingest_sql import insert_outbox_messages
 from engagement.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,9 @@ def publish(tenant, kind, payload=None):
 
 def publish_many(tenant, items):
     """Append several (kind, payload) messages with one INSERT."""
-    rows = [OutboxMessage(tenant=tenant, kind=kind, payload=payload or {}) for kind, payload in items]
-    if rows:
-        OutboxMessage.objects.bulk_create(rows)
+    if items:
+        insert_outbox_messages(tenant, [(kind, payload or {}) for kind, payload in items], timezone.now())
         request_drain(tenant)
-    return rows
 
 
 # One drain handles every pending row of a tenant, so writes ask for at most about one a second per process.

@@ -219,9 +219,11 @@ def test_two_concurrent_drains_hand_every_message_exactly_once(tenant, register)
     seen = register(PROBE, lambda message: time.sleep(0.002))
     count = outbox.BATCH_SIZE + 50  # more than one batch, so the drains claim repeatedly
     with tenant_scope(tenant):
-        rows = outbox.publish_many(tenant, [(PROBE, {"n": n}) for n in range(count)])
+        outbox.publish_many(tenant, [(PROBE, {"n": n}) for n in range(count)])
         ids = set(OutboxMessage.objects.filter(kind=PROBE).values_list("id", flat=True))
-    assert len(ids) == len(rows) == count
+        payloads = sorted(p["n"] for p in OutboxMessage.objects.filter(kind=PROBE).values_list("payload", flat=True))
+    assert len(ids) == count
+    assert payloads == list(range(count))
 
     def run_drain():
         with tenant_scope(tenant):
