@@ -267,7 +267,7 @@ def upsert_reaches(tenant, reaches):
 
 
 def insert_outbox_messages(tenant, items, created_at):
-    """Append (kind, payload) messages with one statement (every write that changes a projection does)."""
+    """Append (kind, payload) messages to the outbox with one statement."""
     if not on_postgresql():
         OutboxMessage.objects.bulk_create(
             [OutboxMessage(tenant=tenant, kind=kind, payload=payload, created_at=created_at) for kind, payload in items]
