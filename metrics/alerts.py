@@ -10,10 +10,12 @@ Two kinds of change move alerts:
   wait for the drain, and `recompute` forces it.
 
 On PostgreSQL each step is one statement (UPDATE … RETURNING, INSERT … SELECT … ON CONFLICT, and the
-outbox rows in the same statement). SQLite (development) runs the same steps through the ORM.
+outbox rows in the same statement), and a scan with nothing to reconcile is a single statement.
+SQLite (development) runs the same steps through the ORM.
 """
 
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
@@ -39,12 +41,13 @@ def stalled_scan(tenant, now=None, *, reconcile=None):
     now = now or timezone.now()
     with transaction.atomic():
         _serialize_per_tenant(tenant)
-        stalled, opened, unsynced = _stall_overdue(tenant, now)
-        synced = _reconcile(tenant, now) if (unsynced if reconcile is None else reconcile) else NOTHING_SYNCED
-        escalated = _escalate(tenant, now)
+        step = _stall_overdue(tenant, now, reconcile)
+        synced = _reconcile(tenant, now) if step.reconcile else NOTHING_SYNCED
+        # Escalation comes after the reconcile, which may resolve an alert; without one, it already ran.
+        escalated = _escalate(tenant, now) if step.escalated is None else step.escalated
     return {
-        "stalled": stalled,
-        "opened": opened + synced["opened"],
+        "stalled": step.stalled,
+        "opened": step.opened + synced["opened"],
         "resolved": synced["resolved"],
         "escalated": escalated,
     }
@@ -81,13 +84,19 @@ def _postgres():
     return connection.vendor == "postgresql"
 
 
-def _stall_overdue(tenant, now):
-    """(newly stalled, alerts opened for them, whether a CHANGED was unhandled before this scan published)."""
+class Stalling(NamedTuple):
+    stalled: int  # engagements newly stalled
+    opened: int  # alerts opened for them
+    reconcile: bool  # whether the scan reconciles next: asked to, or a CHANGED was unhandled before it published
+    escalated: int | None  # alerts escalated, or None when escalation waits for the reconcile
+
+
+def _stall_overdue(tenant, now, reconcile):
     cutoff = now - timedelta(days=tenant.grace_days)
     if _postgres():
-        return _stall_overdue_sql(tenant, now, cutoff)
-    unsynced = _changes_not_synced()
-    return (*_stall_overdue_orm(tenant, now, cutoff), unsynced)
+        return _stall_overdue_sql(tenant, now, cutoff, reconcile)
+    reconcile = _changes_not_synced() if reconcile is None else reconcile
+    return Stalling(*_stall_overdue_orm(tenant, now, cutoff), reconcile, escalated=None)
 
 
 def _reconcile(tenant, now):
@@ -101,9 +110,11 @@ def _reconcile(tenant, now):
 
 
 def _escalate(tenant, now):
-    """Alerts open past the tenant's escalation days; not while the engagement's clock is paused.
-    A partial index holds only live alerts not escalated yet, so this reads the few that qualify; the
-    status is looked up per qualifying alert (not joined: that would read every paused engagement)."""
+    """Alerts open past the tenant's escalation days; not while the engagement's clock is paused."""
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(ESCALATE, _escalation_params(tenant, now) | {"tenant": tenant.pk})
+            return cursor.rowcount
     cutoff = now - timedelta(days=tenant.escalation_days)
     status = Engagement.objects.filter(pk=OuterRef("engagement_id")).order_by().values("status")[:1]
     due = Alert.objects.filter(state__in=LIVE, escalated_at__isnull=True, opened_at__lt=cutoff)
@@ -136,7 +147,7 @@ def _open_alerts(rows):
                                acknowledged_by, resolution, resolved_by)
     SELECT gen_random_uuid(), %(tenant)s::uuid, s.id, s.next_step, s.next_due_at, 'open', %(now)s, '', '', ''
     FROM {rows}
-    ON CONFLICT (tenant_id, engagement_id, step) DO UPDATE
+    ON CONFLICT (engagement_id, step, tenant_id) DO UPDATE
         SET state = 'open', opened_at = excluded.opened_at, due_at = excluded.due_at, resolved_at = NULL,
             resolution = '', resolved_by = '', escalated_at = NULL
         WHERE a.state = 'resolved' AND a.resolution <> 'manual'
@@ -152,8 +163,24 @@ PUBLISH = f"INSERT INTO {OUTBOX} (tenant_id, kind, payload, created_at, attempts
 STALL_PAYLOAD = "jsonb_build_object('engagement', id::text, 'from', 'on_track', 'to', 'stalled')"
 ALERT_PAYLOAD = "jsonb_build_object('alert', id::text)"
 
+# A partial index holds only live alerts not escalated yet, so this reads the few that qualify; the
+# status is looked up per qualifying alert (not joined: that would read every paused engagement).
+ESCALATE = f"""
+UPDATE {ALERTS} AS a SET escalated_at = %(now)s
+WHERE a.tenant_id = %(tenant)s::uuid AND a.state IN ('open', 'acknowledged') AND a.escalated_at IS NULL
+  AND a.opened_at < %(escalation_cutoff)s
+  AND (SELECT e.status FROM {ENGAGEMENTS} e WHERE e.tenant_id = %(tenant)s::uuid AND e.id = a.engagement_id) <> 'paused'
+"""  # noqa: S608
+
+# The whole scan in one statement unless a reconcile follows (%(reconcile)s, or NULL: whether a CHANGED
+# is unhandled), which escalation must wait for.
 STALL_OVERDUE = f"""
-WITH stalled AS (
+WITH unsynced AS (
+    -- The statement's snapshot: the CHANGED it publishes is not seen here.
+    SELECT coalesce(%(reconcile)s::boolean, EXISTS (
+        SELECT 1 FROM {OUTBOX} WHERE tenant_id = %(tenant)s::uuid AND handled_at IS NULL AND kind = %(changed_kind)s
+    )) AS reconcile
+), stalled AS (
     UPDATE {ENGAGEMENTS} SET status = 'stalled', updated_at = %(now)s
     WHERE tenant_id = %(tenant)s::uuid AND status = 'on_track' AND next_due_at < %(cutoff)s
     RETURNING id, next_step, next_due_at
@@ -166,12 +193,13 @@ WITH stalled AS (
     UNION ALL
     {_outbox_rows("opened_kind", ALERT_PAYLOAD, "opened")}
     RETURNING 1
+), escalated AS ({ESCALATE} AND NOT (SELECT reconcile FROM unsynced)
+    RETURNING 1
 )
-SELECT (SELECT count(*) FROM stalled), (SELECT count(*) FROM opened),
-       -- The statement's snapshot: the CHANGED it publishes is not seen here.
-       EXISTS (SELECT 1 FROM {OUTBOX}
-               WHERE tenant_id = %(tenant)s::uuid AND handled_at IS NULL AND kind = %(changed_kind)s),
+SELECT (SELECT count(*) FROM stalled), (SELECT count(*) FROM opened), reconcile,
+       CASE WHEN NOT reconcile THEN (SELECT count(*) FROM escalated) END,
        (SELECT count(*) FROM published)
+FROM unsynced
 """  # noqa: S608
 
 # Stalled engagements with no alert for their step that counts (a live one, or one a person resolved).
@@ -233,9 +261,13 @@ def _run(sql, tenant, **params):
     return row
 
 
-def _stall_overdue_sql(tenant, now, cutoff):
-    stalled, opened, unsynced, _ = _run(STALL_OVERDUE, tenant, now=now, cutoff=cutoff)
-    return stalled, opened, unsynced
+def _escalation_params(tenant, now):
+    return {"now": now, "escalation_cutoff": now - timedelta(days=tenant.escalation_days)}
+
+
+def _stall_overdue_sql(tenant, now, cutoff, reconcile):
+    params = _escalation_params(tenant, now) | {"cutoff": cutoff, "reconcile": reconcile}
+    return Stalling(*_run(STALL_OVERDUE, tenant, **params)[:4])
 
 
 def _open_missing_sql(tenant, now):

@@ -29,7 +29,8 @@ class Alert(TenantOwned):
     # No index of its own: the indexes below start with the tenant. Each index costs the stalled scan a
     # write per alert it opens or escalates, so the table has only those its queries use.
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
-    engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="alerts")
+    # Found (and removed with its engagement) through alert_one_per_step, which starts with it.
+    engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="alerts", db_index=False)
     step = models.CharField(max_length=64)
     due_at = models.DateTimeField()
     state = models.CharField(max_length=16, choices=AlertState.choices, default=AlertState.OPEN)
@@ -46,7 +47,8 @@ class Alert(TenantOwned):
     escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant", "engagement", "step"], name="alert_one_per_step")]
+        # Led by the engagement, so that it serves the engagement's lookups; with the tenant, as every key.
+        constraints = [models.UniqueConstraint(fields=["engagement", "step", "tenant"], name="alert_one_per_step")]
         indexes = [
             models.Index(fields=["tenant", "state", "due_at"], name="alert_state_due_idx"),
             # Removing a member clears its assignments: found here, without indexing every unassigned alert.
