@@ -14,11 +14,12 @@ scan then has a day's worth of new work, as in production.
 
 import random
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from bench.scratch import OFFERINGS
 from engagement.models import Customer, Engagement, Event, MilestoneReach, Purchase
@@ -240,10 +241,14 @@ def _replan_after_first_chunk():
 
 
 def vacuum_analyze(progress=None):
-    """Fresh statistics and visibility maps, as autovacuum would have left a table this size."""
+    """Fresh statistics and visibility maps, as autovacuum would have left a table this size; then a
+    checkpoint, so that writing the load's pages out does not run under the first scenarios."""
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         for model in TABLES:
             cursor.execute(f"VACUUM (ANALYZE) {quote(model._meta.db_table)}")
             if progress:
                 progress(1)
+        # Needs a superuser or pg_checkpoint; without, PostgreSQL checkpoints on its own schedule.
+        with suppress(DatabaseError):
+            cursor.execute("CHECKPOINT")
