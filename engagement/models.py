@@ -216,8 +216,9 @@ class AppendOnlyError(Exception):
 class Event(TenantOwned):
     """An append-only fact about an engagement."""
 
-    # Events are only ever read by engagement, through event_engagement_time_idx (engagement, occurred_at),
-    # which also serves the engagement's foreign key: one index less for every event written.
+    # Read by engagement through event_engagement_time_idx (engagement, occurred_at), which also serves
+    # the engagement's foreign key: one index less for every event written. (By external id and by
+    # milestone through the indexes below and the milestone key's own.)
     tenant = tenant_without_own_index()
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="events", db_index=False)
