@@ -173,16 +173,16 @@ class ScanUndo:
         cutoff = now - timedelta(days=tenant.grace_days)
         overdue = Engagement.objects.filter(status=Status.ON_TRACK, next_due_at__lt=cutoff)
         self.engagements = list(overdue.only("id", "status", "updated_at"))
+        self.opened = Q(engagement__in=[e.pk for e in self.engagements])  # the alerts the scan opens
         escalating = Q(state__in=LIVE, escalated_at__isnull=True)
         escalating &= Q(opened_at__lt=now - timedelta(days=tenant.escalation_days))
-        self.alerts = list(Alert.objects.filter(Q(engagement__in=[e.pk for e in self.engagements]) | escalating))
+        self.alerts = list(Alert.objects.filter(self.opened | escalating))
         self.last_message = OutboxMessage.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
     def __call__(self):
         with transaction.atomic():
             Engagement.objects.bulk_update(self.engagements, ["status", "updated_at"])
-            opened = Q(engagement__in=[e.pk for e in self.engagements])
-            Alert.objects.filter(opened | Q(pk__in=[a.pk for a in self.alerts])).delete()
+            Alert.objects.filter(self.opened | Q(pk__in=[a.pk for a in self.alerts])).delete()
             Alert.objects.bulk_create(self.alerts)
             OutboxMessage.objects.filter(id__gt=self.last_message).delete()
 
