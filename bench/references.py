@@ -6,7 +6,7 @@
   owner and sales rep, each also per purchase month): counts, percentile_cont, Kaplan–Meier with window
   functions (median, share at target, the thinned curve), the weekly histogram and the funnel. One
   scan of the engagements into a temporary table, then GROUPING SETS.
-- `stalled_update`: one UPDATE of the on-track engagements past due + grace, rolled back.
+- `stalled_update`: one UPDATE of the on-track engagements past due + grace, committed (the caller undoes it).
 - `projection_sql`: a set-based derivation of the projection from the events, for the common case
   (see its docstring for what it covers), and the MilestoneReach rows.
 Only table and column names are interpolated into SQL; values are parameters.
@@ -25,10 +25,6 @@ from tenants.rls import as_owner
 
 def _t(model):
     return connection.ops.quote_name(model._meta.db_table)
-
-
-class Rollback(Exception):  # control flow, not an error
-    pass
 
 
 # Ingest ------------------------------------------------------------------------------------------
@@ -69,23 +65,17 @@ def _copy_events(rows, columns):
 
 
 def stalled_update(tenant, now):
-    """(seconds, rows) of the one UPDATE that marks overdue engagements stalled; rolled back, so the
-    application's scan starts from the same state."""
-    result = {}
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            start = time.perf_counter()
+    """(seconds, rows) of the one UPDATE that marks overdue engagements stalled, in its own transaction
+    and committed, as the scan is: the caller puts the rows back before the scan runs."""
+    with connection.cursor() as cursor:
+        start = time.perf_counter()
+        with transaction.atomic():
             cursor.execute(
                 f"""UPDATE {_t(Engagement)} SET status = 'stalled', updated_at = %s
                     WHERE tenant_id = %s AND status = 'on_track' AND next_due_at < %s::timestamptz - make_interval(days => %s)""",  # noqa: E501, S608
                 [now, tenant.pk, now, tenant.grace_days],
             )
-            result["rows"] = cursor.rowcount
-            result["seconds"] = time.perf_counter() - start
-            raise Rollback
-    except Rollback:
-        pass
-    return result["seconds"], result["rows"]
+        return time.perf_counter() - start, cursor.rowcount
 
 
 # Metrics ----------------------------------------------------------------------------------------

@@ -123,26 +123,17 @@ STALL_TRIALS = 7
 
 def stall_scan(ctx):
     """metrics.alerts.stalled_scan over the tenant (mark stalled, open/resolve/escalate alerts, commit)
-    against one UPDATE marking the same engagements stalled (rolled back, measured first). Every trial
-    but the last undoes the scan afterwards (untimed), so the next meets the same rows."""
+    against one committed UPDATE marking the same engagements stalled. Each trial times the reference,
+    undoes it, times the scan and (but the last) undoes that too, untimed."""
     tenant, now = ctx.tenant, timezone.now()
     active = Engagement.objects.filter(status__in=OPEN_STATUSES).count()
     rolled_back(lambda: stalled_scan(tenant, now))
     # The first enqueue of a process connects to the broker (~300 ms); the warm-up's was rolled back,
     # and a worker's connection is already open.
     enqueue(drain_outbox, tenant_id=str(tenant.pk))
-    references.stalled_update(tenant, now)
-    trials, last_scan = [], -math.inf
-    for trial in range(1, STALL_TRIALS + 1):
-        undo = ScanUndo(tenant, now) if trial < STALL_TRIALS else None
-        # Each scan asks for an outbox drain; a trial starts a drain window after the last, so that
-        # every scan sends its own, as a scheduled scan does.
-        time.sleep(max(0.0, last_scan + outbox.DRAIN_WINDOW - time.monotonic()))
-        trials.append(_stall_trial(tenant, now))
-        last_scan = time.monotonic()
-        if undo:
-            undo()
-            vacuum(Engagement, Alert, OutboxMessage)
+    rolled_back(lambda: references.stalled_update(tenant, now))
+    idle = Idle()
+    trials = [_stall_trial(tenant, now, idle, last=trial == STALL_TRIALS) for trial in range(1, STALL_TRIALS + 1)]
     seconds, reference_seconds = (statistics.median(t[key] for t in trials) for key in ("seconds", "reference"))
     last = trials[-1]
     ratios = sorted(t["seconds"] / t["reference"] for t in trials)
@@ -154,20 +145,46 @@ def stall_scan(ctx):
                   queries=last["queries"], note=note)  # fmt: skip
 
 
-def _stall_trial(tenant, now):
-    reference_seconds, reference_rows = references.stalled_update(tenant, now)
-    with counting_queries() as queries:
+class Idle:
+    """Waits so that each timed run starts a drain window after the previous one ended. The scan then
+    sends its own drain request, as a scheduled scan does, and the reference and the scan both start
+    from the same idle (the first statement after a pause costs more, whichever it is)."""
+
+    def __init__(self):
+        self.last = -math.inf
+
+    def __enter__(self):
+        time.sleep(max(0.0, self.last + outbox.DRAIN_WINDOW - time.monotonic()))
+
+    def __exit__(self, *exc):
+        self.last = time.monotonic()
+
+
+def _stall_trial(tenant, now, idle, *, last):
+    undo = ScanUndo(tenant, now)
+    with idle:
+        reference_seconds, reference_rows = references.stalled_update(tenant, now)
+    _undo(undo)
+    with idle, counting_queries() as queries:
         start = time.perf_counter()
         result = stalled_scan(tenant, now)
         seconds = time.perf_counter() - start
+    if not last:
+        _undo(undo)
     if result["stalled"] != reference_rows:
         raise verify.Mismatch(f"the scan marked {result['stalled']} stalled, the UPDATE {reference_rows}")
     return result | {"seconds": seconds, "reference": reference_seconds, "queries": queries["n"]}
 
 
+def _undo(undo):
+    undo()
+    vacuum(Engagement, Alert, OutboxMessage)
+
+
 class ScanUndo:
-    """What a stalled scan at `now` changes, saved before it runs; calling the instance puts it back:
-    the overdue engagements' status, their alerts and the alerts due to escalate, and the outbox."""
+    """What a stalled scan at `now` changes (the reference UPDATE changes a part of it), saved before
+    it runs; calling the instance puts it back: the overdue engagements' status, their alerts and the
+    alerts due to escalate, and the outbox."""
 
     def __init__(self, tenant, now):
         cutoff = now - timedelta(days=tenant.grace_days)
