@@ -146,18 +146,20 @@ def stall_scan(ctx):
 
 
 class Idle:
-    """Waits so that each timed run starts a drain window after the previous one ended. The scan then
-    sends its own drain request, as a scheduled scan does, and the reference and the scan both start
-    from the same idle (the first statement after a pause costs more, whichever it is)."""
+    """Waits so that each timed run starts a drain window after the previous one (or the warm-ups)
+    ended. The scan then sends its own drain request, as a scheduled scan does, and the reference and
+    the scan both start from the same idle (the first statement after a pause costs more, whichever
+    it is)."""
 
-    def __init__(self):
-        self.last = -math.inf
+    def __init__(self, clock=time.monotonic, sleep=time.sleep):
+        self.clock, self.sleep = clock, sleep
+        self.last = clock()
 
     def __enter__(self):
-        time.sleep(max(0.0, self.last + outbox.DRAIN_WINDOW - time.monotonic()))
+        self.sleep(max(0.0, self.last + outbox.DRAIN_WINDOW - self.clock()))
 
     def __exit__(self, *exc):
-        self.last = time.monotonic()
+        self.last = self.clock()
 
 
 def _stall_trial(tenant, now, idle, *, last):
