@@ -8,6 +8,7 @@ broker that is down; the periodic reconcile tasks catch up instead.
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pov.settings")
 
@@ -31,3 +32,14 @@ app.conf.update(
 
 
 app.autodiscover_tasks()
+
+
+def _tune_gc(**kwargs):
+    from pov import gc_tuning
+
+    gc_tuning.tune()
+
+
+# In each pool process (prefork), and in the worker's own process (which runs the tasks with --pool=solo).
+worker_process_init.connect(_tune_gc, weak=False)
+worker_ready.connect(_tune_gc, weak=False)

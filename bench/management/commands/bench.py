@@ -7,6 +7,7 @@ from django.db import connection
 
 from bench.run import SCENARIOS, Run
 from bench.scratch import parse_scale
+from pov import gc_tuning
 
 NOT_POSTGRES = "make bench needs PostgreSQL: set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/pov_bench)."
 
@@ -46,8 +47,10 @@ class Command(BaseCommand):
             only=only, output=output, keep=keep,
         )  # fmt: skip
         debug = settings.DEBUG
-        # Measured as production runs: no query log in this process (a local .env may turn DEBUG on).
+        # Measured as production runs: no query log in this process (a local .env may turn DEBUG on), and
+        # the scenarios a Celery worker runs in production (the recomputes, the scan) under its collector.
         settings.DEBUG = False
+        gc_tuning.tune()
         try:
             outcome = run()
         finally:
