@@ -130,7 +130,7 @@ def stall_scan(ctx):
 
 
 class Idle:
-    """Waits so that each timed run starts a drain window after the previous one (or the warm-ups)
+    """Waits so that each timed run starts a drain window after the previous one (or the set-up)
     ended. The scan then sends its own drain request, as a scheduled scan does, and the reference and
     the scan both start from the same idle (the first statement after a pause costs more, whichever
     it is)."""

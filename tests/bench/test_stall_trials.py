@@ -78,7 +78,7 @@ def test_each_timed_run_starts_a_drain_window_after_the_last():
         slept.append(seconds)
         clock[0] += seconds
 
-    idle = scenarios.Idle(clock=lambda: clock[0], sleep=sleep)  # after the warm-ups
+    idle = scenarios.Idle(clock=lambda: clock[0], sleep=sleep)  # at set-up
     for run_seconds in (0.25, 0.5):
         with idle:
             clock[0] += run_seconds
