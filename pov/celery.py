@@ -10,6 +10,8 @@ import os
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
+from pov import gc_tuning
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pov.settings")
 
 app = Celery("pov")
@@ -34,9 +36,7 @@ app.conf.update(
 app.autodiscover_tasks()
 
 
-def _tune_gc(**kwargs):
-    from pov import gc_tuning
-
+def _tune_gc(**signal_kwargs):
     gc_tuning.tune()
 
 
