@@ -26,6 +26,12 @@ STALLED = "engagement.stalled"
 LOST = "engagement.lost"
 CHANGED = "engagement.changed"  # any change metrics should see
 
+# A message about many engagements or alerts names them in a list ({"engagements": [...]},
+# {"alerts": [...]}) of at most LIST_SIZE, so a scan or a batch that moves hundreds writes a row or two,
+# and what one drained batch asks of a handler stays bounded.
+LIST_SIZE = 200
+LISTS = {"engagement": "engagements", "alert": "alerts"}
+
 CLAIM_TIMEOUT = timedelta(minutes=5)
 BATCH_SIZE = 200
 MAX_ATTEMPTS = 20
@@ -60,6 +66,24 @@ def publish_many(tenant, items):
     if items:
         insert_outbox_messages(tenant, [(kind, payload or {}) for kind, payload in items], timezone.now())
         request_drain(tenant)
+
+
+def listed(kind, subject, ids, common=None):
+    """(kind, payload) items naming `ids` as `subject`s ("engagement" or "alert"), LIST_SIZE a row; each
+    payload also carries `common` (e.g. the transition). Nothing for no ids."""
+    ids = [str(i) for i in ids]
+    key, common = LISTS[subject], common or {}
+    return [(kind, {key: ids[i : i + LIST_SIZE], **common}) for i in range(0, len(ids), LIST_SIZE)]
+
+
+def subjects(message):
+    """The message as one payload per subject, in list order: {"engagement": id, **common} for each id
+    of {"engagements": [...], **common}. A payload without a list (one subject, or none) is its own."""
+    for subject, key in LISTS.items():
+        if key in message.payload:
+            common = {k: v for k, v in message.payload.items() if k != key}
+            return [{subject: i, **common} for i in message.payload[key]]
+    return [message.payload]
 
 
 # One drain handles every pending row of a tenant, so writes ask for at most about one a second per process.

@@ -2,6 +2,7 @@
 publishes what others react to through the outbox (DESIGN.md)."""
 
 import re
+from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
@@ -43,10 +44,14 @@ def publish_transitions(tenant, rebuilt, *, announce=True):
     announce=False (bulk imports such as the demo seed) publishes only 'changed', so reactions meant
     for live events (webhooks, customer emails) do not fire for history.
     """
+    moved = defaultdict(list)  # (kind, from, to): engagement ids
+    for e, old in rebuilt.transitions:
+        if announce and e.status in TRANSITION_KINDS:
+            moved[(TRANSITION_KINDS[e.status], old, e.status)].append(e.id)
     items = [
-        (TRANSITION_KINDS[e.status], {"engagement": str(e.id), "from": old, "to": e.status})
-        for e, old in rebuilt.transitions
-        if announce and e.status in TRANSITION_KINDS
+        item
+        for (kind, old, new), ids in moved.items()
+        for item in outbox.listed(kind, "engagement", ids, {"from": old, "to": new})
     ]
     if rebuilt.changed:
         items.append((outbox.CHANGED, {"count": rebuilt.changed}))

@@ -159,9 +159,15 @@ def _outbox_rows(kind, payload, rows):
     return f"SELECT %(tenant)s::uuid, %({kind})s, {payload}, %(published_at)s, 0, '' FROM {rows}"  # noqa: S608
 
 
+def _outbox_lists(kind, key, rows, common=""):
+    """Outbox rows as `outbox.listed` writes them: the ids of `rows` under `key`, LIST_SIZE a row, in the
+    order `rows` returned them; no row for no ids."""
+    numbered = f"(SELECT id, row_number() OVER () - 1 AS n FROM {rows}) listed GROUP BY n / %(list_size)s"  # noqa: S608
+    return _outbox_rows(kind, f"jsonb_build_object('{key}', jsonb_agg(id::text ORDER BY n){common})", numbered)
+
+
 PUBLISH = f"INSERT INTO {OUTBOX} (tenant_id, kind, payload, created_at, attempts, last_error)"
-STALL_PAYLOAD = "jsonb_build_object('engagement', id::text, 'from', 'on_track', 'to', 'stalled')"
-ALERT_PAYLOAD = "jsonb_build_object('alert', id::text)"
+STALL_TRANSITION = ", 'from', 'on_track', 'to', 'stalled'"
 
 # A partial index holds only live alerts not escalated yet, so this reads the few that qualify; the
 # status is looked up per qualifying alert (not joined: that would read every paused engagement).
@@ -187,11 +193,11 @@ WITH unsynced AS (
 ), opened AS ({_open_alerts("stalled s WHERE s.next_step <> ''")}
 ), published AS (
     {PUBLISH}
-    {_outbox_rows("stalled_kind", STALL_PAYLOAD, "stalled")}
+    {_outbox_lists("stalled_kind", "engagements", "stalled", STALL_TRANSITION)}
     UNION ALL
     {_outbox_rows("changed_kind", "jsonb_build_object('count', count(*))", "stalled HAVING count(*) > 0")}
     UNION ALL
-    {_outbox_rows("opened_kind", ALERT_PAYLOAD, "opened")}
+    {_outbox_lists("opened_kind", "alerts", "opened")}
     RETURNING 1
 ), escalated AS ({ESCALATE} AND NOT (SELECT reconcile FROM unsynced)
     RETURNING 1
@@ -213,7 +219,7 @@ OPEN_MISSING = f"""
 WITH opened AS ({_open_alerts(MISSING_ALERTS)}
 ), published AS (
     {PUBLISH}
-    {_outbox_rows("opened_kind", ALERT_PAYLOAD, "opened")}
+    {_outbox_lists("opened_kind", "alerts", "opened")}
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM opened), (SELECT count(*) FROM published)
@@ -240,7 +246,7 @@ WITH verdicts AS (
     RETURNING a.id, v.resolution
 ), published AS (
     {PUBLISH}
-    {_outbox_rows("resolved_kind", ALERT_PAYLOAD, "changed WHERE resolution IS NOT NULL")}
+    {_outbox_lists("resolved_kind", "alerts", "changed WHERE resolution IS NOT NULL")}
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM changed WHERE resolution IS NOT NULL), (SELECT count(*) FROM published)
@@ -251,7 +257,7 @@ def _run(sql, tenant, **params):
     """Run one statement; returns its single row. Asks for a drain when it published (the last column)."""
     params.update(
         tenant=tenant.pk, published_at=timezone.now(), stalled_kind=outbox.STALLED, changed_kind=outbox.CHANGED,
-        opened_kind=ALERT_OPENED, resolved_kind=ALERT_RESOLVED,
+        opened_kind=ALERT_OPENED, resolved_kind=ALERT_RESOLVED, list_size=outbox.LIST_SIZE,
     )  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -286,11 +292,9 @@ def _stall_overdue_orm(tenant, now, cutoff):
     if not ids:
         return 0, 0
     count = Engagement.objects.filter(id__in=ids, status=Status.ON_TRACK).update(status=Status.STALLED, updated_at=now)
-    outbox.publish_many(
-        tenant,
-        [(outbox.STALLED, {"engagement": str(i), "from": Status.ON_TRACK, "to": Status.STALLED}) for i in ids]
-        + [(outbox.CHANGED, {"count": count})],
-    )
+    transition = {"from": Status.ON_TRACK, "to": Status.STALLED}
+    stalled = outbox.listed(outbox.STALLED, "engagement", ids, transition)
+    outbox.publish_many(tenant, [*stalled, (outbox.CHANGED, {"count": count})])
     return count, _open_alerts_orm(tenant, now, Engagement.objects.filter(id__in=ids))
 
 
@@ -310,9 +314,8 @@ def _open_alerts_orm(tenant, now, engagements):
     Alert.objects.filter(id__in=reopened_ids).update(
         state=AlertState.OPEN, opened_at=now, resolved_at=None, resolution="", resolved_by="", escalated_at=None
     )
-    opened = [str(a.id) for a in new] + [str(i) for i in reopened_ids]
-    if opened:
-        outbox.publish_many(tenant, [(ALERT_OPENED, {"alert": a}) for a in opened])
+    opened = [a.id for a in new] + reopened_ids
+    outbox.publish_many(tenant, outbox.listed(ALERT_OPENED, "alert", opened))
     return len(opened)
 
 
@@ -329,8 +332,7 @@ def _resolve_obsolete_orm(tenant, now):
                 state=AlertState.RESOLVED, resolved_at=now, resolution=resolution, resolved_by="system"
             )
             results += ids
-    if results:
-        outbox.publish_many(tenant, [(ALERT_RESOLVED, {"alert": str(i)}) for i in results])
+    outbox.publish_many(tenant, outbox.listed(ALERT_RESOLVED, "alert", results))
     return len(results)
 
 

@@ -1,8 +1,9 @@
 """Outbound webhooks: an admin's endpoints, and the fan-out of the record's events into deliveries.
 
 The record never calls us: the outbox hands each drained batch of the five public kinds to `fan_out`,
-which writes one WebhookDelivery per subscribed active endpoint with one INSERT and asks, on commit,
-for a delivery run (notify.webhook_delivery signs and sends them, with retries for up to 24 h).
+which writes one WebhookDelivery per engagement or alert a message names and subscribed active
+endpoint, with one INSERT, and asks, on commit, for a delivery run (notify.webhook_delivery signs and
+sends them, with retries for up to 24 h).
 """
 
 import secrets
@@ -173,41 +174,72 @@ def endpoint_send_test(*, tenant, endpoint, actor):
 # Fan-out ------------------------------------------------------------------------------------------
 
 
-def fan_out(tenant, messages):
-    """Outbox batch handler: one delivery per (message, subscribed active endpoint), with one INSERT.
+# Deliveries are built and inserted this many subjects at a time, so a drained batch of long lists
+# holds a bounded number of rows in memory.
+FAN_OUT_SLICE = 1000
 
-    Idempotent: the outbox message id is kept in the payload (never sent: it is a sequential id), so a
-    message handled again (a drain that died before marking it handled) adds nothing."""
+
+def fan_out(tenant, messages):
+    """Outbox batch handler: one delivery per (subject of a message, subscribed active endpoint), with one
+    INSERT per FAN_OUT_SLICE subjects (a message may list many engagements or alerts: outbox.subjects).
+
+    Idempotent: a delivery keeps its outbox message id and the subject's position in the message's list in
+    its payload (never sent: the id is sequential), so a message handled again (a drain that died before
+    marking it handled) adds nothing."""
+    subscribers = _subscribers(tenant)
+    wanted = [m for m in messages if subscribers.get(m.kind)]
+    if not wanted:
+        return 0
+    done = _fanned_out(tenant, wanted)
+    todo = [
+        ((m.id, position), m.kind, subject)
+        for m in wanted
+        for position, subject in enumerate(outbox.subjects(m))
+        if any((m.id, position, eid) not in done for eid in subscribers[m.kind])
+    ]
+    created = 0
+    for start in range(0, len(todo), FAN_OUT_SLICE):
+        created += _insert_deliveries(tenant, todo[start : start + FAN_OUT_SLICE], subscribers, done)
+    if created:
+        request_delivery(tenant)
+    return created
+
+
+def _subscribers(tenant):
+    """{kind: ids of the active endpoints subscribed to it}."""
     subscribers = defaultdict(list)
     active = WebhookEndpoint.objects.filter(tenant=tenant, is_active=True)
     for endpoint_id, events in active.values_list("id", "events"):
         for kind in events:
             subscribers[kind].append(endpoint_id)
-    wanted = [m for m in messages if subscribers.get(m.kind)]
-    if not wanted:
-        return 0
-    done = set(
-        WebhookDelivery.objects.filter(tenant=tenant, payload__outbox__in=[m.id for m in wanted]).values_list(
-            "payload__outbox", "endpoint_id"
-        )
-    )
-    data = event_data(tenant, wanted)
+    return subscribers
+
+
+def _fanned_out(tenant, messages):
+    """{(message id, position, endpoint id)} already delivered or queued. A delivery from before messages
+    listed their subjects has no position: its message named one subject, at position 0."""
+    stored = WebhookDelivery.objects.filter(tenant=tenant, payload__outbox__in=[m.id for m in messages])
+    rows = stored.values_list("payload__outbox", "payload__item", "endpoint_id")
+    return {(message_id, item or 0, endpoint_id) for message_id, item, endpoint_id in rows}
+
+
+def _insert_deliveries(tenant, todo, subscribers, done):
+    data = event_data(tenant, [(key, subject) for key, _, subject in todo])
     at = timezone.now()
     rows = [
-        WebhookDelivery(tenant=tenant, endpoint_id=eid, event=m.kind, payload=_stored(m, data), next_attempt_at=at)
-        for m in wanted
-        if m.id in data  # an engagement or alert deleted since has nothing left to tell
-        for eid in subscribers[m.kind]
-        if (m.id, eid) not in done
+        WebhookDelivery(tenant=tenant, endpoint_id=eid, event=kind, payload=_stored(key, data[key]), next_attempt_at=at)
+        for key, kind, _ in todo
+        if key in data  # an engagement or alert deleted since has nothing left to tell
+        for eid in subscribers[kind]
+        if (*key, eid) not in done
     ]
     WebhookDelivery.objects.bulk_create(rows)
-    if rows:
-        request_delivery(tenant)
     return len(rows)
 
 
-def _stored(message, data):
-    return {"outbox": message.id, "data": data[message.id]}
+def _stored(key, data):
+    message_id, position = key
+    return {"outbox": message_id, "item": position, "data": data}
 
 
 ENGAGEMENT_FIELDS = (
@@ -217,11 +249,12 @@ ENGAGEMENT_FIELDS = (
 ALERT_FIELDS = ("id", "step", "state", "due_at", "opened_at", "resolved_at", "resolution")
 
 
-def event_data(tenant, messages):
-    """{outbox message id: the event's `data`}, read with one query per kind of subject (engagements,
-    alerts, loss reasons) however many messages there are."""
-    engagement_ids = {m.payload["engagement"] for m in messages if m.payload.get("engagement")}
-    alert_ids = {m.payload["alert"] for m in messages if m.payload.get("alert")}
+def event_data(tenant, subjects):
+    """{key: the event's `data`} for (key, subject) pairs, a subject being a one-subject payload
+    (outbox.subjects), read with one query per kind of subject (engagements, alerts, loss reasons)
+    however many there are."""
+    engagement_ids = {s["engagement"] for _, s in subjects if s.get("engagement")}
+    alert_ids = {s["alert"] for _, s in subjects if s.get("alert")}
     engagements = {}
     if engagement_ids:
         rows = Engagement.objects.filter(tenant=tenant, id__in=engagement_ids).values(*ENGAGEMENT_FIELDS)
@@ -236,12 +269,12 @@ def event_data(tenant, messages):
                 "engagement": _engagement_json(tenant, row, prefix="engagement__"),
             }
     data = {}
-    for m in messages:
-        if m.payload.get("engagement") in engagements:
-            transition = {"from": m.payload.get("from"), "to": m.payload.get("to")}
-            data[m.id] = {"engagement": engagements[m.payload["engagement"]], "transition": transition}
-        elif m.payload.get("alert") in alerts:
-            data[m.id] = alerts[m.payload["alert"]]
+    for key, subject in subjects:
+        if subject.get("engagement") in engagements:
+            transition = {"from": subject.get("from"), "to": subject.get("to")}
+            data[key] = {"engagement": engagements[subject["engagement"]], "transition": transition}
+        elif subject.get("alert") in alerts:
+            data[key] = alerts[subject["alert"]]
     return data
 
 

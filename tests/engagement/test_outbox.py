@@ -285,3 +285,27 @@ def test_a_write_commits_while_the_broker_is_unreachable_and_a_later_drain_catch
         assert outbox.drain(tenant) == len(pending)
         assert not OutboxMessage.objects.filter(handled_at__isnull=True).exists()
     assert sorted(m.id for m in seen) == sorted(pending)
+
+
+# Lists of subjects ---------------------------------------------------------------------------------
+
+
+def test_listed_names_the_ids_list_size_a_message_with_what_they_share(monkeypatch):
+    monkeypatch.setattr(outbox, "LIST_SIZE", 2)
+    transition = {"from": "on_track", "to": "lost"}
+    assert outbox.listed(outbox.LOST, "engagement", ["e1", "e2", "e3"], transition) == [
+        (outbox.LOST, {"engagements": ["e1", "e2"], "from": "on_track", "to": "lost"}),
+        (outbox.LOST, {"engagements": ["e3"], "from": "on_track", "to": "lost"}),
+    ]
+    assert outbox.listed("alert.opened", "alert", []) == [], "nothing to say, no message"
+
+
+def test_subjects_reads_a_list_and_the_one_subject_payload_alike():
+    listed = OutboxMessage(kind=outbox.STALLED, payload={"engagements": ["e1", "e2"], "from": "on_track"})
+    assert outbox.subjects(listed) == [
+        {"engagement": "e1", "from": "on_track"}, {"engagement": "e2", "from": "on_track"},
+    ]  # fmt: skip
+    alerts = OutboxMessage(kind="alert.opened", payload={"alerts": ["a1"]})
+    assert outbox.subjects(alerts) == [{"alert": "a1"}]
+    single = OutboxMessage(kind="alert.resolved", payload={"alert": "a9"})  # published one at a time
+    assert outbox.subjects(single) == [{"alert": "a9"}]

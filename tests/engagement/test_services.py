@@ -102,7 +102,8 @@ def test_milestones_move_the_projection_and_pov_sets_days_to_value(scoped, custo
     assert engagement.days_to_value == pytest.approx(6.5)
     assert engagement.next_step == "" and engagement.next_due_at is None
     assert MilestoneReach.objects.filter(engagement=engagement).count() == 2
-    assert OutboxMessage.objects.filter(kind=outbox.REACHED_POV, payload__engagement=str(engagement.id)).count() == 1
+    reached = [s for m in OutboxMessage.objects.filter(kind=outbox.REACHED_POV) for s in outbox.subjects(m)]
+    assert reached == [{"engagement": str(engagement.id), "from": "on_track", "to": "reached"}]
 
 
 def test_pause_stops_the_value_clock(scoped, customer, offering, actor):

@@ -12,9 +12,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from engagement import outbox
 from engagement.models import Engagement, OutboxMessage
+from engagement.outbox import STALLED
 from engagement.services import event_record, offering_save, purchase_record
-from metrics.alerts import alert_resolve, stalled_scan, sync_alerts
+from metrics.alerts import ALERT_OPENED, ALERT_RESOLVED, alert_resolve, stalled_scan, sync_alerts
 from metrics.models import Alert
 from tenants.scoping import tenant_scope
 from tests.conftest import run_concurrently
@@ -85,11 +87,12 @@ def test_due_milestone_stalls_only_after_grace_with_one_open_alert(scoped, engag
     assert (alert.engagement_id, alert.step, alert.state, alert.due_at, alert.opened_at) == (
         engagement.pk, "m1", "open", due, now,
     )  # fmt: skip
-    # Others learn of it through the outbox: one message per stall and per alert.
+    # Others learn of it through the outbox: a message listing the stalls, one listing the alerts.
     published = OutboxMessage.objects.filter(kind__in=("engagement.stalled", "alert.opened"))
-    assert sorted((m.kind, m.payload.get("engagement") or m.payload.get("alert")) for m in published) == [
-        ("alert.opened", str(alert.pk)), ("engagement.stalled", str(engagement.pk)),
-    ]  # fmt: skip
+    assert sorted((m.kind, m.payload) for m in published) == [
+        ("alert.opened", {"alerts": [str(alert.pk)]}),
+        ("engagement.stalled", {"engagements": [str(engagement.pk)], "from": "on_track", "to": "stalled"}),
+    ]
 
 
 def test_changing_grace_days_moves_the_threshold(scoped, engagement):
@@ -206,6 +209,37 @@ def test_a_second_scan_at_the_same_instant_changes_nothing(scoped, offering, act
     assert OutboxMessage.objects.count() == messages
 
 
+def _listed(kind):
+    """The lists of ids of `kind`'s messages, in publishing order."""
+    key = "engagements" if kind == STALLED else "alerts"
+    return [m.payload[key] for m in OutboxMessage.objects.filter(kind=kind).order_by("id")]
+
+
+def test_a_scan_lists_its_stalls_and_alerts_list_size_to_a_message(scoped, offering, actor, pos, monkeypatch):
+    monkeypatch.setattr(outbox, "LIST_SIZE", 2)
+    engagements = [_engagement(scoped, offering, actor, pos, f"p-{i}") for i in range(5)]
+    changed = OutboxMessage.objects.filter(kind=outbox.CHANGED)
+    before = changed.count()  # the purchases'
+    stalled_scan(scoped, now=pos + 30 * DAY)
+
+    stalled = _listed(STALLED)
+    assert [len(ids) for ids in stalled] == [2, 2, 1]
+    assert sorted(i for ids in stalled for i in ids) == sorted(str(e.pk) for e in engagements)
+    opened = _listed(ALERT_OPENED)
+    assert [len(ids) for ids in opened] == [2, 2, 1]
+    alerts = Alert.objects.values_list("id", flat=True)
+    assert sorted(i for ids in opened for i in ids) == sorted(str(a) for a in alerts)
+    assert changed.count() == before + 1, "one CHANGED however many stall"
+
+    for engagement in engagements[:3]:
+        _event(scoped, engagement, "lost", timezone.now(), actor, reason="Budget")
+    sync_alerts(scoped, now=pos + 30 * DAY)
+    resolved = _listed(ALERT_RESOLVED)
+    assert [len(ids) for ids in resolved] == [2, 1]
+    ended = Alert.objects.filter(engagement__in=engagements[:3]).values_list("id", flat=True)
+    assert sorted(i for ids in resolved for i in ids) == sorted(str(a) for a in ended)
+
+
 @pytest.mark.postgres
 def test_two_concurrent_scans_open_and_publish_each_alert_once(transactional_db, tenant, actor):
     pos = timezone.now() - DAY
@@ -224,8 +258,8 @@ def test_two_concurrent_scans_open_and_publish_each_alert_once(transactional_db,
 
     with tenant_scope(tenant):
         alerts = list(Alert.objects.values_list("id", "engagement_id"))
-        stalled = [m.payload["engagement"] for m in OutboxMessage.objects.filter(kind="engagement.stalled")]
-        opened = [m.payload["alert"] for m in OutboxMessage.objects.filter(kind="alert.opened")]
+        stalled = [s["engagement"] for m in OutboxMessage.objects.filter(kind=STALLED) for s in outbox.subjects(m)]
+        opened = [s["alert"] for m in OutboxMessage.objects.filter(kind=ALERT_OPENED) for s in outbox.subjects(m)]
     assert sorted(e for _, e in alerts) == sorted(e.pk for e in engagements)
     assert sorted(stalled) == sorted(str(e.pk) for e in engagements)
     assert sorted(opened) == sorted(str(a) for a, _ in alerts)

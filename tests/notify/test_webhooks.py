@@ -290,6 +290,40 @@ def test_a_message_handled_twice_is_fanned_out_once(scoped, actor, receiver):
     assert WebhookDelivery.objects.count() == 2
 
 
+def test_a_message_listing_many_subjects_fans_out_one_delivery_each_once(scoped, actor, receiver, monkeypatch):
+    monkeypatch.setattr(webhooks, "FAN_OUT_SLICE", 2)  # three subjects: two INSERTs
+    first, _ = _endpoint(scoped, actor, receiver.url, ["engagement.stalled"])
+    second, _ = _endpoint(scoped, actor, receiver.url + "/second", ["engagement.stalled"])
+    stuck = [_buy(scoped, actor, ref=f"p-{n}", days_ago=20) for n in range(3)]  # stalled as recorded
+    OutboxMessage.objects.all().delete()
+    transition = {"from": "on_track", "to": "stalled"}
+    outbox.publish_many(scoped, outbox.listed(outbox.STALLED, "engagement", [e.id for e in stuck], transition))
+    [message] = OutboxMessage.objects.filter(kind=outbox.STALLED)
+
+    assert webhooks.fan_out(scoped, [message]) == 6
+    for endpoint in (first, second):
+        told = sorted(d.payload["data"]["engagement"]["id"] for d in endpoint.deliveries.all())
+        assert told == sorted(str(e.id) for e in stuck)
+    assert [d.payload["data"]["transition"] for d in _deliveries()] == [{"from": "on_track", "to": "stalled"}] * 6
+    assert webhooks.fan_out(scoped, [message]) == 0, "a drain that died before marking the row handled"
+
+
+def test_a_delivery_stored_before_lists_counts_for_its_one_subject(scoped, actor, receiver):
+    endpoint, _ = _endpoint(scoped, actor, receiver.url)
+    engagement = _buy(scoped, actor)
+    _lose(scoped, engagement, actor)
+    message = OutboxMessage.objects.create(
+        tenant=scoped, kind=outbox.LOST, payload={"engagement": str(engagement.id), "from": "on_track", "to": "lost"}
+    )
+    stored_before = {"outbox": message.id, "data": {}}  # no position
+    WebhookDelivery.objects.create(
+        tenant=scoped, endpoint=endpoint, event=outbox.LOST, payload=stored_before, next_attempt_at=timezone.now()
+    )
+    assert webhooks.fan_out(scoped, [message]) == 0
+    WebhookDelivery.objects.all().delete()
+    assert webhooks.fan_out(scoped, [message]) == 1, "the one-subject payload still fans out"
+
+
 # Retries, backoff, claims -----------------------------------------------------------------------------
 
 
