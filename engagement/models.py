@@ -289,7 +289,7 @@ class OutboxMessage(TenantOwned):
     conditional UPDATE before it is handled, so two drains never handle it twice at once.
     """
 
-    # Pending rows are found through outbox_pending_idx, handled ones by id.
+    # Pending rows are found through outbox_pending_idx, those to purge through outbox_handled_idx.
     tenant = tenant_without_own_index()
     kind = models.CharField(max_length=64)
     payload = models.JSONField(default=dict)
@@ -304,7 +304,10 @@ class OutboxMessage(TenantOwned):
         indexes = [
             models.Index(
                 fields=["tenant", "created_at"], condition=Q(handled_at__isnull=True), name="outbox_pending_idx"
-            )
+            ),
+            models.Index(
+                fields=["tenant", "handled_at"], condition=Q(handled_at__isnull=False), name="outbox_handled_idx"
+            ),
         ]
         ordering = ["id"]
 

@@ -35,6 +35,9 @@ LISTS = {"engagement": "engagements", "alert": "alerts"}
 CLAIM_TIMEOUT = timedelta(minutes=5)
 BATCH_SIZE = 200
 MAX_ATTEMPTS = 20
+# Handled rows are kept this long (what was published, for a look in the admin), then purged by beat.
+KEEP_HANDLED = timedelta(days=7)
+PURGE_BATCH = 10_000
 
 _handlers = defaultdict(list)
 _batch_handlers = defaultdict(list)
@@ -169,3 +172,14 @@ def drain(tenant, *, limit_batches=50):
                 log.exception("outbox message %s (%s) failed", message.id, message.kind)
                 _release(message, token, exc)
     return handled
+
+
+def purge_handled(tenant, now=None):
+    """Delete the rows handled more than KEEP_HANDLED ago, PURGE_BATCH a statement so a large backlog
+    never holds long locks. Rows never handled (pending, or given up after MAX_ATTEMPTS) stay.
+    Returns how many were deleted."""
+    old = OutboxMessage.objects.filter(tenant=tenant, handled_at__lt=(now or timezone.now()) - KEEP_HANDLED)
+    purged = 0
+    while ids := list(old.values_list("id", flat=True)[:PURGE_BATCH]):
+        purged += OutboxMessage.objects.filter(id__in=ids).delete()[0]
+    return purged

@@ -7,8 +7,7 @@ from engagement.models import Engagement
 from engagement.rebuild import rebuild_all
 from engagement.services import publish_transitions
 from pov.enqueue import enqueue
-from tenants.models import Tenant
-from tenants.tasks import TenantTask
+from tenants.tasks import TenantTask, enqueue_for_every_tenant
 
 
 @shared_task(base=TenantTask, bind=True)
@@ -19,8 +18,18 @@ def drain_outbox(self, *, tenant):
 @shared_task
 def drain_outbox_all():
     """Beat: a drain for every tenant, catching up whatever an on-commit enqueue could not send."""
-    for tenant_id in Tenant.objects.values_list("id", flat=True):
-        enqueue(drain_outbox, tenant_id=str(tenant_id))
+    enqueue_for_every_tenant(drain_outbox)
+
+
+@shared_task(base=TenantTask, bind=True)
+def purge_outbox(self, *, tenant):
+    return outbox.purge_handled(tenant)
+
+
+@shared_task
+def purge_outbox_all():
+    """Beat: the outbox rows handled more than a week ago."""
+    enqueue_for_every_tenant(purge_outbox)
 
 
 @shared_task(base=TenantTask, bind=True)

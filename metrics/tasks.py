@@ -7,9 +7,8 @@ from metrics.alerts import stalled_scan
 from metrics.models import RollupState
 from metrics.rollups import run_recompute, tenants_to_reconcile
 from pov.enqueue import enqueue
-from tenants.models import Tenant
 from tenants.scoping import tenant_scope
-from tenants.tasks import TenantTask
+from tenants.tasks import TenantTask, enqueue_for_every_tenant
 
 
 @shared_task(base=TenantTask, bind=True)
@@ -20,8 +19,7 @@ def scan_stalled(self, *, tenant):
 @shared_task
 def scan_stalled_all():
     """Beat: one stalled scan per tenant."""
-    for tenant_id in Tenant.objects.values_list("id", flat=True):
-        enqueue(scan_stalled, tenant_id=str(tenant_id))
+    enqueue_for_every_tenant(scan_stalled)
 
 
 @shared_task(base=TenantTask, bind=True)

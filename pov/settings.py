@@ -282,6 +282,9 @@ CELERY_BEAT_SCHEDULE = {
     "digests": {"task": "notify.digest_tasks.send_due_digests", "schedule": crontab(minute=0)},
     # Webhook retries that came due, and deliveries whose on-commit enqueue was lost.
     "webhook-retries": {"task": "notify.webhook_tasks.retry_webhooks", "schedule": 60.0},
+    # Housekeeping: outbox rows handled a week ago, idempotency keys past their 24 h.
+    "outbox-purge": {"task": "engagement.tasks.purge_outbox_all", "schedule": 3600.0},
+    "idempotency-purge": {"task": "tenants.tasks.purge_idempotency_keys_all", "schedule": 3600.0},
 }
 
 

@@ -79,5 +79,5 @@ def run_idempotently(request, tenant, key, handler):
 
 
 def purge_expired(now=None):
-    """Delete keys older than 24 h (called by a periodic task inside each tenant's scope)."""
+    """Delete keys older than 24 h (tenants.tasks.purge_idempotency_keys, inside each tenant's scope)."""
     return IdempotencyKey.objects.filter(created_at__lt=(now or timezone.now()) - KEEP_FOR).delete()[0]

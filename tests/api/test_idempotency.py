@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from engagement.models import Customer, Engagement, Event, Offering, Purchase
-from tenants.idempotency import request_hash
+from tenants.idempotency import purge_expired, request_hash
 from tenants.models import IdempotencyKey
 from tenants.scoping import tenant_scope
 from tests.api.conftest import JOURNEY, Api, ago, count, error_of, iso
@@ -175,6 +175,22 @@ def test_a_key_older_than_24_hours_may_be_used_again(acme, api):
     response = api.post("customers/", ADA, headers=key("k-1"))
     assert response.status_code == 201
     assert not response.has_header("Idempotent-Replayed")
+
+
+def test_purge_deletes_the_keys_past_24_hours_of_its_tenant_only(acme, charlie):
+    def keys(tenant, *ages):
+        with tenant_scope(tenant):
+            for n, hours in enumerate(ages):
+                stored = IdempotencyKey.objects.create(tenant=tenant, key=f"k-{n}", request_hash="h")
+                IdempotencyKey.objects.filter(pk=stored.pk).update(created_at=timezone.now() - timedelta(hours=hours))
+
+    keys(acme, 25, 23)
+    keys(charlie, 25)
+    with tenant_scope(acme):
+        assert purge_expired() == 1
+        assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["k-1"]
+    with tenant_scope(charlie):
+        assert IdempotencyKey.objects.count() == 1
 
 
 # Concurrency (PostgreSQL: SQLite serializes writers) --------------------------------------------------

@@ -309,3 +309,36 @@ def test_subjects_reads_a_list_and_the_one_subject_payload_alike():
     assert outbox.subjects(alerts) == [{"alert": "a1"}]
     single = OutboxMessage(kind="alert.resolved", payload={"alert": "a9"})  # published one at a time
     assert outbox.subjects(single) == [{"alert": "a9"}]
+
+
+# purge ------------------------------------------------------------------------------------------
+
+
+def _handled(tenant, days_ago, n=1):
+    """n rows of `tenant` handled `days_ago` days ago; returns their ids."""
+    ids = [outbox.publish(tenant, PROBE, {"n": i}).id for i in range(n)]
+    OutboxMessage.objects.filter(id__in=ids).update(handled_at=timezone.now() - timedelta(days=days_ago))
+    return set(ids)
+
+
+def test_purge_deletes_rows_handled_a_week_ago_in_batches_and_keeps_the_rest(scoped, monkeypatch):
+    monkeypatch.setattr(outbox, "PURGE_BATCH", 2)
+    old = _handled(scoped, days_ago=8, n=5)
+    recent = _handled(scoped, days_ago=6)
+    pending = {outbox.publish(scoped, PROBE, {"pending": True}).id}
+    given_up = _handled(scoped, days_ago=30)
+    OutboxMessage.objects.filter(id__in=given_up).update(handled_at=None, attempts=outbox.MAX_ATTEMPTS)
+
+    assert outbox.purge_handled(scoped) == 5
+    assert set(OutboxMessage.objects.values_list("id", flat=True)) == recent | pending | given_up
+    assert not OutboxMessage.objects.filter(id__in=old).exists()
+    assert outbox.purge_handled(scoped) == 0
+
+
+def test_purge_never_touches_another_tenants_rows(scoped, other_tenant):
+    _handled(scoped, days_ago=8)
+    with tenant_scope(other_tenant):
+        theirs = _handled(other_tenant, days_ago=8)
+    assert outbox.purge_handled(scoped) == 1
+    with tenant_scope(other_tenant):
+        assert set(OutboxMessage.objects.values_list("id", flat=True)) == theirs

@@ -10,8 +10,10 @@ from django.utils import timezone
 
 from engagement.models import OutboxMessage
 from engagement.services import purchase_record
-from engagement.tasks import drain_outbox, drain_outbox_all
+from engagement.tasks import drain_outbox, drain_outbox_all, purge_outbox_all
+from tenants.models import IdempotencyKey
 from tenants.scoping import tenant_scope
+from tenants.tasks import purge_idempotency_keys_all
 from tests.conftest import WorkerProcess, wait_for
 from tests.engagement.test_outbox import broker_unreachable
 from tests.factories import CustomerFactory, make_offering
@@ -131,3 +133,38 @@ def test_rows_written_while_no_worker_runs_are_drained_by_the_next_worker(
         _wait_until_handled(other_tenant, lost, log)
     finally:
         worker.stop()
+
+
+def _aged(tenant, journey, actor, log):
+    """The outbox rows of a purchase, handled (by the worker) and then dated 8 days back, and an
+    idempotency key made 25 hours ago."""
+    ids = _record_purchase(tenant, journey, actor, f"p-old-{tenant.slug}")
+    _wait_until_handled(tenant, ids, log)
+    with tenant_scope(tenant):
+        OutboxMessage.objects.filter(id__in=ids).update(handled_at=timezone.now() - timedelta(days=8))
+        key = IdempotencyKey.objects.create(tenant=tenant, key="k-old", request_hash="h")
+        IdempotencyKey.objects.filter(pk=key.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    return ids
+
+
+def _left(tenant, ids):
+    with tenant_scope(tenant):
+        return OutboxMessage.objects.filter(id__in=ids).count(), IdempotencyKey.objects.count()
+
+
+def test_the_beat_purges_run_in_every_tenants_scope_on_a_worker(celery_worker, tenant, other_tenant, journey, actor):
+    log = WorkerLog(celery_worker)
+    with tenant_scope(other_tenant):
+        other_journey = CustomerFactory(tenant=other_tenant), make_offering(other_tenant)
+    aged = {tenant: _aged(tenant, journey, actor, log), other_tenant: _aged(other_tenant, other_journey, actor, log)}
+
+    purge_outbox_all.delay()
+    purge_idempotency_keys_all.delay()
+
+    def all_purged():
+        return all(_left(t, ids) == (0, 0) for t, ids in aged.items())
+
+    try:
+        wait_for(all_purged)
+    except pytest.fail.Exception:
+        pytest.fail(f"left: {[_left(t, ids) for t, ids in aged.items()]}; worker log:\n{log.text()[-3000:]}")

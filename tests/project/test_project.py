@@ -261,6 +261,7 @@ def test_every_beat_entry_names_a_registered_task_with_a_retry_policy():
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert {"metrics.tasks.reconcile_metrics", "metrics.tasks.scan_stalled_all"} <= scheduled
+    assert {"engagement.tasks.purge_outbox_all", "tenants.tasks.purge_idempotency_keys_all"} <= scheduled
     assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
     recompute = app.tasks["metrics.tasks.recompute_metrics"]
     # Bounded retries with backoff on database and connection errors, as every tenant task has.
