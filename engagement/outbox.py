@@ -81,7 +81,8 @@ def listed(kind, subject, ids, common=None):
 
 def subjects(message):
     """The message as one payload per subject, in list order: {"engagement": id, **common} for each id
-    of {"engagements": [...], **common}. A payload without a list (one subject, or none) is its own."""
+    of {"engagements": [...], **common}. A payload without a list (a row published before lists, or
+    one about no subject) is its own."""
     for subject, key in LISTS.items():
         if key in message.payload:
             common = {k: v for k, v in message.payload.items() if k != key}
@@ -180,6 +181,6 @@ def purge_handled(tenant, now=None):
     Returns how many were deleted."""
     old = OutboxMessage.objects.filter(tenant=tenant, handled_at__lt=(now or timezone.now()) - KEEP_HANDLED)
     purged = 0
-    while ids := list(old.values_list("id", flat=True)[:PURGE_BATCH]):
-        purged += OutboxMessage.objects.filter(id__in=ids).delete()[0]
+    while deleted := OutboxMessage.objects.filter(id__in=old.values("id")[:PURGE_BATCH]).delete()[0]:
+        purged += deleted
     return purged

@@ -380,6 +380,6 @@ def alert_resolve(*, tenant, alert, actor):
         )
         if updated:
             audit(tenant=tenant, actor=actor, action="alert.resolved", target=alert)
-            outbox.publish(tenant, ALERT_RESOLVED, {"alert": str(alert.pk)})
+            outbox.publish_many(tenant, outbox.listed(ALERT_RESOLVED, "alert", [alert.pk]))
     alert.refresh_from_db()
     return alert

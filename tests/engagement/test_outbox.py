@@ -307,7 +307,7 @@ def test_subjects_reads_a_list_and_the_one_subject_payload_alike():
     ]  # fmt: skip
     alerts = OutboxMessage(kind="alert.opened", payload={"alerts": ["a1"]})
     assert outbox.subjects(alerts) == [{"alert": "a1"}]
-    single = OutboxMessage(kind="alert.resolved", payload={"alert": "a9"})  # published one at a time
+    single = OutboxMessage(kind="alert.resolved", payload={"alert": "a9"})  # published before lists
     assert outbox.subjects(single) == [{"alert": "a9"}]
 
 
