@@ -4,7 +4,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN SECRET_KEY=build EMAIL_URL=dummymail:// python manage.py collectstatic --noinput
+# collectstatic reads no database; the URL only keeps settings from starting the embedded one.
+RUN SECRET_KEY=build EMAIL_URL=dummymail:// DATABASE_URL=postgres://build@localhost/build python manage.py collectstatic --noinput
 RUN useradd --create-home pov && chown -R pov /app
 USER pov
 EXPOSE 8000

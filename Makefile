@@ -1,10 +1,14 @@
 # PoV: `make run` to start, `make test` to test. Only Python 3.11+ is needed on the machine.
+# Without DATABASE_URL both use the embedded PostgreSQL under var/postgres (pov/localdb.py).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
+PORT ?= 8000
+# Runs a command with the embedded PostgreSQL up (nothing to start when DATABASE_URL is set).
+WITH_DB := $(PY) pov/localdb.py run
 
-.PHONY: run test lint bench load clean
+.PHONY: run serve test lint bench load clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -22,34 +26,40 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
 .env:
 	printf '# Written by make run for local use; .env.example lists every variable.\nDEBUG=1\n' > .env
 
+# Ctrl-C stops web, worker, beat and the embedded PostgreSQL; the data stays for the next run.
 run: export DEBUG ?= 1
+run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: $(VENV)/.runtime .env
+	@$(WITH_DB) --stop -- $(MAKE) --no-print-directory serve
+
+serve:
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
 	@echo ""
-	@echo "  PoV is starting at http://127.0.0.1:8000/  (Ctrl-C stops web, worker and beat)"
+	@echo "  PoV is starting at $(SITE_URL)/  (Ctrl-C stops web, worker, beat and the database)"
 	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile -p $(PORT)
 
 test: $(VENV)/.dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(WITH_DB) -- $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+	# mypy loads the settings without connecting: a placeholder URL keeps them from starting the embedded database.
+	DATABASE_URL=postgres://lint@localhost/lint $(BIN)/mypy
+	DEBUG=1 $(WITH_DB) -- $(PY) manage.py makemigrations --check --dry-run
 
 # DEBUG only lets settings load without a SECRET_KEY; the benchmark measures with DEBUG off (in-process and gunicorn).
 bench: export DEBUG ?= 1
 bench: $(VENV)/.dev
-	@test -n "$$DATABASE_URL" || { echo "make bench needs DATABASE_URL pointing at PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/pov_bench)"; exit 2; }
-	$(PY) manage.py bench --scale $(or $(SCALE),100k)
+	$(WITH_DB) -- env DJANGO_SETTINGS_MODULE=bench.settings $(PY) manage.py bench --scale $(or $(SCALE),100k)
 
 # A minute of mixed API and page traffic (locust) against gunicorn and a Celery worker, in a database of its own.
 load: export DEBUG ?= 1
 load: $(VENV)/.dev
-	@test -n "$$DATABASE_URL" || { echo "make load needs DATABASE_URL pointing at PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/postgres); it creates and drops a database of its own"; exit 2; }
-	$(PY) -m loadtest.run --seconds $(or $(LOAD_SECONDS),60) --users $(or $(LOAD_USERS),20)
+	$(WITH_DB) -- $(PY) -m loadtest.run --seconds $(or $(LOAD_SECONDS),60) --users $(or $(LOAD_USERS),20)
 
 clean:
-	rm -rf var/ .pytest_cache .ruff_cache
+	-test -x $(PY) && $(PY) pov/localdb.py stop
+	rm -rf var/ .pytest_cache .ruff_cache .mypy_cache

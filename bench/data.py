@@ -24,7 +24,7 @@ from django.db import DatabaseError, connection, transaction
 from bench.scratch import OFFERINGS
 from engagement.models import Customer, Engagement, Event, MilestoneReach, Purchase
 from engagement.projection import Fact, Projection, derive
-from engagement.rebuild import journeys_for
+from engagement.projections import load_journeys
 from metrics.models import Alert
 
 SEED = 20260501
@@ -91,7 +91,7 @@ class Generator:
         self.end = now - LAG  # the record as of yesterday's scans
         self.rng = random.Random(SEED)
         self.ids = random.Random()  # ids differ per run; the story is the same
-        self.journeys = journeys_for(o.id for o in scratch.offerings)
+        self.journeys = load_journeys(o.id for o in scratch.offerings)
         self.offering_weights = [share for _, _, share, _, _ in OFFERINGS]
         self.customers = max(1, int(total / PURCHASES_PER_CUSTOMER))
         self.customer_ids = []

@@ -17,8 +17,7 @@ import time
 from django.db import connection, transaction
 
 from engagement.models import Customer, Engagement, Event, Milestone, MilestoneReach, Offering
-from metrics.compute_python import HISTOGRAM_WEEKS
-from metrics.stats import CURVE_POINTS
+from metrics.compute import CURVE_POINTS, HISTOGRAM_WEEKS
 from tenants.models import Member, User
 from tenants.rls import as_owner
 

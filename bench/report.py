@@ -1,4 +1,4 @@
-"""The benchmark's output: a table on the terminal and var/bench/latest.json (CONTRACT §8).
+"""The benchmark's output: a table on the terminal and var/bench/latest.json (README, Benchmark).
 
 latest.json is a list of records {scenario, n, seconds, rate, reference, reference_rate, ratio, p50_ms,
 p95_ms, queries}, plus `reference_seconds`, `note` and, for a scenario that failed, `error`. The table

@@ -1,5 +1,5 @@
 """The scenarios. Each measures the application and, where there is one, its reference in the same run,
-after a warm-up, and returns the CONTRACT §8 record.
+after a warm-up, and returns the benchmark's record.
 
 Run order (each leaves the state the next expects): the stalled scan (it finds the day's newly
 overdue engagements), the projection rebuild, the metric rollups (the pages read them), the pages,
@@ -21,7 +21,7 @@ from bench import references, verify
 from engagement import outbox
 from engagement.models import OPEN_STATUSES, Engagement, Event, MilestoneReach, Offering, OutboxMessage, Status
 from engagement.projection import Projection
-from engagement.rebuild import rebuild, rebuild_all
+from engagement.projections import rebuild_all, refresh
 from metrics.alerts import LIVE, stalled_scan
 from metrics.compute import DIMENSIONS, compute
 from metrics.models import Alert
@@ -42,7 +42,7 @@ def percentile_ms(latencies, q):
 
 
 def record(scenario, n, seconds, *, reference=None, reference_seconds=None, latencies=None, queries=None, note=""):
-    """The §8 record. ratio = our time / the reference's time for the same n (= reference_rate / rate)."""
+    """The benchmark record. ratio = our time / the reference's time for the same n (= reference_rate / rate)."""
     has_reference = reference is not None and reference_seconds
     return {
         "scenario": scenario,
@@ -208,20 +208,20 @@ def reset_projections(tenant):
 
 
 def recompute_projection(ctx):
-    """engagement.rebuild.rebuild_all over every engagement (as `recompute` runs it) against the SQL
+    """engagement.projections.rebuild_all over every engagement (as `recompute` runs it) against the SQL
     derivation, both from reset projections; the results are compared on engagements that never paused."""
     tenant, now = ctx.tenant, timezone.now()
     total = Engagement.objects.count()
     with connection.cursor() as cursor:  # warm-up: the events in cache for both
         cursor.execute(f"SELECT count(*), max(occurred_at) FROM {_table(Event)} WHERE tenant_id = %s", [tenant.pk])  # noqa: S608
-    rebuild(list(Engagement.objects.order_by("pk")[:2000]), now=now, grace_days=tenant.grace_days)
+    refresh(tenant, list(Engagement.objects.order_by("pk")[:2000]), now=now)
     reset_projections(tenant)
     reference_seconds = references.projection_sql(tenant, now)
     reference_reaches = verify.snapshot_projection(tenant)
     reset_projections(tenant)
     with ctx.bar(total, "  rebuild_all") as bar, counting_queries() as queries:
         start = time.perf_counter()
-        rebuild_all(Engagement.objects.all(), grace_days=tenant.grace_days, now=now, progress=bar.update)
+        rebuild_all(tenant, Engagement.objects.all(), now=now, progress=bar.update)
         seconds = time.perf_counter() - start
     compared = verify.projection_equal(tenant, reference_reaches)
     vacuum(Engagement, MilestoneReach)

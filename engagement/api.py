@@ -1,4 +1,4 @@
-"""REST API for CRM and billing systems (CONTRACT §6): thin over services and queries."""
+"""REST API for CRM and billing systems (the API reference at /api/docs/): thin over services and queries."""
 
 from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
@@ -7,7 +7,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
 from engagement import api_examples as examples
-from engagement import intake, queries
+from engagement import cleaners, intake, queries
 from engagement.errors import Invalid
 from engagement.filters import FILTER_NAMES, filtered_engagements, parse_filters
 from engagement.models import Customer, Offering
@@ -88,7 +88,7 @@ class CustomerViewSet(TenantAPIView, viewsets.GenericViewSet):
         responses={201: CustomerOut, 200: CustomerOut},
     )
     def create(self, request):
-        data = _validated(CustomerIn, request.data)
+        data = cleaners.clean_customer(request.data)
         customer, created = intake.upsert_customer(tenant=self.tenant, actor=self.actor, data=data)
         return Response(CustomerOut(customer).data, status=_code(created))
 
@@ -161,7 +161,7 @@ class PurchaseViewSet(TenantAPIView, viewsets.GenericViewSet):
         },
     )
     def create(self, request):
-        data = _validated(PurchaseIn, request.data)
+        data = cleaners.clean_purchase(request.data)
         purchase, created = intake.record_purchase(tenant=self.tenant, actor=self.actor, data=data)
         purchase = queries.purchase_for(purchase.external_id)
         purchase.engagement = queries.engagement_for(purchase.engagement.id)
@@ -181,7 +181,7 @@ class EventViewSet(TenantAPIView, viewsets.GenericViewSet):
         },
     )
     def create(self, request):
-        data = _validated(EventIn, request.data)
+        data = cleaners.clean_event(request.data)
         event, created = intake.record_event(tenant=self.tenant, actor=self.actor, data=data)
         return Response(EventRecorded(event).data, status=_code(created))
 

@@ -1,75 +1,92 @@
 """The batch intake (POST /batch/): up to 1,000 customers, purchases and events in one call.
 
-Items are validated by plain dict checks (batch_items) and written set-based: one statement per kind
-per batch (customers upserted, purchases + engagements inserted, events inserted), then every touched
-projection refreshed with a fixed number of statements (engagement.ingest_projection). Items are
-processed in order: a reference to an object that a *later* item creates fails as it would one call at
-a time. Valid items persist even
-when others fail. If the set-based path meets a concurrent writer (a unique violation), the batch is
-replayed one item at a time through the single-item services instead.
+Items are cleaned by the same cleaners as the single endpoints (engagement.cleaners) and written
+set-based: one statement per kind per batch (customers upserted, purchases and engagements inserted,
+events inserted), then every touched projection refreshed at once (engagement.projections). Items are
+processed in order: a reference to an object that a *later* item creates fails as it would one call at a
+time. Valid items persist even when others fail. If the set-based path meets a concurrent writer (a
+unique violation), the batch is replayed one item at a time through the single-item services instead.
 """
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from engagement.batch_fallback import one_at_a_time
-from engagement.batch_items import CLEANERS, ItemError, invalid
-from engagement.errors import Invalid
-from engagement.ingest_projection import journeys_for, refresh
-from engagement.ingest_sql import insert_events, lock_by_purchase, stored_event_ids
-from engagement.models import Customer, Engagement, Offering, Purchase
-from engagement.services import _clean_money, publish_transitions
-from engagement.validation import FUTURE_TOLERANCE
-from tenants.models import Member
+from engagement import cleaners, intake, projections
+from engagement.errors import Conflict, Invalid, Missing
+from engagement.models import Customer, Engagement, Event, Offering, Purchase
+from engagement.projections import ROW_COLUMNS, Row
+from engagement.services import EVENT_COLUMNS, stored_purchase
+from engagement.sql import columns, table, unnest
+from tenants.actors import Actor
+from tenants.models import Member, Tenant
 
 log = logging.getLogger(__name__)
 MAX_ITEMS = 1000
 
 
+def error_result(exc: Invalid | Missing | Conflict) -> tuple[int, dict]:
+    """(status, error) of an item, as the single endpoint would answer it."""
+    if isinstance(exc, Missing):
+        return 404, {"code": "not_found", "message": exc.message, "fields": {exc.field: [exc.message]}}
+    if isinstance(exc, Conflict):
+        return 409, {"code": "conflict", "message": exc.message, "fields": exc.fields}
+    fields = exc.message_dict
+    name, messages = next(iter(fields.items()))
+    message = messages[0] if name == "non_field_errors" else f"{name}: {messages[0]}"
+    return 400, {"code": "invalid", "message": message, "fields": fields}
+
+
 @dataclass
 class Batch:
-    tenant: object
-    actor: object
-    now: object
+    tenant: Tenant
+    actor: Actor
+    now: datetime
     results: list
     customers: list = field(default_factory=list)  # (index, cleaned)
     purchases: list = field(default_factory=list)
     events: list = field(default_factory=list)
-    touched: dict = field(default_factory=dict)  # engagement id -> Tracked (locked) or Engagement (new)
-    added_since: dict = field(default_factory=dict)  # stored engagement id -> earliest event time added
-    journeys: dict = field(default_factory=dict)  # offering id -> Journey
+    touched: dict = field(default_factory=dict)  # engagement id -> Row (locked) or Engagement (new)
+    journeys: dict = field(default_factory=dict)  # offering id -> Journey, each read once per batch
 
-    def ok(self, index, status, **extra):
+    def journeys_of(self, offering_ids: set) -> dict:
+        if missing := set(offering_ids) - set(self.journeys):
+            self.journeys.update(projections.load_journeys(missing))
+        return self.journeys
+
+    def ok(self, index: int, status: int, **extra: Any) -> None:
         self.results[index] = {"index": index, "status": status, **extra}
 
-    def fail(self, index, error):
-        self.results[index] = {"index": index, "status": error.status, "error": error.as_result()}
+    def fail(self, index: int, exc: Invalid | Missing | Conflict) -> None:
+        status, error = error_result(exc)
+        self.results[index] = {"index": index, "status": status, "error": error}
 
 
-def _shape(item):
+def _shape(item: Any) -> tuple[str, dict]:
     if not isinstance(item, dict) or set(item) - {"kind", "data"}:
-        raise invalid("kind", "Each item is an object {kind, data}.")
+        raise cleaners.invalid("kind", "Each item is an object {kind, data}.")
     kind, data = item.get("kind"), item.get("data")
-    if not isinstance(kind, str) or kind not in CLEANERS:
-        raise invalid("kind", f"{kind!r} is not one of: customer, purchase, event.")
+    if not isinstance(kind, str) or kind not in cleaners.CLEANERS:
+        raise cleaners.invalid("kind", f"{kind!r} is not one of: customer, purchase, event.")
     if not isinstance(data, dict):
-        raise invalid("data", "Must be an object.")
-    return kind, CLEANERS[kind](data)
+        raise cleaners.invalid("data", "Must be an object.")
+    return kind, cleaners.CLEANERS[kind](data)
 
 
-def batch_ingest(*, tenant, items, actor, now=None):
+def batch_ingest(*, tenant: Tenant, items: list, actor: Actor, now: datetime | None = None) -> list[dict]:
     """Per-item results [{index, status, id? | error?}] in input order."""
     batch = Batch(tenant=tenant, actor=actor, now=now or timezone.now(), results=[None] * len(items))
     for index, item in enumerate(items):
         try:
             kind, cleaned = _shape(item)
-        except ItemError as error:
-            batch.fail(index, error)
+        except Invalid as exc:
+            batch.fail(index, exc)
             continue
         getattr(batch, f"{kind}s").append((index, cleaned))
     try:
@@ -77,20 +94,41 @@ def batch_ingest(*, tenant, items, actor, now=None):
             _write(batch)
     except IntegrityError:
         log.info("batch met a concurrent writer; replaying it one item at a time")
-        one_at_a_time(batch)
+        _one_at_a_time(batch)
     return batch.results
 
 
-def _write(batch):
+def _write(batch: Batch) -> None:
     candidates = _check_purchases(batch)
     customer_ids = _upsert_customers(batch, candidates)
     new_engagements = _insert_purchases(batch, candidates, customer_ids)
     _insert_events(batch, new_engagements)
     if batch.touched:
         rows = sorted(batch.touched.values(), key=lambda row: row.id)
-        journeys = _journeys(batch, {row.offering_id for row in rows})
-        rebuilt = refresh(batch.tenant, rows, journeys, now=batch.now, added_since=batch.added_since)
-        publish_transitions(batch.tenant, rebuilt)
+        journeys = batch.journeys_of({row.offering_id for row in rows})
+        projections.refresh(batch.tenant, rows, now=batch.now, journeys=journeys)
+
+
+def _one_at_a_time(batch: Batch) -> None:
+    """Every valid item again, in order, through the single-item services, each in its own transaction."""
+    pending = sorted([(i, "customer", d) for i, d in batch.customers] + [(i, "purchase", d) for i, d in batch.purchases]
+                     + [(i, "event", d) for i, d in batch.events], key=lambda t: t[0])  # fmt: skip
+    tenant, actor = batch.tenant, batch.actor
+    for index, kind, data in pending:
+        try:
+            with transaction.atomic():
+                if kind == "customer":
+                    customer, created = intake.upsert_customer(tenant=tenant, actor=actor, data=data)
+                    batch.ok(index, 201 if created else 200, id=customer.external_id)
+                elif kind == "purchase":
+                    purchase, created = intake.record_purchase(tenant=tenant, actor=actor, data=data)
+                    batch.ok(index, 201 if created else 200, id=purchase.external_id,
+                             engagement=str(purchase.engagement.id))  # fmt: skip
+                else:
+                    event, created = intake.record_event(tenant=tenant, actor=actor, data=data)
+                    batch.ok(index, 201 if created else 200, id=str(event.id))
+        except (Invalid, Missing, Conflict) as exc:
+            batch.fail(index, exc)
 
 
 # Purchases, checked before anything is written ----------------------------------------------------
@@ -102,38 +140,30 @@ class Candidate:
 
     index: int
     data: dict
-    offering: object
-    amount: object
-    currency: str
-    owner: object
-    sales_rep: object
-    replays: object = None  # the stored Purchase, or the earlier Candidate, it repeats
+    offering: Offering
+    owner: Member | None
+    sales_rep: Member | None
+    replays: Any = None  # the stored Purchase, or the earlier Candidate, it repeats
 
     @property
-    def external_id(self):
+    def external_id(self) -> str:
         return self.data["external_id"]
 
     @property
-    def customer_ref(self):
+    def customer_ref(self) -> str:
         ref = self.data["customer"]
         return ref["external_id"] if isinstance(ref, dict) else ref
 
-    def values(self):
-        """What a replay must repeat: the stored purchase's fields, customer by external_id."""
+    def values(self) -> dict:
+        """What a replay must repeat, in the terms of services.stored_purchase."""
         return {
             "customer": self.customer_ref, "offering": self.offering.pk, "purchased_at": self.data["purchased_at"],
-            "amount": self.amount, "currency": self.currency,
+            "amount": self.data["amount"], "currency": self.data["currency"],
+            "owner": getattr(self.owner, "pk", None), "sales_rep": getattr(self.sales_rep, "pk", None),
         }  # fmt: skip
 
 
-def _stored_values(purchase):
-    return {
-        "customer": purchase.customer.external_id, "offering": purchase.offering_id,
-        "purchased_at": purchase.purchased_at, "amount": purchase.amount, "currency": purchase.currency,
-    }  # fmt: skip
-
-
-def _members_by_email(batch):
+def _members_by_email(batch: Batch) -> dict:
     emails = {p[k].lower() for _, p in batch.purchases for k in ("owner", "sales_rep") if p[k]}
     if not emails:
         return {}
@@ -141,37 +171,35 @@ def _members_by_email(batch):
     return {m.user.email.lower(): m for m in rows}
 
 
-def _member(members, email, field_name):
+def _member(members: dict, email: str | None, field_name: str) -> Member | None:
     if not email:
         return None
     member = members.get(email.lower())
     if member is None:
-        raise invalid(field_name, f"{email!r} is not a member of this company.")
+        raise cleaners.invalid(field_name, f"{email!r} is not a member of this company.")
     return member
 
 
-def _check_purchases(batch):
+def _check_purchases(batch: Batch) -> list[Candidate]:
     """Validate purchase items and sort out replays, so a failing item writes nothing (not even its
     inline customer), as when it is sent alone."""
     if not batch.purchases:
         return []
     offerings = {o.key: o for o in Offering.objects.filter(key__in={p["offering"] for _, p in batch.purchases})}
     members = _members_by_email(batch)
-    stored = {
-        p.external_id: p
-        for p in Purchase.objects.filter(external_id__in={p["external_id"] for _, p in batch.purchases}).select_related(
-            "customer", "engagement"
-        )
-    }
+    external_ids = {p["external_id"] for _, p in batch.purchases}
+    stored = {p.external_id: p for p in Purchase.objects.filter(external_id__in=external_ids)
+              .select_related("customer", "engagement")}  # fmt: skip
     known = _known_customers(batch)
-    candidates, first_new = [], {}
+    candidates: list[Candidate] = []
+    first_new: dict[str, Candidate] = {}
     for index, data in batch.purchases:
         try:
             candidate = _candidate(batch, index, data, offerings, members)
             _check_customer_ref(candidate, known)
             _match_replay(candidate, stored.get(candidate.external_id), first_new.get(candidate.external_id))
-        except ItemError as error:
-            batch.fail(index, error)
+        except (Invalid, Missing, Conflict) as exc:
+            batch.fail(index, exc)
             continue
         if isinstance(data["customer"], dict):
             known.setdefault(candidate.customer_ref, index)
@@ -181,7 +209,7 @@ def _check_purchases(batch):
     return candidates
 
 
-def _known_customers(batch):
+def _known_customers(batch: Batch) -> dict:
     """{external_id: index of the item that creates it, or -1 when stored} for customer references."""
     refs = {p["customer"] for _, p in batch.purchases if isinstance(p["customer"], str)}
     known = dict.fromkeys(Customer.objects.filter(external_id__in=refs).values_list("external_id", flat=True), -1)
@@ -190,59 +218,43 @@ def _known_customers(batch):
     return known
 
 
-def _check_customer_ref(candidate, known):
+def _no_customer(ref: str) -> Missing:
+    return Missing("customer", f"No customer {ref!r}.")
+
+
+def _check_customer_ref(candidate: Candidate, known: dict) -> None:
     """A purchase naming a customer by external_id needs it stored or created by an earlier item."""
-    if isinstance(candidate.data["customer"], dict):
-        return
-    ref = candidate.customer_ref
-    if known.get(ref, candidate.index + 1) > candidate.index:
-        raise ItemError(404, "not_found", f"No customer {ref!r}.", {"customer": [f"No customer {ref!r}."]})
+    if not isinstance(candidate.data["customer"], dict) and known.get(candidate.customer_ref, 1e9) > candidate.index:
+        raise _no_customer(candidate.customer_ref)
 
 
-def _candidate(batch, index, data, offerings, members):
+def _candidate(batch: Batch, index: int, data: dict, offerings: dict, members: dict) -> Candidate:
     offering = offerings.get(data["offering"])
     if offering is None:
-        message = f"No offering {data['offering']!r}."
-        raise ItemError(404, "not_found", message, {"offering": [message]})
-    if data["purchased_at"] > batch.now + FUTURE_TOLERANCE:
-        raise invalid("purchased_at", f"{data['purchased_at'].isoformat()} is more than 5 minutes in the future.")
-    try:
-        amount, currency = _clean_money(data["amount"], data["currency"])
-    except Invalid as exc:
-        name, messages = next(iter(exc.message_dict.items()))
-        raise invalid(name, messages[0]) from None
-    return Candidate(
-        index=index, data=data, offering=offering, amount=amount, currency=currency,
-        owner=_member(members, data["owner"], "owner"), sales_rep=_member(members, data["sales_rep"], "sales_rep"),
-    )  # fmt: skip
+        raise Missing("offering", f"No offering {data['offering']!r}.")
+    cleaners.not_in_future(data["purchased_at"], "purchased_at", batch.now)
+    owner, sales_rep = _member(members, data["owner"], "owner"), _member(members, data["sales_rep"], "sales_rep")
+    return Candidate(index=index, data=data, offering=offering, owner=owner, sales_rep=sales_rep)
 
 
-def _match_replay(candidate, stored, earlier):
-    """The same external_id again: a replay when every value matches, else 409 naming what differs."""
-    previous = stored or earlier
-    if previous is None:
-        return
+def _match_replay(candidate: Candidate, stored: Purchase | None, earlier: Candidate | None) -> None:
+    """The same external_id again: a replay when every value matches, else a conflict naming what differs."""
     if stored is not None:
-        values = _stored_values(stored)
-        owners = {"owner": stored.engagement.owner_id, "sales_rep": stored.engagement.sales_rep_id}
+        previous = stored_purchase(stored)
+    elif earlier is not None:
+        previous = earlier.values()
     else:
-        values = earlier.values()
-        owners = {"owner": getattr(earlier.owner, "pk", None), "sales_rep": getattr(earlier.sales_rep, "pk", None)}
-    differing = [name for name, value in candidate.values().items() if values[name] != value]
-    for name in ("owner", "sales_rep"):
-        wanted = getattr(candidate, name)
-        if wanted is not None and owners[name] != wanted.pk:
-            differing.append(name)
+        return
+    differing = cleaners.purchase_differences(previous, candidate.values())
     if differing:
-        message = f"Purchase {candidate.external_id!r} already exists with other values for: {', '.join(differing)}."
-        raise ItemError(409, "conflict", message, {d: ["Differs from the stored purchase."] for d in differing})
-    candidate.replays = previous
+        raise Conflict(*cleaners.conflict_message(candidate.external_id, differing))
+    candidate.replays = stored or earlier
 
 
 # Customers (plus those given inline in purchases that passed their checks) -------------------------
 
 
-def _upsert_customers(batch, candidates):
+def _upsert_customers(batch: Batch, candidates: list[Candidate]) -> dict:
     """Upsert every customer with one statement; returns {external_id: (id, first batch index or -1)}.
 
     Fields an item leaves out keep their stored (or earlier-in-batch) values.
@@ -256,7 +268,8 @@ def _upsert_customers(batch, candidates):
             "id", "external_id", "name", "email", "segment", "attributes"
         )
     }
-    merged, first_seen = {}, {}
+    merged: dict[str, dict] = {}
+    first_seen: dict[str, int] = {}
     standalone = {i for i, _ in batch.customers}
     for index, cleaned in items:
         ext = cleaned["external_id"]
@@ -280,7 +293,7 @@ def _upsert_customers(batch, candidates):
     return {ext: (cid, -1 if ext in stored else first_seen[ext]) for ext, cid in ids.items()}
 
 
-def _customer_fields(row):
+def _customer_fields(row: Mapping[str, Any] | None) -> dict:
     if row is None:
         return {"email": "", "segment": "", "attributes": {}}
     return {k: row[k] for k in ("external_id", "name", "email", "segment", "attributes")}
@@ -289,16 +302,10 @@ def _customer_fields(row):
 # Purchases, written -----------------------------------------------------------------------------
 
 
-def _resolve_customer(ref, index, customer_ids):
-    found = customer_ids.get(ref)
-    if found is None or found[1] > index:
-        raise ItemError(404, "not_found", f"No customer {ref!r}.", {"customer": [f"No customer {ref!r}."]})
-    return found[0]
-
-
-def _insert_purchases(batch, candidates, customer_ids):
+def _insert_purchases(batch: Batch, candidates: list[Candidate], customer_ids: dict) -> dict:
     """Insert new purchases and their engagements; returns {purchase external_id: (engagement, index)}."""
-    rows, new = [], {}
+    rows: list[tuple[Purchase, Engagement]] = []
+    new: dict[str, tuple[Engagement, int]] = {}
     for candidate in candidates:
         replayed = candidate.replays
         if isinstance(replayed, Candidate):
@@ -307,12 +314,11 @@ def _insert_purchases(batch, candidates, customer_ids):
             engagement_id = replayed.engagement.id if isinstance(replayed, Purchase) else replayed.id
             batch.ok(candidate.index, 200, id=candidate.external_id, engagement=str(engagement_id))
             continue
-        try:
-            customer_id = _resolve_customer(candidate.customer_ref, candidate.index, customer_ids)
-        except ItemError as error:
-            batch.fail(candidate.index, error)
+        found = customer_ids.get(candidate.customer_ref)
+        if found is None or found[1] > candidate.index:
+            batch.fail(candidate.index, _no_customer(candidate.customer_ref))
             continue
-        purchase, engagement = _rows_for(batch, candidate, customer_id)
+        purchase, engagement = _rows_for(batch, candidate, found[0])
         rows.append((purchase, engagement))
         new[candidate.external_id] = (engagement, candidate.index)
         batch.ok(candidate.index, 201, id=candidate.external_id, engagement=str(engagement.id))
@@ -324,12 +330,11 @@ def _insert_purchases(batch, candidates, customer_ids):
     return new
 
 
-def _rows_for(batch, candidate, customer_id):
+def _rows_for(batch: Batch, candidate: Candidate, customer_id: uuid.UUID) -> tuple[Purchase, Engagement]:
     data = candidate.data
     purchase = Purchase(
-        tenant=batch.tenant, external_id=candidate.external_id, customer_id=customer_id,
-        offering=candidate.offering, purchased_at=data["purchased_at"], amount=candidate.amount,
-        currency=candidate.currency,
+        tenant=batch.tenant, external_id=candidate.external_id, customer_id=customer_id, offering=candidate.offering,
+        purchased_at=data["purchased_at"], amount=data["amount"], currency=data["currency"],
     )  # fmt: skip
     engagement = Engagement(
         tenant=batch.tenant, purchase=purchase, customer_id=customer_id, offering=candidate.offering,
@@ -340,33 +345,45 @@ def _rows_for(batch, candidate, customer_id):
 
 # Events -----------------------------------------------------------------------------------------
 
+# Joined to the list rather than filtered by `= ANY`: for a thousand names the planner would read every
+# purchase of the tenant instead of looking each one up in the (tenant, external_id) index. Locked in id
+# order, so two batches (or a batch and a single event) never deadlock.
+LOCK_BY_PURCHASE = """
+SELECT p.external_id, {columns} FROM unnest(%(refs)s::text[]) AS r(external_id)
+JOIN {purchases} p ON p.tenant_id = %(tenant)s AND p.external_id = r.external_id
+JOIN {engagements} e ON e.purchase_id = p.id AND e.tenant_id = %(tenant)s
+ORDER BY e.id FOR UPDATE OF e
+"""
 
-def _journeys(batch, offering_ids):
-    """Journeys by offering id, each read once per batch."""
-    missing = set(offering_ids) - set(batch.journeys)
-    if missing:
-        batch.journeys.update(journeys_for(missing))
-    return batch.journeys
+
+def _lock_by_purchase(tenant: Tenant, refs: set[str]) -> dict[str, Row]:
+    """{purchase external_id: Row} of the named purchases' engagements, locked until the transaction ends."""
+    if not refs:
+        return {}
+    sql = LOCK_BY_PURCHASE.format(columns=", ".join(f'e."{c}"' for c in ROW_COLUMNS), purchases=table(Purchase),
+                                  engagements=table(Engagement))  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"refs": sorted(refs), "tenant": tenant.pk})
+        return {row[0]: Row(row[1:]) for row in cursor.fetchall()}
 
 
-def _insert_events(batch, new_engagements):
+def _insert_events(batch: Batch, new_engagements: dict) -> None:
     if not batch.events:
         return
     refs = {e["purchase"] for _, e in batch.events} - set(new_engagements)
-    # Locked in id order: serializes with single-event writes to the same engagements.
-    by_purchase = {ext: (row, -1) for ext, row in lock_by_purchase(batch.tenant, refs).items()}
-    stored = {row.id for row, _ in by_purchase.values()}
+    by_purchase = {ext: (row, -1) for ext, row in _lock_by_purchase(batch.tenant, refs).items()}
     by_purchase.update(new_engagements)
-    journeys = _journeys(batch, {e.offering_id for e, _ in by_purchase.values()})
+    journeys = batch.journeys_of({e.offering_id for e, _ in by_purchase.values()})
     milestones = {(oid, m.key): m.id for oid, journey in journeys.items() for m in journey.milestones}
-    known_ids = stored_event_ids(batch.tenant, (e["external_id"] for _, e in batch.events))
-    rows = []
+    wanted = {e["external_id"] for _, e in batch.events if e["external_id"]}
+    known_ids = dict(Event.objects.filter(external_id__in=wanted).values_list("external_id", "id")) if wanted else {}
+    rows: list[tuple] = []
     for index, data in batch.events:
         try:
             engagement = _event_engagement(data, index, by_purchase)
             row = _event_row(batch, data, engagement, milestones, len(rows))
-        except ItemError as error:
-            batch.fail(index, error)
+        except (Invalid, Missing) as exc:
+            batch.fail(index, exc)
             continue
         external_id = data["external_id"]
         if external_id and external_id in known_ids:
@@ -376,36 +393,31 @@ def _insert_events(batch, new_engagements):
             known_ids[external_id] = row[0]
         rows.append(row)
         batch.touched[engagement.id] = engagement
-        if engagement.id in stored:
-            at, since = data["occurred_at"], batch.added_since.get(engagement.id)
-            batch.added_since[engagement.id] = at if since is None else min(since, at)
         batch.ok(index, 201, id=str(row[0]))
-    insert_events(rows)
+    if rows:
+        names = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+        sql = f"INSERT INTO {table(Event)} ({names}) SELECT {names} FROM {unnest(Event, EVENT_COLUMNS)}"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, columns(Event, EVENT_COLUMNS, rows))
 
 
-def _event_engagement(data, index, by_purchase):
+def _event_engagement(data: dict, index: int, by_purchase: dict) -> Any:
     found = by_purchase.get(data["purchase"])
     if found is None or found[1] > index:
-        message = f"No purchase {data['purchase']!r}."
-        raise ItemError(404, "not_found", message, {"purchase": [message]})
+        raise Missing("purchase", f"No purchase {data['purchase']!r}.")
     return found[0]
 
 
-def _event_row(batch, data, engagement, milestones, position):
+def _event_row(batch: Batch, data: dict, engagement: Any, milestones: dict, position: int) -> tuple:
     """The event as a tuple in EVENT_COLUMNS order. created_at grows with the position in the batch, so
     events at the same instant keep the order they were sent in (the projection breaks ties by it)."""
     occurred_at = data["occurred_at"]
-    if occurred_at < engagement.pos_at:
-        raise invalid(
-            "occurred_at", f"{occurred_at.isoformat()} is before the purchase ({engagement.pos_at.isoformat()})."
-        )
-    if occurred_at > batch.now + FUTURE_TOLERANCE:
-        raise invalid("occurred_at", f"{occurred_at.isoformat()} is more than 5 minutes in the future.")
+    cleaners.event_time(occurred_at, purchased_at=engagement.pos_at, now=batch.now)
     milestone_id = None
     if data["milestone"]:
         milestone_id = milestones.get((engagement.offering_id, data["milestone"]))
         if milestone_id is None:
-            raise invalid("milestone", f"{data['milestone']!r} is not a milestone of this offering.")
+            raise cleaners.invalid("milestone", f"{data['milestone']!r} is not a milestone of this offering.")
     return (
         uuid.uuid4(), batch.tenant.pk, engagement.id, data["type"], occurred_at, milestone_id, data["score"],
         data["comment"], data["reason"], data["external_id"], batch.actor.source, batch.actor.label,

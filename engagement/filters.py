@@ -1,4 +1,4 @@
-"""The engagement filters of CONTRACT §5, shared by lists, exports and metrics.
+"""The engagement filters of docs/metrics.md, shared by lists, exports and metrics.
 
 `parse_filters` validates query parameters into an EngagementFilter (a clear error per bad value);
 `apply` narrows a queryset of engagements.

@@ -14,7 +14,6 @@ from django_scopes import ScopedManager
 from tenants.models import Member, Tenant
 
 KEY_VALIDATOR = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "Use letters, digits, '-', '_' and '.'.")
-SATISFACTION_STEP = "satisfaction"
 
 
 class TenantOwned(models.Model):
@@ -132,7 +131,7 @@ OPEN_STATUSES = (Status.ON_TRACK, Status.STALLED, Status.PAUSED)
 
 
 class Engagement(TenantOwned):
-    """The engagement phase of one purchase. Everything below `sales_rep` is derived (CONTRACT §4)."""
+    """The engagement phase of one purchase. Everything below `sales_rep` is derived (docs/metrics.md)."""
 
     # Every projection write updates each index: offering, owner and sales rep are served by the
     # (tenant, …) indexes below, not by indexes of their own.

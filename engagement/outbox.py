@@ -1,6 +1,6 @@
 """The outbox: the record publishes, it never calls the apps that react (DESIGN.md).
 
-`publish` appends a row in the caller's transaction and asks, on commit, for a drain of that
+`publish` appends rows in the caller's transaction and asks, on commit, for a drain of that
 tenant (debounced: one drain takes every pending row, so a burst of writes needs only a few).
 `drain` claims pending rows with a conditional UPDATE, hands each to the handlers registered for its
 kind, and marks it handled. Handlers must be idempotent: a drain that dies
@@ -15,7 +15,6 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from engagement.ingest_sql import insert_outbox_messages
 from engagement.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -58,17 +57,13 @@ def unregister(kind, handler):
             registry[kind].remove(handler)
 
 
-def publish(tenant, kind, payload=None):
-    message = OutboxMessage.objects.create(tenant=tenant, kind=kind, payload=payload or {})
-    request_drain(tenant)
-    return message
-
-
-def publish_many(tenant, items):
-    """Append several (kind, payload) messages with one INSERT."""
-    if items:
-        insert_outbox_messages(tenant, [(kind, payload or {}) for kind, payload in items], timezone.now())
+def publish(tenant, messages):
+    """Append (kind, payload) messages with one INSERT; every writer publishes through here."""
+    rows = [OutboxMessage(tenant=tenant, kind=kind, payload=payload or {}) for kind, payload in messages]
+    if rows:
+        OutboxMessage.objects.bulk_create(rows)
         request_drain(tenant)
+    return rows
 
 
 def listed(kind, subject, ids, common=None):

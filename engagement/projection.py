@@ -1,19 +1,21 @@
-"""The engagement projection as a pure function of a journey, a purchase time and events (CONTRACT §4).
+"""The engagement projection as a pure function of a journey, a purchase time and events (docs/metrics.md,
+"Engagement fields"), and the stalled rule.
 
-Both the incremental path (every event write) and `recompute` call `derive`, so the two agree by
-construction; the property tests check the definitions themselves.
+Every path that stores a projection calls `derive` (engagement.projections), so a single event, a batch
+and `recompute` agree by construction; the property tests check the definitions themselves.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-DAY = timedelta(days=1)
 SATISFACTION_STEP = "satisfaction"
 
 
 @dataclass(frozen=True)
 class MilestoneSpec:
+    """What `derive` reads of a milestone (a Milestone row has the same attributes)."""
+
     id: object
     key: str
     order: int
@@ -22,7 +24,7 @@ class MilestoneSpec:
 
 @dataclass(frozen=True)
 class Journey:
-    milestones: tuple  # of MilestoneSpec, sorted by order; the last is the PoV milestone
+    milestones: tuple  # MilestoneSpec or Milestone rows, sorted by order; the last is the PoV milestone
     requires_satisfaction: bool = False
     satisfaction_threshold: int = 4
 
@@ -142,9 +144,16 @@ def derive(journey, pos_at, facts, *, now, grace_days):
         out.status = "paused"
         return out
     out.next_due_at = pos_at + timedelta(days=due_day) + timedelta(days=out.paused_days)
-    if now > out.next_due_at + timedelta(days=grace_days):
+    if out.next_due_at < stalled_before(now, grace_days):
         out.status = "stalled"
     return out
+
+
+def stalled_before(now: datetime, grace_days: int) -> datetime:
+    """The stalled rule: an engagement under way whose next step was due before this instant is stalled
+    (due + grace days have passed). `derive` applies it to one engagement, the clock's scan
+    (projections.mark_stalled) to every on-track one."""
+    return now - timedelta(days=grace_days)
 
 
 def _pov_at(journey, facts, reaches):

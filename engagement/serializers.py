@@ -1,12 +1,14 @@
-"""API shapes (CONTRACT §6). Input serializers are strict (unknown fields are errors) and bound
-every string; output is built from model rows without extra queries per row."""
+"""API shapes (the OpenAPI document at /api/schema/). Input serializers are strict (unknown fields are
+errors) and bound every string; output is built from model rows without extra queries per row.
+
+CustomerIn, PurchaseIn and EventIn document the bodies that engagement.cleaners checks (for single calls
+and batch items alike); a test holds the two to the same fields."""
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from engagement.models import EventType, NoteKind, Status
-from pov.api_errors import AwareDateTimeField, StrictSerializer, contains_nul
-from pov.serializers import Serializer
+from pov.api_errors import AwareDateTimeField, StrictSerializer
 
 ID_MAX = 255
 
@@ -17,17 +19,10 @@ class CustomerIn(StrictSerializer):
     # Omitted optional fields keep their stored values on an update.
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     segment = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    attributes = serializers.DictField(required=False)
-
-    def validate_attributes(self, value):
-        if contains_nul(value):
-            raise serializers.ValidationError("Null characters are not allowed.")
-        if len(str(value)) > 10000:
-            raise serializers.ValidationError("Keep attributes under 10,000 characters.")
-        return value
+    attributes = serializers.DictField(required=False, help_text="Free-form, under 10,000 characters.")
 
 
-class CustomerOut(Serializer):
+class CustomerOut(serializers.Serializer):
     external_id = serializers.CharField()
     name = serializers.CharField()
     email = serializers.CharField()
@@ -54,7 +49,7 @@ class OfferingIn(StrictSerializer):
     milestones = MilestoneIn(many=True, allow_empty=False, max_length=50)
 
 
-class MilestoneOut(Serializer):
+class MilestoneOut(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
     order = serializers.IntegerField()
@@ -62,7 +57,7 @@ class MilestoneOut(Serializer):
     is_pov = serializers.BooleanField()
 
 
-class OfferingOut(Serializer):
+class OfferingOut(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
     requires_satisfaction = serializers.BooleanField()
@@ -70,10 +65,6 @@ class OfferingOut(Serializer):
     confirm_value = serializers.BooleanField()
     target_days = serializers.IntegerField()
     milestones = MilestoneOut(many=True, source="milestones.all")
-
-
-class InlineCustomerIn(CustomerIn):
-    pass
 
 
 @extend_schema_field(
@@ -86,28 +77,6 @@ class InlineCustomerIn(CustomerIn):
 )
 class CustomerRefField(serializers.Field):
     """A customer's external_id, or an object to upsert it."""
-
-    default_error_messages = {
-        "invalid": "Give the customer's external_id or an object {{external_id, name, ...}}.",
-        "null_characters": "Null characters are not allowed.",
-    }
-
-    def to_internal_value(self, data):
-        if isinstance(data, str):
-            data = data.strip()
-            if not data or len(data) > ID_MAX:
-                self.fail("invalid")
-            if "\x00" in data:  # PostgreSQL cannot compare text holding a NUL
-                self.fail("null_characters")
-            return data
-        if isinstance(data, dict):
-            inner = InlineCustomerIn(data=data)
-            inner.is_valid(raise_exception=True)
-            return dict(inner.validated_data)
-        self.fail("invalid")
-
-    def to_representation(self, value):
-        return value
 
 
 class PurchaseIn(StrictSerializer):
@@ -150,21 +119,21 @@ class NullableBlankCharField(serializers.CharField):
         return value or None
 
 
-class PurchaseSummary(Serializer):
+class PurchaseSummary(serializers.Serializer):
     external_id = serializers.CharField()
     purchased_at = serializers.DateTimeField()
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
     currency = NullableBlankCharField(allow_null=True)
 
 
-class CustomerSummary(Serializer):
+class CustomerSummary(serializers.Serializer):
     external_id = serializers.CharField()
     name = serializers.CharField()
     segment = serializers.CharField()
 
 
-class EngagementOut(Serializer):
-    """An engagement with the derived fields of CONTRACT §4; the row has ENGAGEMENT_RELATED selected."""
+class EngagementOut(serializers.Serializer):
+    """An engagement with the derived fields of docs/metrics.md; the row has ENGAGEMENT_RELATED selected."""
 
     id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=Status.values)
@@ -185,7 +154,7 @@ class EngagementOut(Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class EventOut(Serializer):
+class EventOut(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.ChoiceField(choices=EventType.values)
     occurred_at = serializers.DateTimeField()
@@ -202,7 +171,7 @@ class EventRecorded(EventOut):
     engagement = EngagementOut()
 
 
-class TimelineItem(Serializer):
+class TimelineItem(serializers.Serializer):
     at = serializers.DateTimeField()
     kind = serializers.ChoiceField(choices=["event", "note"])
     type = serializers.CharField(help_text="Event type, or the note kind (note, handoff).")
@@ -212,7 +181,7 @@ class TimelineItem(Serializer):
     by = serializers.CharField()
 
 
-class MilestoneProgress(Serializer):
+class MilestoneProgress(serializers.Serializer):
     key = serializers.CharField(source="milestone.key")
     name = serializers.CharField(source="milestone.name")
     due_at = serializers.DateTimeField()
@@ -240,7 +209,7 @@ def timeline_rows(items):
     return rows
 
 
-class PurchaseOut(Serializer):
+class PurchaseOut(serializers.Serializer):
     external_id = serializers.CharField()
     customer = serializers.CharField(source="customer.external_id")
     offering = serializers.CharField(source="offering.key")

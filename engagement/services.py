@@ -1,18 +1,16 @@
 """Writes to the record. Each is keyword-only with an `actor`, runs in one transaction, and
-publishes what others react to through the outbox (DESIGN.md)."""
+publishes what others react to through the outbox (DESIGN.md). Projections are stored by
+engagement.projections, the one writer of derived rows."""
 
-import re
-from collections import defaultdict
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from engagement import outbox
+from engagement import cleaners, outbox, projections
 from engagement.errors import Conflict, Invalid
-from engagement.ingest_projection import refresh
-from engagement.ingest_sql import EVENT_COLUMNS, insert_event_once
 from engagement.models import (
     Customer,
     Engagement,
@@ -23,45 +21,22 @@ from engagement.models import (
     NoteKind,
     Offering,
     Purchase,
-    Status,
 )
-from engagement.projection import SATISFACTION_STEP, Journey, MilestoneSpec
-from engagement.rebuild import rebuild, rebuild_all
-from engagement.validation import aware, event_time, not_in_future
-from engagement.validation import score as valid_score
-from tenants.actors import audit
+from engagement.projection import SATISFACTION_STEP
+from engagement.sql import field, quote, table
+from tenants.actors import Actor, audit
+from tenants.models import Member, Tenant
 
-KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-UNSET = object()
-
-TRANSITION_KINDS = {Status.REACHED: outbox.REACHED_POV, Status.LOST: outbox.LOST, Status.STALLED: outbox.STALLED}
-
-
-def publish_transitions(tenant, rebuilt, *, announce=True):
-    """Outbox rows for status changes others react to, plus one 'changed' for metrics.
-
-    announce=False (bulk imports such as the demo seed) publishes only 'changed', so reactions meant
-    for live events (webhooks, customer emails) do not fire for history.
-    """
-    moved = defaultdict(list)  # (kind, from, to): engagement ids
-    for e, old in rebuilt.transitions:
-        if announce and e.status in TRANSITION_KINDS:
-            moved[(TRANSITION_KINDS[e.status], old, e.status)].append(e.id)
-    items = [
-        item
-        for (kind, old, new), ids in moved.items()
-        for item in outbox.listed(kind, "engagement", ids, {"from": old, "to": new})
-    ]
-    if rebuilt.changed:
-        items.append((outbox.CHANGED, {"count": rebuilt.changed}))
-    outbox.publish_many(tenant, items)
+UNSET: Any = object()
 
 
 # Customers ------------------------------------------------------------------------------------
 
 
-def customer_upsert(*, tenant, external_id, name, actor, email=None, segment=None, attributes=None):
+def customer_upsert(
+    *, tenant: Tenant, external_id: str, name: str, actor: Actor, email: str | None = None,
+    segment: str | None = None, attributes: dict | None = None,
+) -> tuple[Customer, bool]:  # fmt: skip
     """Create or update by external_id; None leaves a stored value as it is. Returns (customer, created)."""
     given = {"name": name, "email": email, "segment": segment, "attributes": attributes}
     defaults = {"email": "", "segment": "", "attributes": {}}
@@ -80,10 +55,10 @@ def customer_upsert(*, tenant, external_id, name, actor, email=None, segment=Non
 # Offerings and journeys -----------------------------------------------------------------------
 
 
-MILESTONE_NAME_MAX = Milestone._meta.get_field("name").max_length
+MILESTONE_NAME_MAX = field(Milestone, "name").max_length or 0
 
 
-def _within_length(**values):
+def _within_length(**values: tuple[str | None, int]) -> None:
     """Refuse text longer than its column (the web forms reach services without a serializer)."""
     errors = {
         field: [f"At most {limit} characters."] for field, (text, limit) in values.items() if len(text or "") > limit
@@ -92,14 +67,14 @@ def _within_length(**values):
         raise Invalid(errors)
 
 
-def _validate_journey(milestones, requires_satisfaction, satisfaction_threshold):
+def _validate_journey(milestones: list[dict], requires_satisfaction: bool, satisfaction_threshold: int) -> None:
     errors = {}
     if not milestones:
         errors["milestones"] = ["A journey needs at least one milestone; the last one is the PoV milestone."]
     seen, previous_due = set(), 0
     for i, m in enumerate(milestones or ()):
         key, due_day = m.get("key"), m.get("due_day")
-        if not isinstance(key, str) or not KEY_RE.match(key):
+        if not isinstance(key, str) or not cleaners.KEY_RE.match(key):
             errors[f"milestones.{i}.key"] = ["Use 1-64 letters, digits, '-', '_' or '.'."]
         elif key == SATISFACTION_STEP:
             errors[f"milestones.{i}.key"] = ["'satisfaction' is reserved for the satisfaction step."]
@@ -125,18 +100,19 @@ def _validate_journey(milestones, requires_satisfaction, satisfaction_threshold)
 
 
 def offering_save(
-    *, tenant, key, name, milestones, actor, requires_satisfaction=False, satisfaction_threshold=4, confirm_value=False
-):
+    *, tenant: Tenant, key: str, name: str, milestones: list[dict], actor: Actor, requires_satisfaction: bool = False,
+    satisfaction_threshold: int = 4, confirm_value: bool = False,
+) -> tuple[Offering, bool]:  # fmt: skip
     """Create or replace an offering and its journey (list order = milestone order; last = PoV).
 
     Milestones are matched by key; removing one that has events is refused. Projections of the
     offering's engagements are rebuilt because due days and the PoV milestone may have moved.
     """
-    if not isinstance(key, str) or not KEY_RE.match(key):
+    if not isinstance(key, str) or not cleaners.KEY_RE.match(key):
         raise Invalid({"key": ["Use 1-64 letters, digits, '-', '_' or '.'."]})
     if not (name or "").strip():
         raise Invalid({"name": ["This field is required."]})
-    _within_length(name=(name, Offering._meta.get_field("name").max_length))
+    _within_length(name=(name, field(Offering, "name").max_length or 0))
     _validate_journey(milestones, requires_satisfaction, satisfaction_threshold)
     with transaction.atomic():
         offering, created = Offering.objects.select_for_update().get_or_create(
@@ -155,13 +131,11 @@ def offering_save(
               key=key, milestones=after, added=[k for k in after if k not in before],
               removed=[k for k in before if k not in after])  # fmt: skip
         if not created:
-            publish_transitions(
-                tenant, rebuild_all(Engagement.objects.filter(offering=offering), grace_days=tenant.grace_days)
-            )
+            projections.rebuild_all(tenant, Engagement.objects.filter(offering=offering))
     return offering, created
 
 
-def _replace_milestones(tenant, offering, milestones):
+def _replace_milestones(tenant: Tenant, offering: Offering, milestones: list[dict]) -> None:
     existing = {m.key: m for m in Milestone.objects.filter(offering=offering)}
     wanted = {m["key"] for m in milestones}
     removed = [m for k, m in existing.items() if k not in wanted]
@@ -185,172 +159,114 @@ def _replace_milestones(tenant, offering, milestones):
 # Purchases ------------------------------------------------------------------------------------
 
 
-def _clean_money(amount, currency):
-    errors = {}
-    if amount is not None:
-        try:
-            amount = Decimal(str(amount))
-        except InvalidOperation:
-            errors["amount"] = [f"{amount!r} is not a number."]
-        else:
-            if not amount.is_finite() or (amount != 0 and amount.adjusted() >= 12) or amount.as_tuple().exponent < -2:
-                errors["amount"] = ["Use at most 12 digits before and 2 after the decimal point."]
-    currency = (currency or "").upper()
-    if currency and not CURRENCY_RE.match(currency):
-        errors["currency"] = [f"{currency!r} is not an ISO 4217 code (e.g. EUR, USD)."]
-    if amount is not None and not currency and not errors:
-        errors["currency"] = ["Give the currency of the amount (ISO 4217, e.g. EUR)."]
-    if errors:
-        raise Invalid(errors)
-    return amount, currency
-
-
-def _same_purchase(existing, values):
-    """Names of the fields where a replayed purchase differs from the stored one."""
-    return [k for k, v in values.items() if getattr(existing, k) != v]
-
-
 def purchase_record(
-    *, tenant, external_id, customer, offering, purchased_at, actor,
-    amount=None, currency="", owner=None, sales_rep=None, now=None,
-):  # fmt: skip
+    *, tenant: Tenant, external_id: str, customer: Customer, offering: Offering, purchased_at: datetime,
+    actor: Actor, amount: Any = None, currency: str = "", owner: Member | None = None,
+    sales_rep: Member | None = None, now: datetime | None = None,
+) -> tuple[Purchase, bool]:  # fmt: skip
     """Record a point of sale and open its engagement. Returns (purchase, created).
 
     The same external_id with the same values returns the stored purchase; with other values it
     is a Conflict naming the fields that differ.
     """
     now = now or timezone.now()
-    aware(purchased_at, "purchased_at")
-    not_in_future(purchased_at, "purchased_at", now)
-    amount, currency = _clean_money(amount, currency)
-    values = {
-        "customer_id": customer.pk,
-        "offering_id": offering.pk,
-        "purchased_at": purchased_at,
-        "amount": amount,
-        "currency": currency,
-    }
-    existing = Purchase.objects.filter(external_id=external_id).first()
+    cleaners.aware(purchased_at, "purchased_at")
+    cleaners.not_in_future(purchased_at, "purchased_at", now)
+    amount, currency = cleaners.money(amount, currency)
+    values = {"customer": customer.external_id, "offering": offering.pk, "purchased_at": purchased_at,
+              "amount": amount, "currency": currency}  # fmt: skip
+    wanted = {**values, "owner": getattr(owner, "pk", None), "sales_rep": getattr(sales_rep, "pk", None)}
+    existing = _stored(external_id)
     if existing is None:
         try:
             with transaction.atomic():
-                purchase = _open_purchase(tenant, external_id, values, owner, sales_rep, now)
+                purchase = _open_purchase(tenant, external_id, customer, offering, values, owner, sales_rep, now)
                 audit(tenant=tenant, actor=actor, action="engagement.created", target=purchase.engagement,
                       purchase=external_id, owner=_who(owner), sales_rep=_who(sales_rep))  # fmt: skip
                 return purchase, True
         except IntegrityError:
-            existing = Purchase.objects.filter(external_id=external_id).first()
+            existing = _stored(external_id)
             if existing is None:
                 raise
-    differing = _same_purchase(existing, values)
-    engagement = existing.engagement
-    if owner is not None and engagement.owner_id != owner.pk:
-        differing.append("owner")
-    if sales_rep is not None and engagement.sales_rep_id != sales_rep.pk:
-        differing.append("sales_rep")
+    differing = cleaners.purchase_differences(stored_purchase(existing), wanted)
     if differing:
-        raise Conflict(
-            f"Purchase {external_id!r} already exists with other values for: {', '.join(differing)}.",
-            {name.removesuffix("_id"): ["Differs from the stored purchase."] for name in differing},
-        )
+        raise Conflict(*cleaners.conflict_message(external_id, differing))
     return existing, False
 
 
-def _open_purchase(tenant, external_id, values, owner, sales_rep, now):
-    purchase = Purchase.objects.create(tenant=tenant, external_id=external_id, **values)
+def _stored(external_id: str) -> Purchase | None:
+    return Purchase.objects.select_related("customer", "engagement").filter(external_id=external_id).first()
+
+
+def stored_purchase(purchase: Purchase) -> dict:
+    """What a replay of `purchase` must repeat, as `purchase_record` and the batch compare it."""
+    engagement = purchase.engagement
+    return {
+        "customer": purchase.customer.external_id, "offering": purchase.offering_id,
+        "purchased_at": purchase.purchased_at, "amount": purchase.amount, "currency": purchase.currency,
+        "owner": engagement.owner_id, "sales_rep": engagement.sales_rep_id,
+    }  # fmt: skip
+
+
+def _open_purchase(
+    tenant: Tenant, external_id: str, customer: Customer, offering: Offering, values: dict, owner: Member | None,
+    sales_rep: Member | None, now: datetime,
+) -> Purchase:  # fmt: skip
+    purchase = Purchase.objects.create(
+        tenant=tenant, external_id=external_id, customer=customer, offering=offering,
+        purchased_at=values["purchased_at"], amount=values["amount"], currency=values["currency"],
+    )  # fmt: skip
     engagement = Engagement.objects.create(
-        tenant=tenant,
-        purchase=purchase,
-        customer_id=values["customer_id"],
-        offering_id=values["offering_id"],
-        pos_at=values["purchased_at"],
-        owner=owner,
-        sales_rep=sales_rep,
-    )
-    publish_transitions(tenant, rebuild([engagement], now=now, grace_days=tenant.grace_days))
-    purchase.engagement = engagement
+        tenant=tenant, purchase=purchase, customer=customer, offering=offering, pos_at=purchase.purchased_at,
+        owner=owner, sales_rep=sales_rep,
+    )  # fmt: skip
+    projections.refresh(tenant, [engagement], now=now)
     return purchase
 
 
 # Events ---------------------------------------------------------------------------------------
 
 
-# Journeys by (offering id, offering.updated_at), per process: every journey edit goes through
-# offering_save, which saves the offering, so a changed journey is looked up under a new key.
-_journeys = {}
-JOURNEYS_KEPT = 512
-
-
-def _journey_of(engagement):
-    """The journey of the engagement's offering and its milestones by key: from the process's cache when
-    the caller loaded the offering with the engagement (its updated_at names the journey's version),
-    otherwise from one query."""
-    if not Engagement.offering.is_cached(engagement):
-        return _load_journey(engagement.offering_id)
-    key = (engagement.offering_id, engagement.offering.updated_at)
-    found = _journeys.get(key)
-    if found is None:
-        if len(_journeys) >= JOURNEYS_KEPT:
-            _journeys.clear()
-        found = _journeys[key] = _load_journey(engagement.offering_id)
-    return found
-
-
-def _load_journey(offering_id):
-    """The offering's journey and its milestones by key, from one query."""
-    milestones = list(Milestone.objects.filter(offering_id=offering_id).select_related("offering").order_by("order"))
-    if not milestones:
-        return None, {}
-    offering = milestones[0].offering
-    journey = Journey(
-        milestones=tuple(MilestoneSpec(id=m.id, key=m.key, order=m.order, due_day=m.due_day) for m in milestones),
-        requires_satisfaction=offering.requires_satisfaction,
-        satisfaction_threshold=offering.satisfaction_threshold,
-    )
-    return journey, {m.key: m for m in milestones}
-
-
-def _resolve_milestone(engagement, type_, milestone, by_key):
+def _resolve_milestone(type_: str, milestone: Any, by_key: dict) -> Milestone | None:
     if type_ != EventType.MILESTONE:
         if milestone not in (None, ""):
             raise Invalid({"milestone": [f"Only milestone events name a milestone, not {type_} events."]})
         return None
-    if isinstance(milestone, Milestone):
-        if milestone.offering_id != engagement.offering_id:
-            raise Invalid({"milestone": [f"{milestone.key!r} is not a milestone of this engagement's offering."]})
-        return milestone
-    if not milestone:
+    key = milestone.key if isinstance(milestone, Milestone) else milestone
+    if not key:
         raise Invalid({"milestone": ["A milestone event needs the milestone key."]})
-    found = by_key.get(milestone)
-    if found is None:
+    found = by_key.get(key)
+    if found is None or (isinstance(milestone, Milestone) and found.pk != milestone.pk):
         known = ", ".join(by_key)
-        raise Invalid({"milestone": [f"{milestone!r} is not a milestone of this offering (known: {known})."]})
+        raise Invalid({"milestone": [f"{key!r} is not a milestone of this offering (known: {known})."]})
     return found
 
 
 def event_record(
-    *, tenant, engagement, type, occurred_at, actor,
-    milestone=None, score=None, comment="", reason="", external_id=None, now=None, lock_held=False,
-):  # fmt: skip
-    """Append an event and update the projection in the same transaction. Returns (event, created).
+    *, tenant: Tenant, engagement: Engagement, type: str, occurred_at: datetime, actor: Actor,
+    milestone: Any = None, score: Any = None, comment: str = "", reason: str = "", external_id: str | None = None,
+    now: datetime | None = None, already_locked: bool = False,
+) -> tuple[Event, bool]:  # fmt: skip
+    """Append an event and update the projection in the same transaction. Returns (event, created);
+    `event.engagement` is the engagement after it.
 
     A repeated external_id returns the stored event (created False) and changes nothing. With
-    lock_held=True the caller has loaded `engagement` with its row lock in the current transaction (the
-    API finds it by purchase in that same query), so it is not read again.
+    already_locked=True the caller holds `engagement`'s row lock in its transaction (the API loads it
+    locked with what it shows, in one query), so it is not read again.
     """
     now = now or timezone.now()
     if type not in EventType.values:
         raise Invalid({"type": [f"{type!r} is not one of: {', '.join(EventType.values)}."]})
-    _within_length(comment=(comment, Event._meta.get_field("comment").max_length),
-                   reason=(reason, Event._meta.get_field("reason").max_length))  # fmt: skip
-    event_time(occurred_at, purchased_at=engagement.pos_at, now=now)
-    # A caller holding the lock runs this in its own transaction: no savepoint needed inside it.
-    with transaction.atomic(savepoint=not lock_held):
-        locked = engagement if lock_held else Engagement.objects.select_for_update().get(pk=engagement.pk)
-        journey, milestones = _journey_of(locked)
-        milestone = _resolve_milestone(locked, type, milestone, milestones)
+    _within_length(comment=(comment, field(Event, "comment").max_length or 0),
+                   reason=(reason, field(Event, "reason").max_length or 0))  # fmt: skip
+    cleaners.event_time(occurred_at, purchased_at=engagement.pos_at, now=now)
+    with transaction.atomic(savepoint=not already_locked):
+        locked = engagement if already_locked else Engagement.objects.select_for_update().get(pk=engagement.pk)
+        journeys = projections.load_journeys([locked.offering_id])
+        by_key = {m.key: m for m in journeys[locked.offering_id].milestones} if journeys else {}
+        milestone = _resolve_milestone(type, milestone, by_key)
         if type == EventType.SATISFACTION:
-            valid_score(score)
+            score = cleaners.score(score)
         elif score is not None:
             raise Invalid({"score": ["Only satisfaction events carry a score."]})
         event = Event(
@@ -358,36 +274,46 @@ def event_record(
             comment=comment or "", reason=reason or "", external_id=external_id or None, source=actor.source,
             recorded_by=actor.label, created_at=timezone.now(),
         )  # fmt: skip
-        if not insert_event_once(tuple(getattr(event, column) for column in EVENT_COLUMNS)):
-            return Event.objects.select_related("milestone").get(external_id=external_id), False
-        event._state.adding, event._state.db = False, "default"
-        journeys = {locked.offering_id: journey} if journey else {}
-        rebuilt = refresh(tenant, [locked], journeys, now=now, added_since={locked.id: occurred_at})
-        publish_transitions(tenant, rebuilt)
+        if not _insert_once(event):
+            return Event.objects.select_related("milestone", "engagement").get(external_id=external_id), False
+        projections.refresh(tenant, [locked], now=now, journeys=journeys)
         if actor.member is not None:
             # What a person records by hand; events from integrations carry `recorded_by` and are their own trail.
             audit(tenant=tenant, actor=actor, action=f"event.{type}", target=locked, event=str(event.id),
                   milestone=getattr(milestone, "key", None), status=locked.status)  # fmt: skip
-    if locked is not engagement:
-        _refresh(engagement, locked)
     return event, True
 
 
-def _refresh(stale, fresh):
-    """Let the caller's instance show the new projection without another query."""
-    for field in fresh._meta.concrete_fields:
-        setattr(stale, field.attname, getattr(fresh, field.attname))
+EVENT_COLUMNS = ("id", "tenant_id", "engagement_id", "type", "occurred_at", "milestone_id", "score", "comment",
+                 "reason", "external_id", "source", "recorded_by", "created_at")  # fmt: skip
+
+
+def _insert_once(event: Event) -> bool:
+    """Insert the event unless its external_id is taken; True if inserted. ON CONFLICT rather than a
+    look-up first: a concurrent duplicate cannot slip in between a check and the insert."""
+    sql = (
+        f"INSERT INTO {table(Event)} ({', '.join(quote(name) for name in EVENT_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))}) "
+        "ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [getattr(event, name) for name in EVENT_COLUMNS])
+        return cursor.fetchone() is not None
 
 
 # Ownership and notes --------------------------------------------------------------------------
 
 
-def _who(member):
+def _who(member: Member | None) -> str:
     return member.user.email if member else "nobody"
 
 
-def engagement_reassign(*, tenant, engagement, actor, owner=UNSET, sales_rep=UNSET, note=""):
-    """Change the owner and/or sales rep; recorded as a handoff note and an audit row."""
+def engagement_reassign(
+    *, tenant: Tenant, engagement: Engagement, actor: Actor, owner: Any = UNSET, sales_rep: Any = UNSET,
+    note: str = "",
+) -> tuple[Engagement, Note | None]:  # fmt: skip
+    """Change the owner and/or sales rep; recorded as a handoff note and an audit row. Returns the
+    engagement after the change and the handoff note (None when nothing changed)."""
     changes = []
     with transaction.atomic():
         locked = (
@@ -407,12 +333,11 @@ def engagement_reassign(*, tenant, engagement, actor, owner=UNSET, sales_rep=UNS
         body = "\n".join(changes + ([note.strip()] if note and note.strip() else []))
         handoff = _note(tenant, locked, body, NoteKind.HANDOFF, actor)
         audit(tenant=tenant, actor=actor, action="engagement.reassigned", target=locked, changes=changes)
-        outbox.publish(tenant, outbox.CHANGED, {"engagement": str(locked.id)})
-    _refresh(engagement, locked)
-    return engagement, handoff
+        outbox.publish(tenant, [(outbox.CHANGED, {"engagement": str(locked.id)})])
+    return locked, handoff
 
 
-def note_add(*, tenant, engagement, body, actor, kind=NoteKind.NOTE):
+def note_add(*, tenant: Tenant, engagement: Engagement, body: str, actor: Actor, kind: str = NoteKind.NOTE) -> Note:
     body = (body or "").strip()
     if not body:
         raise Invalid({"body": ["A note needs some text."]})
@@ -426,7 +351,7 @@ def note_add(*, tenant, engagement, body, actor, kind=NoteKind.NOTE):
         return note
 
 
-def _note(tenant, engagement, body, kind, actor):
+def _note(tenant: Tenant, engagement: Engagement, body: str, kind: str, actor: Actor) -> Note:
     return Note.objects.create(
         tenant=tenant, engagement=engagement, kind=kind, body=body, author=actor.member, author_label=actor.label
     )

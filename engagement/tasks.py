@@ -2,10 +2,8 @@
 
 from celery import shared_task
 
-from engagement import outbox
+from engagement import outbox, projections
 from engagement.models import Engagement
-from engagement.rebuild import rebuild_all
-from engagement.services import publish_transitions
 from pov.enqueue import enqueue
 from tenants.tasks import TenantTask, enqueue_for_every_tenant
 
@@ -35,9 +33,7 @@ def purge_outbox_all():
 @shared_task(base=TenantTask, bind=True)
 def rebuild_projections(self, *, tenant):
     """Re-derive every projection of the tenant (after its grace days changed). Idempotent."""
-    rebuilt = rebuild_all(Engagement.objects.all(), grace_days=tenant.grace_days)
-    publish_transitions(tenant, rebuilt)
-    return rebuilt.changed
+    return projections.rebuild_all(tenant, Engagement.objects.all()).changed
 
 
 def on_tenant_settings_changed(tenant, changed):

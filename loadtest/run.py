@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "load"
 POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "psql"}
 NOT_POSTGRES = (
-    "make load needs PostgreSQL: set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres); "
+    "make load needs PostgreSQL: DATABASE_URL must be a postgres:// URL (or unset, for the embedded one); "
     "it creates and drops a database of its own."
 )
 MAINTENANCE_DB = "postgres"
@@ -40,8 +40,12 @@ class Databases:
 
     @classmethod
     def from_env(cls, pid):
-        app = os.environ.get("DATABASE_URL", "")
-        owner = os.environ.get("DATABASE_OWNER_URL") or app
+        app, owner = os.environ.get("DATABASE_URL", ""), os.environ.get("DATABASE_OWNER_URL", "")
+        if not app:  # the embedded PostgreSQL under var/ (make load starts it)
+            from pov import localdb
+
+            app, owner = localdb.default().app_url, localdb.default().owner_url
+        owner = owner or app
         if not all(urlparse(url).scheme in POSTGRES_SCHEMES for url in (app, owner)):
             raise SystemExit(NOT_POSTGRES)
         return cls(owner, app, f"pov_load_{pid}")
@@ -80,16 +84,16 @@ def say(text):
 
 def migrate(databases):
     """`migrate` switches to the owner's login itself (tenants/rls.py) and grants the app's role its rights."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pov.settings", "DATABASE_URL": databases.app}
-    if os.environ.get("DATABASE_OWNER_URL"):
-        env["DATABASE_OWNER_URL"] = databases.owner
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pov.settings", "DATABASE_URL": databases.app,
+           "DATABASE_OWNER_URL": databases.owner}  # fmt: skip
     cmd = [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"]
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)  # noqa: S603 - our own interpreter and arguments
 
 
 def setup_django(databases, queue):
     """This process reads and writes the run's database as the app, and enqueues on the run's queue."""
-    os.environ.update(DJANGO_SETTINGS_MODULE="pov.settings", DATABASE_URL=databases.app, CELERY_QUEUE=queue)
+    os.environ.update(DJANGO_SETTINGS_MODULE="pov.settings", DATABASE_URL=databases.app,
+                      DATABASE_OWNER_URL=databases.owner, CELERY_QUEUE=queue)  # fmt: skip
     import django
 
     django.setup()

@@ -1,4 +1,4 @@
-"""Alert endpoints: the stalled queue, acknowledge, resolve (CONTRACT §6)."""
+"""Alert endpoints: the stalled queue, acknowledge, resolve (the API reference at /api/docs/)."""
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes

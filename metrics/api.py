@@ -1,4 +1,4 @@
-"""Metrics endpoints (CONTRACT §5, §6): the filters of the engagement list, one answer each."""
+"""Metrics endpoints (docs/metrics.md): the filters of the engagement list, one answer each."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers

@@ -7,8 +7,8 @@ class MetricsConfig(AppConfig):
 
     def ready(self):
         from engagement import outbox
+        from engagement.projections import derived_rebuilders
         from engagement.queries import timeline_sources
-        from engagement.rebuild import derived_rebuilders
         from metrics.handlers import alert_timeline, on_engagements_changed, rebuild_alerts, rebuild_metrics
 
         # Every write that changes a projection publishes CHANGED; one handling per drained batch.

@@ -75,7 +75,7 @@ class Dimension(models.TextChoices):
 
 
 class MetricRollup(TenantOwned):
-    """The CONTRACT §5 metrics of one group of engagements, as computed on one tenant-local day.
+    """The metrics (docs/metrics.md) of one group of engagements, as computed on one tenant-local day.
 
     The rows of the newest day are the current numbers; older days stay as the daily snapshots that
     trends are drawn from. `key` is the offering key, the segment, or the member's email ("" = none).

@@ -1,4 +1,4 @@
-"""Reading the metrics of CONTRACT §5 for a filter: from the stored rollups when they hold it, live otherwise.
+"""Reading the metrics of docs/metrics.md for a filter: from the stored rollups when they hold it, live otherwise.
 
 The rollups hold every tenant's numbers overall and per offering, segment, owner and sales rep
 (one filter at a time, no purchase period): those reads are one indexed query. Any other

@@ -1,4 +1,4 @@
-"""The API's error format (CONTRACT §6), strict JSON parsing and strict serializers.
+"""The API's error format (the API reference at /api/docs/), strict JSON parsing and strict serializers.
 
 Every error is `{"error": {"code", "message", "fields"}}`; field paths are dotted
 ("milestones.0.key", "items.3.data.occurred_at").
@@ -18,7 +18,6 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 
 from engagement.errors import Conflict, Missing
-from pov.serializers import Serializer
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
@@ -163,22 +162,6 @@ def _check_depth(value, limit):
             stack.extend((v, depth + 1) for v in item)
 
 
-def contains_nul(value):
-    """True when a NUL character (which PostgreSQL cannot store) hides anywhere in a JSON value."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
 def _lone_surrogate_path(value):
     """The dotted path of the first string (key or value) holding a lone surrogate ("\\ud800" escaped in
     the JSON): valid JSON, but not Unicode text, so it can be neither stored nor sent back as UTF-8."""
@@ -239,7 +222,7 @@ class StrictJSONParser(JSONParser):
         return data
 
 
-class StrictSerializer(Serializer):
+class StrictSerializer(serializers.Serializer):
     """Unknown fields are an error naming them, instead of being silently dropped."""
 
     def to_internal_value(self, data):

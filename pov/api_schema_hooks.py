@@ -1,4 +1,4 @@
-"""OpenAPI post-processing: document the error responses every endpoint can give (CONTRACT §6)."""
+"""OpenAPI post-processing: document the error responses every endpoint can give (the API reference at /api/docs/)."""
 
 ERROR_SCHEMA = {
     "type": "object",

@@ -8,9 +8,7 @@ broker that is down; the periodic reconcile tasks catch up instead.
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
-
-from pov import gc_tuning
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pov.settings")
 
@@ -36,10 +34,14 @@ app.conf.update(
 app.autodiscover_tasks()
 
 
-def _tune_gc(**signal_kwargs):
-    gc_tuning.tune()
+@worker_init.connect(weak=False)
+def _refuse_privileged_role(**signal_kwargs):
+    """The worker refuses a database role that row-level security would not hold back (tenants.checks).
+    SystemExit, because Celery logs and swallows an exception a signal handler raises."""
+    import django
 
+    django.setup()
+    from tenants.checks import privileged_role_problem
 
-# In each pool process (prefork), and in the worker's own process (which runs the tasks with --pool=solo).
-worker_process_init.connect(_tune_gc, weak=False)
-worker_ready.connect(_tune_gc, weak=False)
+    if problem := privileged_role_problem():
+        raise SystemExit(f"Refusing to start: {problem}")

@@ -1,4 +1,4 @@
-"""/healthz: 200 when the database and the broker answer, 503 otherwise (CONTRACT §7)."""
+"""/healthz: 200 when the database and the broker answer, 503 otherwise (README)."""
 
 from django.db import connection
 from django.http import JsonResponse

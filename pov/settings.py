@@ -1,10 +1,11 @@
-"""PoV settings, read from the environment (CONTRACT §2).
+"""PoV settings, read from the environment (README, Configuration).
 
 Every variable is parsed here, once, and a malformed value stops start-up with an
 ImproperlyConfigured naming the variable, so a typo never becomes a silent default.
 """
 
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -79,42 +80,54 @@ SITE_URL = _url("SITE_URL", "http://127.0.0.1:8000", {"http", "https"}).rstrip("
 CSRF_TRUSTED_ORIGINS = [SITE_URL]
 
 VAR_DIR.mkdir(exist_ok=True)
-DATABASE_URL = _url(
-    "DATABASE_URL",
-    f"sqlite:///{VAR_DIR / 'pov.sqlite3'}",
-    {"sqlite", "postgres", "postgresql", "pgsql", "psql"},
-)
-try:
-    DATABASES = {"default": env.db_url_config(DATABASE_URL)}
-except (ValueError, KeyError) as exc:
-    raise ImproperlyConfigured(f"DATABASE_URL is malformed ({exc}): {_redact(DATABASE_URL)!r}") from exc
+POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "psql"}
+
+
+def _database_url(name):
+    """A PostgreSQL URL, or None when unset; anything else (SQLite included) stops start-up."""
+    value = _read(name, env.str, None)
+    if value is not None and value.split("://", 1)[0] not in POSTGRES_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name} must be a PostgreSQL URL (postgres://user:password@host:5432/name), the only database PoV "
+            f"runs on: {_redact(value)!r}. Unset DATABASE_URL to use the embedded PostgreSQL under var/."
+        )
+    return _url(name, None, POSTGRES_SCHEMES)
+
+
+def _connection(name, url):
+    try:
+        return env.db_url_config(url)
+    except (ValueError, KeyError) as exc:
+        raise ImproperlyConfigured(f"{name} is malformed ({exc}): {_redact(url)!r}") from exc
+
+
+DATABASE_URL = _database_url("DATABASE_URL")
+# The role that owns the tables and runs migrations; the application's own role owns none and is subject
+# to row-level security (tenants/rls.py). Unset: DATABASE_URL's role does both, which the start-up check
+# refuses when that role is privileged.
+DATABASE_OWNER_URL = _database_url("DATABASE_OWNER_URL")
+if DATABASE_URL is None:
+    # make run, make test: the embedded PostgreSQL under var/ (pov/localdb.py), started when not running.
+    from pov import localdb
+
+    _embedded = localdb.default()
+    if _embedded.ensure_running():
+        print(f"Started the embedded PostgreSQL ({_embedded.data}).", file=sys.stderr)
+    DATABASE_URL, DATABASE_OWNER_URL = _embedded.app_url, _embedded.owner_url
+DATABASES = {"default": _connection("DATABASE_URL", DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = _positive("CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
-# Row-level security (tenants/rls.py): the application's role owns no tables; migrations and test-database
-# set-up connect as the owner instead. Unset, the owner is the application's own role.
-DATABASE_OWNER_URL = _url("DATABASE_OWNER_URL", None, {"postgres", "postgresql", "pgsql", "psql"})
 DATABASE_OWNER = None
-if DATABASE_OWNER_URL and not IS_SQLITE:
-    try:
-        _owner = env.db_url_config(DATABASE_OWNER_URL)
-    except (ValueError, KeyError) as exc:
-        raise ImproperlyConfigured(f"DATABASE_OWNER_URL is malformed ({exc}): {_redact(DATABASE_OWNER_URL)!r}") from exc
+if DATABASE_OWNER_URL:
+    _owner = _connection("DATABASE_OWNER_URL", DATABASE_OWNER_URL)
     DATABASE_OWNER = {key: _owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
-if not IS_SQLITE and _bool("DATABASE_PREPARED_STATEMENTS", True):
+# For one-off maintenance only: let the application connect as a superuser, a role with BYPASSRLS or the
+# tables' owner, which row-level security does not hold back (tenants/checks.py refuses it otherwise).
+DATABASE_ALLOW_PRIVILEGED_ROLE = _bool("DATABASE_ALLOW_PRIVILEGED_ROLE", False)
+if _bool("DATABASE_PREPARED_STATEMENTS", True):
     # Parameters bound by the server, and a statement run a few times on a connection is prepared:
-    # PostgreSQL then plans it once instead of on every request (planning the engagement's joins
-    # costs more than running them). Off behind a pooler in transaction mode that cannot keep them.
+    # PostgreSQL then plans it once instead of on every request. Off behind a pooler in transaction mode.
     DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
-if IS_SQLITE:
-    # Web, worker and beat share the file: WAL lets readers run beside the writer,
-    # IMMEDIATE takes the write lock up front instead of failing mid-transaction.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
 
 REDIS_URL = _url("REDIS_URL", None, {"redis", "rediss", "unix"})
 
@@ -138,7 +151,6 @@ INSTALLED_APPS = [
     "engagement",
     "metrics",
     "notify",
-    "bench",
 ]
 
 MIDDLEWARE = [

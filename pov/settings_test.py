@@ -2,6 +2,7 @@
 
 import os
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("EMAIL_URL", "memorymail://")
@@ -9,16 +10,31 @@ os.environ.setdefault("EMAIL_URL", "memorymail://")
 os.environ.setdefault("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "1")
 # A queue of its own, so a worker started by the tests never takes tasks of a dev server (or vice versa).
 os.environ.setdefault("CELERY_QUEUE", f"pov-test-{uuid.uuid4().hex[:8]}")
+TEST_APPLICATION_ROLE = "pov_test_app"
 
-from pov.settings import *  # noqa: F403
 
+def _as_role(url, role):
+    """`url` with its user replaced by `role` (same password, host and database)."""
+    parts = urlsplit(url)
+    credentials, _, host = parts.netloc.rpartition("@")
+    password = credentials.partition(":")[2] if ":" in credentials else ""
+    user = f"{role}:{password}" if password else role
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+# Given only DATABASE_URL (say a local PostgreSQL's superuser), the suite treats it as the owner, which
+# migrates the test database and creates the application's role, and connects as that role: row-level
+# security then applies in the tests as in production.
+if os.environ.get("DATABASE_URL") and not os.environ.get("DATABASE_OWNER_URL"):
+    os.environ["DATABASE_OWNER_URL"] = os.environ["DATABASE_URL"]
+    os.environ["DATABASE_URL"] = _as_role(os.environ["DATABASE_URL"], TEST_APPLICATION_ROLE)
+
+from pov.settings import *  # noqa: E402, F403
+
+INSTALLED_APPS = [*INSTALLED_APPS, "bench"]  # noqa: F405 - `manage.py bench` is tested too
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 
-# One test database per pytest process, so two runs on one machine never share one; a file, not
-# memory, so a real Celery worker started by the tests sees it.
-if IS_SQLITE:  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
-else:
-    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
+# One test database per pytest process, so two runs on one machine never share one.
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405

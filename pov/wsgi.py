@@ -2,8 +2,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from pov import gc_tuning
+from tenants.checks import refuse_privileged_role
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pov.settings")
 application = get_wsgi_application()
-gc_tuning.tune()
+refuse_privileged_role()

@@ -1,15 +1,19 @@
 """Who performs a write. Every service takes `actor=` so events, notes and audit rows say who."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tenants.models import AuditEntry
+
+if TYPE_CHECKING:
+    from tenants.models import Member
 
 
 @dataclass(frozen=True)
 class Actor:
     label: str
     source: str  # web | api | customer | system
-    member: object = None
+    member: "Member | None" = None
 
     @classmethod
     def for_member(cls, member):

@@ -224,7 +224,7 @@ class TenantAPIView:
 
 
 class CursorPage(CursorPagination):
-    """`{"results": [...], "next": url|null}` (CONTRACT §6)."""
+    """`{"results": [...], "next": url|null}` (the API reference at /api/docs/)."""
 
     page_size = 100
     max_page_size = 500

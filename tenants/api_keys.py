@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from tenants.actors import audit
 from tenants.models import ApiKey, ApiScope
-from tenants.prepared import Prepared
 from tenants.rls import rls_context
 from tenants.scoping import tenant_scope
 
@@ -46,13 +45,6 @@ def api_key_revoke(*, tenant, key, actor):
     return key
 
 
-# The prefix is unique: no ORDER BY.
-_active_by_prefix = Prepared(
-    lambda prefix: ApiKey.unscoped.select_related("tenant").filter(prefix=prefix, revoked_at__isnull=True)[:1],
-    scoped=False,
-)
-
-
 def api_key_lookup(raw):
     """The active key matching `raw`, or None. Records the last use at most once a minute."""
     parts = (raw or "").split("_", 2)
@@ -60,8 +52,7 @@ def api_key_lookup(raw):
         return None
     # No tenant is known yet: the row-level policy on API keys lets the prefix name its one row.
     with rls_context(api_key_prefix=parts[1]):
-        found = _active_by_prefix(parts[1])
-        key = found[0] if found else None
+        key = ApiKey.unscoped.select_related("tenant").filter(prefix=parts[1], revoked_at__isnull=True).first()
         if key is None or not hmac.compare_digest(key.hashed_key, _hash(raw)):
             return None
         now = timezone.now()

@@ -1,4 +1,4 @@
-"""Idempotency-Key for POSTs, with Stripe's semantics (CONTRACT §6).
+"""Idempotency-Key for POSTs, with Stripe's semantics (the API reference at /api/docs/).
 
 The key is claimed with an INSERT in its own transaction before the work runs, so two concurrent
 requests with one key cannot both run (the loser gets 409 while the first is in flight). A finished

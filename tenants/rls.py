@@ -49,7 +49,7 @@ def current_settings():
 
 def install(sender=None, connection=None, **kwargs):
     """`connection_created` receiver: wrap every query of a PostgreSQL connection."""
-    if connection.vendor == "postgresql" and apply_settings not in connection.execute_wrappers:
+    if apply_settings not in connection.execute_wrappers:
         connection.execute_wrappers.append(apply_settings)
 
 
@@ -109,7 +109,7 @@ def as_owner(alias="default"):
     """Connect as the table owner (DATABASE_OWNER_URL) for migrations and test-database set-up."""
     owner = getattr(settings, "DATABASE_OWNER", None)
     connection = connections[alias]
-    if not owner or connection.vendor != "postgresql" or hasattr(connection, "pov_application_login"):
+    if not owner or hasattr(connection, "pov_application_login"):
         yield connection  # no separate owner, or already connected as the owner
         return
     saved = {key: connection.settings_dict.get(key) for key in owner}
@@ -132,7 +132,7 @@ def grant_application_role(sender=None, using="default", **kwargs):
     """
     connection = connections[using]
     app = getattr(connection, "pov_application_login", None)
-    if connection.vendor != "postgresql" or not app or app["USER"] == connection.settings_dict.get("USER"):
+    if not app or app["USER"] == connection.settings_dict.get("USER"):
         return
     with connection.cursor() as cursor:
         role = connection.ops.quote_name(app["USER"])
@@ -166,19 +166,17 @@ def reverse_policy_sql(table):
 
 
 def policies(*tables, using=TENANT_MATCH):
-    """Migration operations putting the tenant policy on `tables` (PostgreSQL only)."""
+    """Migration operations putting the tenant policy on `tables`."""
     from django.db import migrations
 
     def forward(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            for table in tables:
-                for statement in policy_sql(table, using):
-                    schema_editor.execute(statement)
+        for table in tables:
+            for statement in policy_sql(table, using):
+                schema_editor.execute(statement)
 
     def backward(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            for table in tables:
-                for statement in reverse_policy_sql(table):
-                    schema_editor.execute(statement)
+        for table in tables:
+            for statement in reverse_policy_sql(table):
+                schema_editor.execute(statement)
 
     return migrations.RunPython(forward, backward)

@@ -35,9 +35,7 @@ def pytest_sessionstart(session):
     if not REQUIRE_SERVICES:
         return
     problems = []
-    if settings.IS_SQLITE:
-        problems.append("DATABASE_URL is not a PostgreSQL URL")
-    elif not _reachable(settings.DATABASE_URL, 5432):
+    if not _reachable(settings.DATABASE_URL, 5432):
         problems.append(f"PostgreSQL at {settings.DATABASE_URL} is unreachable")
     if not settings.REDIS_URL:
         problems.append("REDIS_URL is unset")
@@ -77,19 +75,9 @@ def _let_tests_empty_tables(owner):
     """Transactional tests empty every table between tests with TRUNCATE, which the application's
     role is never granted outside the test database."""
     app = getattr(owner, "pov_application_login", None)
-    if app and owner.vendor == "postgresql":
+    if app:
         with owner.cursor() as cursor:
             cursor.execute(f"GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {owner.ops.quote_name(app['USER'])}")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked `postgres` skip on SQLite (never when services are required)."""
-    if not settings.IS_SQLITE:
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture
@@ -122,13 +110,17 @@ def owner_member(tenant):
 # A real Celery worker ----------------------------------------------------------------------------
 
 
-def _worker_database_url():
-    """The URL of the test database the current process uses, for a worker subprocess."""
-    db = settings.DATABASES["default"]
-    if settings.IS_SQLITE:
-        return f"sqlite:///{db['NAME']}"
-    parsed = urlparse(settings.DATABASE_URL)
-    return parsed._replace(path=f"/{db['NAME']}").geturl()
+def on_test_database(url):
+    """`url` pointing at the test database this process uses."""
+    return urlparse(url)._replace(path=f"/{settings.DATABASES['default']['NAME']}").geturl()
+
+
+def test_database_env():
+    """The database settings of a subprocess that should use the test database as this process does."""
+    return {
+        "DATABASE_URL": on_test_database(settings.DATABASE_URL),
+        "DATABASE_OWNER_URL": on_test_database(settings.DATABASE_OWNER_URL or settings.DATABASE_URL),
+    }
 
 
 class WorkerProcess:
@@ -140,7 +132,7 @@ class WorkerProcess:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "pov.settings_test",
-            "DATABASE_URL": _worker_database_url(),
+            **test_database_env(),
             "CELERY_QUEUE": settings.CELERY_QUEUE,
             **(extra_env or {}),
         }

@@ -222,7 +222,6 @@ PURCHASE = {"external_id": "P-9", "customer": {"external_id": "C-9", "name": "Ra
             "purchased_at": iso(ago(1))}  # fmt: skip
 
 
-@pytest.mark.postgres
 def test_concurrent_duplicates_with_one_key_make_one_row(transactional_db, acme, acme_write_key, software):
     for attempt in range(3):
         body = {**PURCHASE, "external_id": f"P-{attempt}"}
@@ -240,7 +239,6 @@ def test_concurrent_duplicates_with_one_key_make_one_row(transactional_db, acme,
     assert count(acme, Customer) == 1
 
 
-@pytest.mark.postgres
 def test_concurrent_duplicate_purchases_without_a_key_make_one_row(transactional_db, acme, acme_write_key, software):
     responses = _race(acme_write_key[1], "purchases/", [PURCHASE, PURCHASE])
     assert sorted(r.status_code for r in responses) == [200, 201]
@@ -248,7 +246,6 @@ def test_concurrent_duplicate_purchases_without_a_key_make_one_row(transactional
     assert count(acme, Purchase) == count(acme, Engagement) == count(acme, Customer) == 1
 
 
-@pytest.mark.postgres
 def test_concurrent_duplicate_events_make_one_row(transactional_db, acme, acme_write_key, acme_purchase):
     body = {"type": "milestone", "purchase": "P-1", "milestone": "onboarded", "occurred_at": iso(ago(10)),
             "external_id": "E-race"}  # fmt: skip

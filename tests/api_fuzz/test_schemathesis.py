@@ -23,7 +23,7 @@ from tests.factories import CustomerFactory, TenantFactory
 
 # Every check except two that test promises the contract does not make:
 # - positive_data_acceptance: the schema cannot say that a body must name objects that exist (a purchase's
-#   offering, an event's milestone, an owner's email), nor that unknown fields are refused (CONTRACT §6:
+#   offering, an event's milestone, an owner's email), nor that unknown fields are refused (the API reference:
 #   strict input), so a schema-valid body is often, rightly, a 400.
 # - negative_data_rejection: DRF reads a number where a string is expected as that string ("segment": 0
 #   is "0"); being lenient there is harmless and is not worth breaking clients for.

@@ -56,7 +56,6 @@ def test_undoing_a_scan_puts_back_every_row_it_changed(scoped, overdue_and_escal
     assert stalled_scan(scoped, now=now) == result  # the same work again
 
 
-@pytest.mark.postgres  # the reference is PostgreSQL's SQL, as the benchmark is
 def test_undoing_the_reference_lets_the_scan_meet_the_same_rows(scoped, overdue_and_escalating):
     now = overdue_and_escalating
     before = _state()

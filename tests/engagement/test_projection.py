@@ -1,7 +1,7 @@
-"""The engagement projection (`engagement.projection.derive`) against the definitions of CONTRACT §4.
+"""The engagement projection (`engagement.projection.derive`) against the definitions of docs/metrics.md.
 
 Example tests pin each definition with hand-computed values; property tests compare `derive` with a
-brute-force model written here from the §4 text (pause state replayed hour by hour, paused time
+brute-force model written here from the text of docs/metrics.md (pause state replayed hour by hour, paused time
 counted from those hourly states) and check invariants over random journeys and event sequences.
 """
 
@@ -402,7 +402,7 @@ class Expected:
 
 
 def model(s):
-    """CONTRACT §4 computed on the hour grid of the scenario, written independently of `derive`.
+    """docs/metrics.md computed on the hour grid of the scenario, written independently of `derive`.
 
     The pause state during hour [h, h+1) is the state after replaying, in order, every event up to
     hour h: a 'paused' sets it, a 'resumed' clears it (so a second pause or a lone resume has no

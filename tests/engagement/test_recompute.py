@@ -1,4 +1,4 @@
-"""The incremental projection equals a rebuild (CONTRACT §4): events recorded one at a time through
+"""The incremental projection equals a rebuild (docs/metrics.md): events recorded one at a time through
 `event_record`, in any arrival order, leave exactly the rows `recompute` would write, and
 `recompute` repairs rows that drifted.
 

@@ -14,14 +14,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from pov import localdb
 from pov.celery import app as celery_app
 from pov.processes import stop_process
-from tests.conftest import REQUIRE_SERVICES, ROOT, WorkerProcess, _worker_database_url, wait_for
+from tests.conftest import REQUIRE_SERVICES, ROOT, WorkerProcess, test_database_env, wait_for
 
 LOG_DIR = ROOT / "var" / "faults"
 # A request slower than this counts as hung.
@@ -184,8 +184,8 @@ class AppServer:
     """The app as production runs it: gunicorn with two sync workers, DEBUG off, on a free loopback port,
     against the database and broker given. `stop` ends it (and only it)."""
 
-    def __init__(self, *, database_url, redis_url, name="app"):
-        self.database_url, self.redis_url = database_url, redis_url
+    def __init__(self, *, database, redis_url, name="app"):
+        self.database, self.redis_url = database, redis_url  # {"DATABASE_URL": ..., "DATABASE_OWNER_URL": ...}
         self.port = free_port()
         self.log = log_path(f"{name}-{self.port}")
         self.proc = None
@@ -194,7 +194,7 @@ class AppServer:
         return {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": APP_SETTINGS,
-            "DATABASE_URL": self.database_url,
+            **self.database,
             "REDIS_URL": self.redis_url,
             "DEBUG": "0",
             "SECRET_KEY": settings.SECRET_KEY,
@@ -265,9 +265,9 @@ def private_redis(tmp_path):
 
 
 @pytest.fixture
-def test_database_url(transactional_db):
-    """The URL of the test database, for processes the test starts."""
-    return _worker_database_url()
+def test_database(transactional_db):
+    """The database settings of the test database, for processes the test starts."""
+    return test_database_env()
 
 
 # A private PostgreSQL cluster ---------------------------------------------------------------------
@@ -279,55 +279,46 @@ def _run(cmd, env=None, timeout=COMMAND_TIMEOUT):
     return done.stdout
 
 
-def _postgres_version():
-    versions = sorted((p.name for p in Path("/etc/postgresql").glob("*") if p.name.isdigit()), key=int)
-    return versions[-1] if versions else None
-
-
 class PrivateCluster:
-    """A PostgreSQL cluster of the test's own (Debian's pg_createcluster), so it can be stopped and
-    restarted without touching the machine's main cluster that other test runs use.
+    """An embedded PostgreSQL of the test's own (pov.localdb, in a temporary folder), so it can be stopped
+    and restarted without touching the database other test runs use.
 
     `owner_url` runs migrations and set-up; `app_url` is what the app connects as: the application role,
     which owns no tables and which the first migrate creates (row-level security applies to it).
     """
 
-    DATABASE = "pov_faults"
+    def __init__(self, folder):
+        self.server = localdb.Server(folder)
 
-    def __init__(self, version):
-        self.version = version
-        self.name = f"faults_{os.getpid()}"
-        self.port = free_port()
-        self.owner_url = f"postgres://postgres@127.0.0.1:{self.port}/{self.DATABASE}"
-        self.app_url = f"postgres://pov_app@127.0.0.1:{self.port}/{self.DATABASE}"
+    @property
+    def owner_url(self):
+        return self.server.owner_url
+
+    @property
+    def app_url(self):
+        return self.server.app_url
 
     def ctl(self, action):
-        _run(["pg_ctlcluster", self.version, self.name, action])
-
-    def create(self):
-        _run(
-            ["pg_createcluster", "--start-conf=manual", "-p", str(self.port), self.version, self.name, "--",
-             "--auth=trust"]
-        )  # fmt: skip
-        self.ctl("start")
-        _run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-qc",
-              f"CREATE DATABASE {self.DATABASE}"])  # fmt: skip
-        return self
-
-    def drop(self):
-        subprocess.run(["pg_dropcluster", "--stop", self.version, self.name], capture_output=True, timeout=60)
+        if action in ("stop", "restart"):
+            self.server.stop()
+        if action in ("start", "restart"):
+            self.server.ensure_running()
 
     def sql(self, statement):
         """Run one statement as the owner; returns psql's unaligned output."""
-        return _run(["psql", self.owner_url, "-XAtqc", statement]).strip()
+        psql = str(localdb.binaries() / "psql")
+        return _run([psql, self.owner_url.replace("postgres://", "postgresql://"), "-XAtqc", statement]).strip()
+
+    @property
+    def database(self):
+        return {"DATABASE_URL": self.app_url, "DATABASE_OWNER_URL": self.owner_url}
 
     def manage(self, *args):
         """A management command against the private database; returns its stdout."""
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": APP_SETTINGS,
-            "DATABASE_URL": self.app_url,
-            "DATABASE_OWNER_URL": self.owner_url,
+            **self.database,
             "SECRET_KEY": settings.SECRET_KEY,
             "EMAIL_URL": "consolemail://",
             "DEBUG": "0",
@@ -336,26 +327,12 @@ class PrivateCluster:
         return _run([sys.executable, "manage.py", *args], env=env)
 
 
-def _drop_abandoned_clusters(version):
-    """Clusters a killed run of these tests left behind (named after a process that is gone)."""
-    for path in Path("/etc/postgresql", version).glob("faults_*"):
-        pid = path.name.removeprefix("faults_")
-        if pid.isdigit() and not Path("/proc", pid).exists():
-            subprocess.run(["pg_dropcluster", "--stop", version, path.name], capture_output=True, timeout=60)
-
-
 @pytest.fixture(scope="module")
-def private_cluster():
-    version = _postgres_version()
-    require(
-        version and shutil.which("pg_createcluster") and os.geteuid() == 0,
-        "needs Debian's postgresql-common tools and root to create a private cluster",
-    )
-    _drop_abandoned_clusters(version)
-    cluster = PrivateCluster(version)
+def private_cluster(tmp_path_factory):
+    cluster = PrivateCluster(tmp_path_factory.mktemp("postgres"))
     try:
-        cluster.create()
+        cluster.ctl("start")
         cluster.manage("migrate", "--noinput", "-v", "0")
         yield cluster
     finally:
-        cluster.drop()
+        cluster.ctl("stop")

@@ -39,7 +39,7 @@ from tests.faults.conftest import (
     start_worker,
 )
 
-pytestmark = [pytest.mark.services, pytest.mark.postgres, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
 PURCHASED = timezone.now() - timedelta(days=3)
 REACHED = PURCHASED + timedelta(days=2)
@@ -126,9 +126,9 @@ def _all_handled(tenant):
     return all(_outbox(tenant).values())
 
 
-def test_writes_during_a_redis_outage_are_accepted_kept_and_caught_up(private_redis, test_database_url, api_tenant):
+def test_writes_during_a_redis_outage_are_accepted_kept_and_caught_up(private_redis, test_database, api_tenant):
     tenant, key = api_tenant
-    app, worker = AppServer(database_url=test_database_url, redis_url=private_redis.url), WorkerProcess()
+    app, worker = AppServer(database=test_database, redis_url=private_redis.url), WorkerProcess()
     try:
         app.start()
         worker = start_worker(private_redis.url)
@@ -307,7 +307,7 @@ def cluster_app(private_cluster, tmp_path_factory):
                            "--admin-password", ADMIN_PASSWORD)  # fmt: skip
     key = private_cluster.manage("create_api_key", "--tenant", "faults", "--name", "faults", "--scope", "write")
     redis = RedisServer(tmp_path_factory.mktemp("redis"))
-    server = AppServer(database_url=private_cluster.app_url, redis_url=redis.url, name="cluster-app")
+    server = AppServer(database=private_cluster.database, redis_url=redis.url, name="cluster-app")
     try:
         redis.start()
         server.start()

@@ -1,8 +1,7 @@
-"""Kaplan–Meier time to value (CONTRACT §5) against lifelines' KaplanMeierFitter, to 1e-9.
+"""Kaplan–Meier time to value (docs/metrics.md) against lifelines' KaplanMeierFitter, to 1e-9.
 
-Checked twice: `metrics.stats` on plain lists, and end to end through `metrics.queries.summary` on
-engagement rows whose projection fields are set directly, so whichever path computes the summary
-(Python on SQLite, set-based SQL on PostgreSQL) is held to the same reference.
+Checked end to end through `metrics.queries.summary` on engagement rows whose projection fields are set
+directly, so the SQL that computes the summary is held to the reference.
 """
 
 import itertools
@@ -19,7 +18,6 @@ from lifelines.utils import qth_survival_time
 from engagement.filters import EngagementFilter
 from engagement.models import Customer, Engagement, Purchase, Status
 from metrics.queries import summary
-from metrics.stats import first_time_reaching, kaplan_meier, survival_at
 from tenants.scoping import tenant_scope
 from tests.factories import TenantFactory, make_offering
 
@@ -55,13 +53,6 @@ def assert_matches_lifelines(curve, median, at_target, durations, observed, targ
     assert at_target == pytest.approx(ref_at_target, abs=TOL)
 
 
-def check_stats(durations, observed, target):
-    steps = kaplan_meier(durations, observed)
-    curve = [(time, 1.0 - s) for time, s in steps]
-    median = first_time_reaching(steps, 0.5)
-    assert_matches_lifelines(curve, median, 1.0 - survival_at(steps, target), durations, observed, target)
-
-
 # (durations, observed, target day): each names the edge it pins.
 CASES = {
     "ties_between_events": ([2, 2, 2, 5, 5, 9, 12], [1, 1, 1, 1, 1, 1, 0], 7),
@@ -80,44 +71,6 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize(("durations", "observed", "target"), CASES.values(), ids=CASES.keys())
-def test_stats_match_lifelines_on_edge_cases(durations, observed, target):
-    check_stats(durations, observed, target)
-
-
-def test_all_censored_gives_an_empty_curve_and_no_median():
-    steps = kaplan_meier([3.0, 8.0, 20.0], [False, False, False])
-    assert steps == []
-    assert first_time_reaching(steps, 0.5) is None
-    assert survival_at(steps, 14) == 1.0
-
-
-def test_everyone_reaching_at_once_drops_survival_to_zero():
-    assert kaplan_meier([5.0, 5.0, 5.0], [True, True, True]) == [(5.0, 0.0)]
-
-
-def test_no_subjects_gives_an_empty_curve():
-    # lifelines refuses empty input, so this edge is pinned on its own.
-    assert kaplan_meier([], []) == []
-    assert first_time_reaching([], 0.5) is None
-    assert survival_at([], 3) == 1.0
-
-
-durations_with_ties = st.one_of(
-    st.integers(0, 15),  # small integers collide often: ties of events, of censorings, of both
-    st.integers(0, 15).map(float),
-    st.floats(0, 400, allow_nan=False, allow_infinity=False, allow_subnormal=False),
-)
-subjects = st.lists(st.tuples(durations_with_ties, st.booleans()), min_size=1, max_size=40)
-
-
-@given(subjects=subjects, target=st.integers(0, 30))
-@settings(max_examples=200, deadline=None)
-def test_stats_match_lifelines_on_generated_samples(subjects, target):
-    durations, observed = zip(*subjects, strict=True)
-    check_stats(list(durations), list(observed), target)
-
-
 # End to end through summary() ---------------------------------------------------------------------
 
 _slugs = itertools.count()
@@ -125,7 +78,7 @@ CENSORED_KINDS = (Status.LOST, Status.ON_TRACK, Status.STALLED, Status.PAUSED)
 
 
 def engagement_row(tenant, offering, n, duration, seen):
-    """An unsaved (customer, purchase, engagement) whose §5 duration is `duration`. Censored rows rotate
+    """An unsaved (customer, purchase, engagement) whose metric duration is `duration`. Censored rows rotate
     through lost and the three open statuses; open ones spend time in closed and open pauses so the
     clock arithmetic is exercised."""
     customer = Customer(tenant=tenant, external_id=f"c{n}", name=f"C{n}")
@@ -150,7 +103,7 @@ def engagement_row(tenant, offering, n, duration, seen):
 
 
 def summary_over(durations, observed, target):
-    """summary() of a fresh tenant whose engagements carry these §5 durations; (result, rows)."""
+    """summary() of a fresh tenant whose engagements carry these metric durations; (result, rows)."""
     tenant = TenantFactory(slug=f"km-{next(_slugs)}", time_zone="America/New_York")
     with tenant_scope(tenant):
         offering = make_offering(tenant, due_days=(target,))
@@ -162,7 +115,7 @@ def summary_over(durations, observed, target):
 
 
 def contract_duration(row):
-    """§5, from the row's own fields: PoV at days_to_value, lost at days_to_loss, others at the clock now."""
+    """The duration (docs/metrics.md) from the row's fields: PoV at days_to_value, lost at days_to_loss, else now."""
     if row.status == Status.REACHED:
         return row.days_to_value, True
     if row.status == Status.LOST:
@@ -216,7 +169,7 @@ def test_summary_matches_lifelines_on_generated_engagements(db, subjects, target
 
 
 def test_summary_curve_of_many_event_days_keeps_exact_steps_close_together(db):
-    # Past 500 event days the curve is thinned (metrics.stats.thin_curve) — CONTRACT §5 says "each distinct
+    # Past 500 event days the curve is thinned (metrics.compute) — docs/metrics.md asks for "each day
     # event day", so this pins only what thinning must keep: exact lifelines steps, the last one, and no
     # step more than 1/500 of reached share above the kept point at or before it.
     durations = [1 + n * 0.5 for n in range(700)]

@@ -1,4 +1,4 @@
-"""Every CONTRACT §5 number against a brute-force model written here from the §5 text.
+"""Every number of docs/metrics.md against a brute-force model written here from its text.
 
 Each hypothesis example builds a fresh tenant (New York time, so purchase months and date filters
 are local) with random offerings, members, segments, engagements and milestone reaches, and checks
@@ -223,7 +223,7 @@ def model_km(rows):
 
 
 def model_by_target(rows):
-    """reached_share at the target day, when the rows share one offering (§5: per offering)."""
+    """reached_share at the target day, when the rows share one offering (per offering)."""
     if len({r.offering for r in rows}) != 1:
         return None
     return max((share for day, share in model_km(rows) if day <= rows[0].target), default=0.0)
@@ -334,7 +334,6 @@ def test_other_tenants_engagements_never_count(tenant, other_tenant):
         assert summary(EngagementFilter(owner=their_emails["m0"]), tenant, now=NOW)["purchases"] == 0
 
 
-@pytest.mark.postgres
 def test_live_metrics_hold_no_more_locks_with_each_run_in_one_transaction(scoped):
     """Hundreds of computations in one transaction must not fill PostgreSQL's shared lock table."""
 

@@ -1,4 +1,4 @@
-"""Stored rollups: both computation paths agree, the stored rows answer like a live computation, one
+"""Stored rollups: the stored rows answer like a live computation, one
 snapshot per day, the debounce, the reconcile, and `recompute` equal to incremental work."""
 
 from datetime import UTC, datetime, timedelta
@@ -12,9 +12,8 @@ from engagement import outbox
 from engagement.filters import EngagementFilter
 from engagement.models import Engagement, EventType, Offering
 from engagement.services import event_record
-from metrics import compute_python, compute_sql, queries, rollups
+from metrics import queries, rollups
 from metrics.alerts import stalled_scan
-from metrics.compute import DIMENSIONS
 from metrics.models import Alert, MetricRollup, RollupState
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
@@ -47,17 +46,6 @@ def _close(a, b, path="$"):
         assert a == b, path
 
 
-@pytest.mark.postgres
-def test_the_sql_path_gives_the_numbers_of_the_python_path(demo):
-    now = timezone.now()
-    options = {"dimensions": DIMENSIONS, "cohorts": True, "funnel": True}
-    sql_groups, sql_reaches = compute_sql.compute(Engagement.objects.all(), demo, now, **options)
-    py_groups, py_reaches = compute_python.compute(Engagement.objects.all(), demo, now, **options)
-    assert len(py_groups) > 10  # every dimension has several groups in the demo
-    _close(sql_groups, py_groups)
-    _close(sql_reaches, py_reaches)
-
-
 def test_stored_rows_answer_every_single_filter_like_a_live_computation(demo):
     now = timezone.now()
     written = rollups.recompute_rollups(demo, now=now)
@@ -66,7 +54,9 @@ def test_stored_rows_answer_every_single_filter_like_a_live_computation(demo):
     filters += [EngagementFilter(offering=k) for k in Offering.objects.values_list("key", flat=True)]
     owners = Engagement.objects.exclude(owner=None).values_list("owner__user__email", flat=True).distinct()
     filters += [EngagementFilter(owner=email.upper()) for email in owners]
-    filters += [EngagementFilter(segment=s) for s in Engagement.objects.values_list("customer__segment", flat=True)]
+    filters += [
+        EngagementFilter(segment=s) for s in set(Engagement.objects.values_list("customer__segment", flat=True))
+    ]
     for flt in filters:
         stored = queries.summary(flt, demo)
         assert stored["computed_at"] == now, flt  # read from the rollup, not computed again

@@ -363,7 +363,6 @@ def _run_together(target, n=2):
     assert errors == []
 
 
-@pytest.mark.postgres
 def test_two_concurrent_runs_ask_once_and_send_once(transactional_db, tenant, actor, smtp, sent_requests):
     engagement = _engagement(tenant, _offering(tenant), actor)
     _reach_pov(tenant, engagement, actor)

@@ -468,7 +468,6 @@ def test_a_claim_whose_sender_died_after_smtp_is_never_sent_again(smtp, acme):
     assert smtp.messages == []
 
 
-@pytest.mark.postgres
 def test_two_concurrent_dispatchers_deliver_one_digest(smtp, transactional_db, tenant, actor, monkeypatch):
     acme = build_acme(tenant, actor)
     barrier = threading.Barrier(2, timeout=30)

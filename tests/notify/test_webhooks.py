@@ -297,7 +297,7 @@ def test_a_message_listing_many_subjects_fans_out_one_delivery_each_once(scoped,
     stuck = [_buy(scoped, actor, ref=f"p-{n}", days_ago=20) for n in range(3)]  # stalled as recorded
     OutboxMessage.objects.all().delete()
     transition = {"from": "on_track", "to": "stalled"}
-    outbox.publish_many(scoped, outbox.listed(outbox.STALLED, "engagement", [e.id for e in stuck], transition))
+    outbox.publish(scoped, outbox.listed(outbox.STALLED, "engagement", [e.id for e in stuck], transition))
     [message] = OutboxMessage.objects.filter(kind=outbox.STALLED)
 
     assert webhooks.fan_out(scoped, [message]) == 6
@@ -554,7 +554,7 @@ def test_another_tenants_events_never_reach_this_tenants_endpoint(tenant, other_
         outbox.drain(other_tenant)
     with tenant_scope(tenant):
         # A forged message in acme's outbox naming charlie's engagement finds nothing to send.
-        outbox.publish(tenant, outbox.LOST, {"engagement": str(charlie_engagement.id), "from": "x", "to": "lost"})
+        outbox.publish(tenant, [(outbox.LOST, {"engagement": str(charlie_engagement.id), "from": "x", "to": "lost"})])
         outbox.drain(tenant)
         webhook_delivery.deliver_due(tenant)
     assert charlie_receiver.requests == [], "acme's run sent charlie's deliveries"

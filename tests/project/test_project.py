@@ -61,6 +61,8 @@ VALID = {
     "DEBUG": "1",
     "SECRET_KEY": "a-test-secret-key",
     "EMAIL_URL": "consolemail://",
+    # Never connected to: django.setup() opens no connection.
+    "DATABASE_URL": "postgres://pov@db.invalid/pov",
 }
 UNSET = None
 
@@ -150,11 +152,11 @@ def test_prepared_statements_are_on_for_postgresql_unless_turned_off(value, prep
     assert ("'server_side_binding': True" in options and "'prepare_threshold': 5" in options) is prepared, options
 
 
-def test_sqlite_has_no_prepared_statement_options():
-    show = "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS', {}))"
-    result = _start_up(show, DATABASE_URL="sqlite:///:memory:", DATABASE_PREPARED_STATEMENTS="1")
-    assert result.returncode == 0, result.stderr
-    assert "server_side_binding" not in result.stdout
+@pytest.mark.parametrize("name", ["DATABASE_URL", "DATABASE_OWNER_URL"])
+def test_sqlite_is_refused_naming_the_variable(name):
+    result = _start_up(**{name: "sqlite:///var/pov.sqlite3"})
+    assert result.returncode != 0
+    assert f"{name} must be a PostgreSQL URL" in result.stderr
 
 
 # docker-compose.yml ---------------------------------------------------------------------------------
@@ -219,7 +221,7 @@ def test_compose_check_catches_a_broken_stack(compose, break_it, problem):
 
 # .env.example ----------------------------------------------------------------------------------------
 
-READ_CALL = re.compile(r"\b_(?:read|url|rate|bool|positive)\(\s*\"([A-Z][A-Z0-9_]*)\"")
+READ_CALL = re.compile(r"\b_(?:read|url|rate|bool|positive|database_url)\(\s*\"([A-Z][A-Z0-9_]*)\"")
 
 
 def variables_read(settings_source):

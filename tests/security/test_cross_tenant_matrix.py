@@ -60,7 +60,10 @@ PUBLIC = {
 # Methods whose answer for another tenant's id is not a 404 by design; the answer must still equal the one for
 # an absent id, carry none of A's data and leave A as it was.
 NOT_A_LOOKUP = {
-    ("offering-detail", "PUT"): "PUT /offerings/{key}/ is an upsert in the caller's own tenant (CONTRACT §6)",
+    (
+        "offering-detail",
+        "PUT",
+    ): "PUT /offerings/{key}/ is an upsert in the caller's own tenant (the API reference at /api/docs/)",
 }
 
 WHO = {

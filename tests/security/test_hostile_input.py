@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 from django.utils.html import escape
 
@@ -50,7 +49,6 @@ from tests.api.conftest import (  # noqa: F401 - fixtures of the API tests, used
 )
 from tests.web.conftest import build_world, login  # noqa: F401 - `login` is a fixture
 
-ON_POSTGRES = not settings.IS_SQLITE
 MIB = 1024 * 1024
 
 

@@ -15,8 +15,6 @@ from tenants.rls import rls_context
 from tenants.scoping import tenant_scope
 from tests.factories import CustomerFactory
 
-pytestmark = pytest.mark.postgres
-
 
 def _count(table, where="", params=()):
     with connection.cursor() as cursor:

@@ -3,13 +3,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 
 from bench.run import SCENARIOS, Run
 from bench.scratch import parse_scale
-from pov import gc_tuning
-
-NOT_POSTGRES = "make bench needs PostgreSQL: set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/pov_bench)."
 
 
 def _stream(wrapper):
@@ -19,7 +15,7 @@ def _stream(wrapper):
 
 class Command(BaseCommand):
     help = (
-        "The benchmark (CONTRACT §8): a scratch tenant with generated data at --scale, every scenario against "
+        "The benchmark (README, Benchmark): a scratch tenant with generated data at --scale, every scenario against "
         "its reference, a table and var/bench/latest.json. Needs PostgreSQL."
     )
 
@@ -35,8 +31,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, scale, requests, only, output, keep, **options):
-        if connection.vendor != "postgresql":
-            raise CommandError(NOT_POSTGRES)
         try:
             engagements = parse_scale(scale)
         except ValueError as exc:
@@ -47,10 +41,8 @@ class Command(BaseCommand):
             only=only, output=output, keep=keep,
         )  # fmt: skip
         debug = settings.DEBUG
-        # Measured as production runs: no query log in this process (a local .env may turn DEBUG on), and
-        # the scenarios a Celery worker runs in production (the recomputes, the scan) under its collector.
+        # Measured as production runs: no query log in this process (a local .env may turn DEBUG on).
         settings.DEBUG = False
-        gc_tuning.tune()
         try:
             outcome = run()
         finally:

@@ -3,8 +3,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from engagement.models import Engagement
-from engagement.rebuild import derived_rebuilders, rebuild_all
-from engagement.services import publish_transitions
+from engagement.projections import derived_rebuilders, rebuild_all
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
@@ -29,8 +28,7 @@ class Command(BaseCommand):
         engagements = Engagement.objects.all()
         total = engagements.count()
         with tqdm(total=total, desc=f"{tenant.slug}: projections", unit=" eng", file=self.stderr) as bar:
-            rebuilt = rebuild_all(engagements, grace_days=tenant.grace_days, now=timezone.now(), progress=bar.update)
-        publish_transitions(tenant, rebuilt)
+            rebuilt = rebuild_all(tenant, engagements, now=timezone.now(), progress=bar.update)
         for rebuild_derived in derived_rebuilders:
             rebuild_derived(tenant, progress_file=self.stderr)
         self.stdout.write(

@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from engagement import demo
 from engagement.models import Engagement, Milestone, Status
-from engagement.rebuild import rebuild_all
-from engagement.services import offering_save, publish_transitions
+from engagement.projections import rebuild_all
+from engagement.services import offering_save
 from tenants.actors import Actor
 from tenants.models import Member, Tenant, User
 from tenants.scoping import tenant_scope
@@ -70,7 +70,7 @@ class Command(BaseCommand):
         if existing:
             raise CommandError(
                 f"Tenant {demo.SLUG!r} already exists. Pass --if-empty to keep it and skip seeding, or start from "
-                "an empty database (`make clean` removes the default SQLite one)."
+                "an empty database (`make clean` removes the embedded one under var/)."
             )
         try:
             tenant, existing_users = self._seed(customers)
@@ -111,8 +111,7 @@ class Command(BaseCommand):
         not news: no 'reached PoV' reactions for seeded customers)."""
         engagements = Engagement.objects.all()
         with self._bar(engagements.count(), "projections", " eng") as bar:
-            rebuilt = rebuild_all(engagements, grace_days=tenant.grace_days, now=now, progress=bar.update)
-        publish_transitions(tenant, rebuilt, announce=False)
+            rebuild_all(tenant, engagements, now=now, progress=bar.update, announce=False)
 
     def _print_summary(self, tenant, population):
         mix = dict(Engagement.objects.values_list("status").annotate(n=Count("id")).order_by())
