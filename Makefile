@@ -30,7 +30,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/activate
 run: export DEBUG ?= 1
 run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: $(VENV)/.runtime .env
-	@$(WITH_DB) --stop -- $(MAKE) --no-print-directory serve
+	@$(PY) pov/localdb.py --stop run -- $(MAKE) --no-print-directory serve
 
 serve:
 	$(PY) manage.py migrate --noinput

@@ -10,7 +10,7 @@ PostgreSQL refuses to run as root: under root the server runs as `nobody`, which
 through the folders above its data and binaries (o+x is added where missing, nothing else).
 
     python pov/localdb.py start | stop | status
-    python pov/localdb.py run [--stop] -- COMMAND ...   (start, run COMMAND, stop if this call started it)
+    python pov/localdb.py [--stop] run -- COMMAND ...   (start, run COMMAND, stop if this call started it)
 
 Run as a file, not with `-m`: importing the `pov` package would set up Celery and Django's settings
 module in this process, and the command would inherit them.
