@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 
-from pov.processes import start_process, stop_process
+from bench.processes import start_process, stop_process
 
 WORKERS = 2
 START_TIMEOUT = 60
@@ -64,7 +64,7 @@ class Server:
 
     def collect_static(self):
         """As the production image does (gzip only): DEBUG off serves hashed files from the manifest."""
-        cmd = [sys.executable, "-m", "pov.collectstatic_gzip"]
+        cmd = [sys.executable, "-m", "bench.collectstatic_gzip"]
         subprocess.run(cmd, cwd=settings.BASE_DIR, env=self.env(), check=True)  # noqa: S603 - our own arguments
 
     def start(self):

@@ -4,12 +4,15 @@
 `apply` narrows a queryset of engagements.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 
+from django.db.models import QuerySet
+
 from engagement.errors import Invalid
 from engagement.models import Engagement, Offering, Status
-from tenants.models import Member
+from tenants.models import Member, Tenant
 
 
 @dataclass(frozen=True)
@@ -23,17 +26,14 @@ class EngagementFilter:
     purchased_to: date | None = None
 
     @property
-    def is_empty(self):
+    def is_empty(self) -> bool:
         return not any(getattr(self, f.name) for f in fields(self))
-
-    def as_params(self):
-        return {f.name: str(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name)}
 
 
 FILTER_NAMES = tuple(f.name for f in fields(EngagementFilter))
 
 
-def _date(params, name, errors):
+def _date(params: Mapping, name: str, errors: dict) -> date | None:
     raw = (params.get(name) or "").strip()
     if not raw:
         return None
@@ -44,7 +44,7 @@ def _date(params, name, errors):
         return None
 
 
-def parse_filters(params, *, allow_status=True):
+def parse_filters(params: Mapping, *, allow_status: bool = True) -> EngagementFilter:
     """EngagementFilter from query parameters; Invalid names each bad one."""
     errors = {}
     values = {name: (params.get(name) or "").strip()[:254] for name in ("offering", "owner", "sales_rep", "segment")}
@@ -60,7 +60,7 @@ def parse_filters(params, *, allow_status=True):
     return EngagementFilter(status=status, purchased_from=purchased_from, purchased_to=purchased_to, **values)
 
 
-def filters_or_errors(params, *, allow_status=True):
+def filters_or_errors(params: Mapping, *, allow_status: bool = True) -> tuple[EngagementFilter, dict]:
     """For pages: the filter, or no filter and the errors per parameter (shown above the results)."""
     try:
         return parse_filters(params, allow_status=allow_status), {}
@@ -68,11 +68,11 @@ def filters_or_errors(params, *, allow_status=True):
         return EngagementFilter(), exc.detail
 
 
-def _local_midnight(day, tenant):
+def _local_midnight(day: date, tenant: Tenant) -> datetime:
     return datetime.combine(day, time.min, tzinfo=tenant.tzinfo)
 
 
-def apply(queryset, flt, tenant):
+def apply(queryset: QuerySet[Engagement], flt: EngagementFilter, tenant: Tenant) -> QuerySet[Engagement]:
     """Narrow engagements by the filter. Unknown offering/owner/sales rep match nothing (never everything)."""
     if flt.status:
         queryset = queryset.filter(status=flt.status)
@@ -92,5 +92,5 @@ def apply(queryset, flt, tenant):
     return queryset
 
 
-def filtered_engagements(flt, tenant):
+def filtered_engagements(flt: EngagementFilter, tenant: Tenant) -> QuerySet[Engagement]:
     return apply(Engagement.objects.all(), flt, tenant)

@@ -10,12 +10,14 @@ between handling and marking leaves the row to be handled again after the claim 
 import logging
 import uuid
 from collections import defaultdict
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from engagement.models import OutboxMessage
+from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +40,11 @@ MAX_ATTEMPTS = 20
 KEEP_HANDLED = timedelta(days=7)
 PURGE_BATCH = 10_000
 
-_handlers = defaultdict(list)
-_batch_handlers = defaultdict(list)
+_handlers: defaultdict[str, list[Callable]] = defaultdict(list)
+_batch_handlers: defaultdict[str, list[Callable]] = defaultdict(list)
 
 
-def register(kind, handler, *, batch=False):
+def register(kind: str, handler: Callable, *, batch: bool = False) -> None:
     """Called from an AppConfig.ready(): `handler(message)` runs for every message of `kind`; with
     batch=True, `handler(tenant, messages)` runs once per drained batch (for work that only needs
     to happen once however many writes asked for it, like re-syncing alerts)."""
@@ -51,13 +53,13 @@ def register(kind, handler, *, batch=False):
         registry[kind].append(handler)
 
 
-def unregister(kind, handler):
+def unregister(kind: str, handler: Callable) -> None:
     for registry in (_handlers, _batch_handlers):
         if handler in registry[kind]:
             registry[kind].remove(handler)
 
 
-def publish(tenant, messages):
+def publish(tenant: Tenant, messages: Iterable[tuple[str, dict | None]]) -> list[OutboxMessage]:
     """Append (kind, payload) messages with one INSERT; every writer publishes through here."""
     rows = [OutboxMessage(tenant=tenant, kind=kind, payload=payload or {}) for kind, payload in messages]
     if rows:
@@ -66,7 +68,7 @@ def publish(tenant, messages):
     return rows
 
 
-def listed(kind, subject, ids, common=None):
+def listed(kind: str, subject: str, ids: Iterable[object], common: dict | None = None) -> list[tuple[str, dict]]:
     """(kind, payload) items naming `ids` as `subject`s ("engagement" or "alert"), LIST_SIZE a row; each
     payload also carries `common` (e.g. the transition). Nothing for no ids."""
     ids = [str(i) for i in ids]
@@ -74,7 +76,7 @@ def listed(kind, subject, ids, common=None):
     return [(kind, {key: ids[i : i + LIST_SIZE], **common}) for i in range(0, len(ids), LIST_SIZE)]
 
 
-def subjects(message):
+def subjects(message: OutboxMessage) -> list[dict]:
     """The message as one payload per subject, in list order: {"engagement": id, **common} for each id
     of {"engagements": [...], **common}. A payload without a list (a row published before lists, or
     one about no subject) is its own."""
@@ -89,7 +91,7 @@ def subjects(message):
 DRAIN_WINDOW = 1.0
 
 
-def request_drain(tenant):
+def request_drain(tenant: Tenant) -> None:
     from engagement.tasks import drain_outbox
     from pov.enqueue import enqueue_debounced_on_commit
 
@@ -97,7 +99,7 @@ def request_drain(tenant):
                                 tenant_id=str(tenant.pk))  # fmt: skip
 
 
-def _claim(tenant, now):
+def _claim(tenant: Tenant, now: datetime) -> tuple[uuid.UUID, list[OutboxMessage]]:
     """Claim up to BATCH_SIZE pending rows for this drain; returns the token and the rows."""
     token = uuid.uuid4()
     pending = (
@@ -116,12 +118,12 @@ def _claim(tenant, now):
     return token, list(OutboxMessage.objects.filter(id__in=ids, claim_token=token).order_by("id"))
 
 
-def _handle(message):
+def _handle(message: OutboxMessage) -> None:
     for handler in list(_handlers[message.kind]):
         handler(message)
 
 
-def _release(message, token, exc):
+def _release(message: OutboxMessage, token: uuid.UUID, exc: Exception) -> None:
     """Give up the claim after a failure. claimed_at stays set, so the message is retried only after
     CLAIM_TIMEOUT (a later drain), not again and again by this one."""
     OutboxMessage.objects.filter(id=message.id, claim_token=token).update(
@@ -129,7 +131,7 @@ def _release(message, token, exc):
     )
 
 
-def _run_batch_handlers(tenant, messages, token):
+def _run_batch_handlers(tenant: Tenant, messages: list[OutboxMessage], token: uuid.UUID) -> list[OutboxMessage]:
     """Batch handlers first; the messages of a kind whose batch handler failed are released."""
     failed = set()
     by_kind = defaultdict(list)
@@ -149,7 +151,7 @@ def _run_batch_handlers(tenant, messages, token):
     return [m for m in messages if m.kind not in failed]
 
 
-def drain(tenant, *, limit_batches=50):
+def drain(tenant: Tenant, *, limit_batches: int = 50) -> int:
     """Hand pending messages of one tenant to their handlers. Returns how many were handled."""
     handled = 0
     for _ in range(limit_batches):
@@ -170,7 +172,7 @@ def drain(tenant, *, limit_batches=50):
     return handled
 
 
-def purge_handled(tenant, now=None):
+def purge_handled(tenant: Tenant, now: datetime | None = None) -> int:
     """Delete the rows handled more than KEEP_HANDLED ago, PURGE_BATCH a statement so a large backlog
     never holds long locks. Rows never handled (pending, or given up after MAX_ATTEMPTS) stay.
     Returns how many were deleted."""

@@ -5,9 +5,10 @@ Every path that stores a projection calls `derive` (engagement.projections), so 
 and `recompute` agree by construction; the property tests check the definitions themselves.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 SATISFACTION_STEP = "satisfaction"
 
@@ -29,7 +30,7 @@ class Journey:
     satisfaction_threshold: int = 4
 
     @property
-    def pov(self):
+    def pov(self) -> Any:
         return self.milestones[-1]
 
 
@@ -66,14 +67,14 @@ class Projection:
     )  # fmt: skip
 
 
-def days(delta):
+def days(delta: timedelta) -> float:
     return delta.total_seconds() / 86400.0
 
 
 class ValueClock:
     """Pause intervals of one engagement; the clock runs from pos_at and stops while paused."""
 
-    def __init__(self, pos_at, facts):
+    def __init__(self, pos_at: datetime, facts: Iterable[Fact]):
         self.pos_at = pos_at
         self.closed = []  # (start, end)
         self.open_since = None
@@ -85,7 +86,7 @@ class ValueClock:
                 self.closed.append((self.open_since, end))
                 self.open_since = None
 
-    def paused_days(self, t):
+    def paused_days(self, t: datetime) -> float:
         """Paused time before `t`, in days."""
         total = timedelta(0)
         for start, end in self.closed:
@@ -95,18 +96,18 @@ class ValueClock:
             total += t - self.open_since
         return days(total)
 
-    def closed_days(self):
+    def closed_days(self) -> float:
         return days(sum((end - start for start, end in self.closed), timedelta(0)))
 
-    def clock_days(self, t):
+    def clock_days(self, t: datetime) -> float:
         return days(t - self.pos_at) - self.paused_days(t)
 
 
-def _earliest(facts, predicate):
+def _earliest(facts: Iterable[Fact], predicate: Callable[[Fact], bool]) -> datetime | None:
     return next((f.occurred_at for f in facts if predicate(f)), None)
 
 
-def derive(journey, pos_at, facts, *, now, grace_days):
+def derive(journey: Journey, pos_at: datetime, facts: Iterable[Fact], *, now: datetime, grace_days: int) -> Projection:
     """The projection of one engagement at `now`."""
     facts = sorted(facts, key=lambda f: (f.occurred_at, f.seq))
     clock = ValueClock(pos_at, facts)
@@ -156,7 +157,7 @@ def stalled_before(now: datetime, grace_days: int) -> datetime:
     return now - timedelta(days=grace_days)
 
 
-def _pov_at(journey, facts, reaches):
+def _pov_at(journey: Journey, facts: list[Fact], reaches: dict) -> datetime | None:
     milestone_at = reaches.get(journey.pov.id, (None,))[0]
     if milestone_at is None:
         return None
@@ -168,7 +169,7 @@ def _pov_at(journey, facts, reaches):
     return None if satisfied_at is None else max(milestone_at, satisfied_at)
 
 
-def _next_step(journey, reaches):
+def _next_step(journey: Journey, reaches: dict) -> tuple[str, int]:
     """The first milestone after the furthest reached one; 'satisfaction' when only that is missing."""
     furthest = max((m.order for m in journey.milestones if m.id in reaches), default=None)
     for milestone in journey.milestones:

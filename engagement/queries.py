@@ -1,50 +1,39 @@
 """Reads of the record, for views and the API. Every function runs inside a tenant scope."""
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from engagement.errors import Invalid, Missing
+from engagement.errors import Invalid
 from engagement.models import Customer, Engagement, Event, Note, Offering, Purchase, Status
 from tenants.models import Member
 from tenants.scoping import current_tenant, get_or_404
 
-
-def status_counts(queryset=None):
-    queryset = Engagement.objects.all() if queryset is None else queryset
-    counts = dict(queryset.values_list("status").annotate(n=Count("id")).order_by())
-    return {status: counts.get(status, 0) for status in Status.values}
-
-
-def unowned_count(queryset=None):
-    queryset = Engagement.objects.all() if queryset is None else queryset
-    return queryset.filter(owner__isnull=True).count()
-
-
 # One lookup helper per object: the same 404 for "absent" and "not yours" (the scope filters).
 
 
-def engagement_for(engagement_id):
+def engagement_for(engagement_id: object) -> Engagement:
     return get_or_404(Engagement.objects.select_related(*ENGAGEMENT_RELATED), id=uuid_or_404(engagement_id))
 
 
-def customer_for(external_id):
+def customer_for(external_id: str) -> Customer:
     return get_or_404(Customer.objects.all(), external_id=external_id)
 
 
-def offering_for(key):
+def offering_for(key: str) -> Offering:
     return get_or_404(Offering.objects.prefetch_related("milestones"), key=key)
 
 
-def purchase_for(external_id):
+def purchase_for(external_id: str) -> Purchase:
     return get_or_404(Purchase.objects.select_related("engagement"), external_id=external_id)
 
 
-def uuid_or_404(value):
+def uuid_or_404(value: object) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError as exc:
@@ -54,11 +43,11 @@ def uuid_or_404(value):
 ENGAGEMENT_RELATED = ("purchase", "customer", "offering", "owner__user", "sales_rep__user")
 
 
-def engagements():
+def engagements() -> QuerySet[Engagement]:
     return Engagement.objects.select_related(*ENGAGEMENT_RELATED)
 
 
-def member_by_email(email, field):
+def member_by_email(email: str | None, field: str) -> Member | None:
     """The tenant's active member with this email; Invalid naming `field` when there is none."""
     if email is None or email == "":
         return None
@@ -70,10 +59,10 @@ def member_by_email(email, field):
 
 # Apps that keep rows about an engagement (metrics: its alerts) add `items(engagement)` here in their
 # AppConfig.ready(), so the timeline shows them without this app importing them.
-timeline_sources = []
+timeline_sources: list[Callable[[Engagement], list[tuple]]] = []
 
 
-def timeline(engagement, *, include_sources=False):
+def timeline(engagement: Engagement, *, include_sources: bool = False) -> list[tuple]:
     """Events and notes of an engagement (and what other apps add), oldest first, as (at, kind, object)."""
     events = [
         (e.occurred_at, "event", e) for e in Event.objects.filter(engagement=engagement).select_related("milestone")
@@ -86,7 +75,7 @@ def timeline(engagement, *, include_sources=False):
     return sorted(items, key=lambda item: item[0])
 
 
-def filter_options(segments=None):
+def filter_options(segments: list[str] | None = None) -> dict:
     """Choices for a filter bar: offerings, customer segments, active members."""
     if segments is None:
         segments = customer_segments()
@@ -111,7 +100,7 @@ SELECT segment FROM seg WHERE segment IS NOT NULL
 """
 
 
-def customer_segments():
+def customer_segments() -> list[str]:
     """The tenant's distinct non-blank customer segments, sorted."""
     tenant = current_tenant()
     if connection.vendor != "postgresql" or tenant is None:
@@ -122,11 +111,11 @@ def customer_segments():
         return [row[0] for row in cursor.fetchall()]
 
 
-def active_members():
+def active_members() -> list[Member]:
     return list(Member.objects.filter(is_active=True).select_related("user").order_by("user__email"))
 
 
-def journey_progress(engagement):
+def journey_progress(engagement: Engagement) -> list[dict]:
     """Per milestone: due date, when reached (with clock days), and whether it is overdue now."""
     reaches = {r.milestone_id: r for r in engagement.reaches.all()}
     shift = timedelta(days=engagement.paused_days)
@@ -145,11 +134,3 @@ def journey_progress(engagement):
             }
         )
     return rows
-
-
-def purchase_ref(external_id, field="purchase"):
-    """A purchase named in a request body; a 404 naming the field when this tenant has none."""
-    purchase = Purchase.objects.select_related("engagement").filter(external_id=external_id).first()
-    if purchase is None:
-        raise Missing(field, f"No purchase {external_id!r}.")
-    return purchase

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pov.processes import stop_started
+from bench.processes import stop_started
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "load"

@@ -4,7 +4,7 @@ gunicorn is the benchmark's (bench/http.py: 2 sync workers, DEBUG off, the API r
 the clients measure the code, not the throttle), on this run's queue; the worker consumes that queue
 with metric rollups debounced to a few seconds, so the rollups run during the load as they would in
 a busy hour. The processes stop in a `finally`, in the reverse order they started, also one that was
-starting when the run was stopped (pov/processes.py).
+starting when the run was stopped (bench/processes.py).
 """
 
 import json
@@ -16,9 +16,9 @@ from pathlib import Path
 from django.conf import settings
 
 from bench.http import WORKERS, Server
+from bench.processes import start_process, stop_process, stop_started
 from loadtest import tenant as load_tenant
 from loadtest import verdict
-from pov.processes import start_process, stop_process, stop_started
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "load"

@@ -12,6 +12,7 @@ work, not the tenant's size.
 """
 
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from django.db import connection, transaction
@@ -115,7 +116,7 @@ RETURNING a.id, v.resolution
 """
 
 
-def _run(sql: str, tenant: Tenant, now: datetime, **params) -> list[tuple]:
+def _run(sql: str, tenant: Tenant, now: datetime, **params: Any) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql.format(alerts=table(Alert), engagements=table(Engagement), **params.pop("parts", {})),
                        {"tenant": tenant.pk, "now": now, **params})  # fmt: skip

@@ -7,15 +7,20 @@ asks for a live computation as of that instant (the clock matters: Kaplan–Meie
 engagements at now). Reads run inside a tenant scope; every result carries `computed_at`.
 """
 
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from engagement.errors import Invalid, Missing
 from engagement.filters import EngagementFilter, filtered_engagements
 from engagement.models import Offering
 from metrics import rollups
-from metrics.compute import compute
-from metrics.models import Alert
-from tenants.models import ACTING_ROLES, Member
+from metrics.compute import Computed, compute
+from metrics.models import Alert, MetricRollup
+from tenants.models import ACTING_ROLES, Member, Tenant
 
 GROUP_FILTERS = ("offering", "segment", "owner", "sales_rep")
 BASE_FIELDS = (
@@ -24,7 +29,7 @@ BASE_FIELDS = (
 )  # fmt: skip
 
 
-def stored_group(flt):
+def stored_group(flt: EngagementFilter) -> tuple[str, str] | None:
     """The (dimension, key) of the rollup that answers `flt` exactly, or None."""
     if flt.status or flt.purchased_from or flt.purchased_to:
         return None
@@ -38,29 +43,29 @@ def stored_group(flt):
     return (name, value.lower() if name in ("owner", "sales_rep") else value)
 
 
-def _stored(flt, now):
+def _stored(flt: EngagementFilter, now: datetime | None) -> MetricRollup | None:
     group = stored_group(flt) if now is None else None
     return rollups.current(*group) if group else None
 
 
-def _stored_summary(row):
+def _stored_summary(row: MetricRollup) -> dict:
     # Rows stored before a field existed answer with its empty value until the next recompute.
     return {"histogram": [], **row.summary, "computed_at": row.computed_at}
 
 
-def _live(flt, tenant, now, **options):
+def _live(flt: EngagementFilter, tenant: Tenant, now: datetime | None, **options: Any) -> tuple[Computed, datetime]:
     now = now or timezone.now()
     return compute(filtered_engagements(flt, tenant), tenant, now, **options), now
 
 
-def summary(flt, tenant, now=None):
+def summary(flt: EngagementFilter, tenant: Tenant, now: datetime | None = None) -> dict:
     if row := _stored(flt, now):
         return _stored_summary(row)
     computed, now = _live(flt, tenant, now)
     return {**computed.summary(), "computed_at": now}
 
 
-def summary_and_cohorts(flt, tenant, now=None):
+def summary_and_cohorts(flt: EngagementFilter, tenant: Tenant, now: datetime | None = None) -> tuple[dict, dict]:
     """Both, from one stored row or one live computation (the overview shows both)."""
     if row := _stored(flt, now):
         return _stored_summary(row), {"results": row.cohorts, "computed_at": row.computed_at}
@@ -69,7 +74,7 @@ def summary_and_cohorts(flt, tenant, now=None):
     return {**group["summary"], "computed_at": now}, {"results": group["cohorts"], "computed_at": now}
 
 
-def cohorts(flt, tenant, now=None):
+def cohorts(flt: EngagementFilter, tenant: Tenant, now: datetime | None = None) -> dict:
     """Per purchase month in the tenant's time zone, oldest first."""
     if row := _stored(flt, now):
         return {"results": row.cohorts, "computed_at": row.computed_at}
@@ -77,7 +82,7 @@ def cohorts(flt, tenant, now=None):
     return {"results": computed.groups[("all", "")]["cohorts"], "computed_at": now}
 
 
-def funnel(flt, tenant, offering, now=None):
+def funnel(flt: EngagementFilter, tenant: Tenant, offering: Offering, now: datetime | None = None) -> dict:
     """Per milestone of `offering`: engagements that reached it, the rate, median clock days."""
     narrowed = EngagementFilter(**{**flt.__dict__, "offering": offering.key})
     row = _stored(narrowed, now)
@@ -87,7 +92,7 @@ def funnel(flt, tenant, offering, now=None):
     return {**computed.funnels[offering.key], "computed_at": now}
 
 
-def scoreboard(flt, tenant, by, now=None):
+def scoreboard(flt: EngagementFilter, tenant: Tenant, by: str, now: datetime | None = None) -> dict:
     """Base metrics grouped by `owner` or `sales_rep` (members with none of these engagements are omitted)."""
     rows = rollups.current_rows(by) if now is None and flt.is_empty else None
     if rows is not None:
@@ -104,7 +109,7 @@ def scoreboard(flt, tenant, by, now=None):
 TREND_FIELDS = ("purchases", "reached", "stalled", "pov_rate", "median_days_to_value", "on_time_rate")
 
 
-def trend(flt, days):
+def trend(flt: EngagementFilter, days: int) -> dict:
     """The daily snapshots of the group `flt` selects, oldest first (one per tenant-local day)."""
     group = stored_group(flt)
     if group is None:
@@ -120,7 +125,7 @@ def trend(flt, days):
     return {"results": points, "computed_at": rollups.computed_at()}
 
 
-def alert_queue(states, assignee=None):
+def alert_queue(states: Iterable[str], assignee: Member | None = None) -> QuerySet[Alert]:
     """Alerts in `states`, most overdue first (the earliest due date has waited longest)."""
     alerts = Alert.objects.filter(state__in=states).select_related(
         "engagement__customer", "engagement__offering", "engagement__owner__user", "assignee__user"
@@ -130,12 +135,12 @@ def alert_queue(states, assignee=None):
     return alerts.order_by("due_at", "id")
 
 
-def assignable_members():
+def assignable_members() -> list[Member]:
     """Who an alert can be assigned to: the active members whose role acts on engagements."""
     return list(Member.objects.filter(is_active=True, role__in=ACTING_ROLES).select_related("user"))
 
 
-def offering_for_funnel(key):
+def offering_for_funnel(key: str) -> Offering:
     if not key:
         raise Invalid({"offering": ["The funnel is per offering: give ?offering=<key>."]})
     offering = Offering.objects.prefetch_related("milestones").filter(key=key).first()

@@ -11,7 +11,9 @@
   without today's snapshot (the nightly run).
 """
 
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -25,15 +27,15 @@ from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
 
-def debounce():
+def debounce() -> timedelta:
     return timedelta(seconds=settings.METRICS_DEBOUNCE_SECONDS)
 
 
-def local_day(tenant, now):
+def local_day(tenant: Tenant, now: datetime) -> date:
     return now.astimezone(tenant.tzinfo).date()
 
 
-def recompute_rollups(tenant, now=None):
+def recompute_rollups(tenant: Tenant, now: datetime | None = None) -> int:
     """Compute and store every group's metrics for the tenant's current day. Returns rows written."""
     now = now or timezone.now()
     computed = compute(Engagement.objects.all(), tenant, now, dimensions=DIMENSIONS, cohorts=True, funnel=True)
@@ -61,12 +63,12 @@ def recompute_rollups(tenant, now=None):
     return len(rows)
 
 
-def _state(tenant):
+def _state(tenant: Tenant) -> RollupState:
     state, _ = RollupState.objects.get_or_create(tenant=tenant)
     return state
 
 
-def request_recompute(tenant, now=None):
+def request_recompute(tenant: Tenant, now: datetime | None = None) -> datetime | None:
     """Mark the rollups stale and, unless a recompute is already scheduled, schedule one.
 
     Returns the time it is scheduled for, or None when one already was. The conditional UPDATE
@@ -87,7 +89,7 @@ def request_recompute(tenant, now=None):
     return eta
 
 
-def run_recompute(tenant, *, force=False, now=None):
+def run_recompute(tenant: Tenant, *, force: bool = False, now: datetime | None = None) -> int | None:
     """Recompute when stale (or when `force`, or when today has no snapshot). Returns rows written, or
     None when there was nothing to do."""
     now = now or timezone.now()
@@ -103,7 +105,7 @@ def run_recompute(tenant, *, force=False, now=None):
     return recompute_rollups(tenant, now=now)
 
 
-def tenants_to_reconcile(now=None):
+def tenants_to_reconcile(now: datetime | None = None) -> list[Tenant]:
     """Tenants whose rollups are stale with no live schedule, or that lack today's snapshot.
 
     Asks each tenant in its own scope: row-level security shows a query one tenant's rows only."""
@@ -117,7 +119,7 @@ def tenants_to_reconcile(now=None):
     return due
 
 
-def _needs_reconcile(state, tenant, now):
+def _needs_reconcile(state: Mapping[str, Any] | None, tenant: Tenant, now: datetime) -> bool:
     if state is None or state["day"] != local_day(tenant, now):
         return True
     lost_schedule = state["scheduled_for"] is None or state["scheduled_for"] < now - debounce()
@@ -127,13 +129,13 @@ def _needs_reconcile(state, tenant, now):
 # Reading ------------------------------------------------------------------------------------------
 
 
-def current(dimension, key=""):
+def current(dimension: str, key: str = "") -> MetricRollup | None:
     """The newest stored row of one group, or None (never computed, or no engagements in it then)."""
     day = RollupState.objects.values("day")[:1]
     return MetricRollup.objects.filter(day=day, dimension=dimension, key=key).first()
 
 
-def current_rows(dimension):
+def current_rows(dimension: str) -> list[MetricRollup] | None:
     """The newest stored rows of every group of one dimension, or None when never computed."""
     day = RollupState.objects.values_list("day", flat=True).first()
     if day is None:
@@ -141,7 +143,7 @@ def current_rows(dimension):
     return list(MetricRollup.objects.filter(day=day, dimension=dimension))
 
 
-def trend(dimension="all", key="", days=90, fields=None):
+def trend(dimension: str = "all", key: str = "", days: int = 90, fields: tuple | None = None) -> list[tuple]:
     """The daily snapshots of one group, oldest first: [(day, summary)]. With `fields`, only those
     keys of each summary are read (the database extracts them; the rest of the JSON stays there)."""
     rows = MetricRollup.objects.filter(dimension=dimension, key=key).order_by("-day")
@@ -151,6 +153,6 @@ def trend(dimension="all", key="", days=90, fields=None):
     return [(day, dict(zip(fields, numbers, strict=True))) for day, *numbers in reversed(values)]
 
 
-def computed_at():
+def computed_at() -> datetime | None:
     """When the stored rollups were last computed (None: never)."""
     return RollupState.objects.values_list("computed_at", flat=True).first()

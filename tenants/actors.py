@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from tenants.models import AuditEntry
 
 if TYPE_CHECKING:
-    from tenants.models import Member
+    from tenants.models import ApiKey, Member, Tenant
 
 
 @dataclass(frozen=True)
@@ -16,23 +16,23 @@ class Actor:
     member: "Member | None" = None
 
     @classmethod
-    def for_member(cls, member):
+    def for_member(cls, member: "Member") -> "Actor":
         return cls(label=member.user.email, source="web", member=member)
 
     @classmethod
-    def for_api_key(cls, key):
+    def for_api_key(cls, key: "ApiKey") -> "Actor":
         return cls(label=f"api key {key.prefix}", source="api")
 
     @classmethod
-    def system(cls, what):
+    def system(cls, what: str) -> "Actor":
         return cls(label=what, source="system")
 
     @classmethod
-    def customer(cls, email):
+    def customer(cls, email: str | None) -> "Actor":
         return cls(label=email or "customer", source="customer")
 
 
-def audit(*, tenant, actor, action, target, **data):
+def audit(*, tenant: "Tenant", actor: Actor, action: str, target: object, **data: object) -> AuditEntry:
     """Append an audit row in the caller's transaction."""
     return AuditEntry.objects.create(
         tenant=tenant,

@@ -1,12 +1,10 @@
 """The API's tenancy: key or member authentication, scope permissions, per-key throttling, and
 the base view that runs every handler inside the tenant's scope (DESIGN.md rules 2, 4, 7)."""
 
-import functools
 import logging
 import time
 from contextlib import ExitStack
 
-import redis
 from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import RedisError
@@ -22,7 +20,6 @@ from tenants.models import ApiScope, Tenant
 from tenants.scoping import membership_for, memberships_of, tenant_scope
 
 log = logging.getLogger(__name__)
-REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 
 
 class ApiPrincipal:
@@ -105,19 +102,6 @@ class TenantScopePermission(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or request._pov_scope == ApiScope.WRITE
 
 
-def _redis_client():
-    """A client for the cache's Redis, None when the cache is not Redis."""
-    config = settings.CACHES["default"]
-    return _redis_at(config["LOCATION"]) if config["BACKEND"] == REDIS_CACHE else None
-
-
-@functools.cache
-def _redis_at(url):
-    """One client per process and URL (Django's cache builds one per call); its pool reconnects after a
-    fork and after Redis comes back."""
-    return redis.Redis.from_url(url)
-
-
 class KeyRateThrottle(throttling.BaseThrottle):
     """A fixed-window counter per key in the cache (Redis when REDIS_URL is set): one INCR a request."""
 
@@ -139,18 +123,13 @@ class KeyRateThrottle(throttling.BaseThrottle):
         return count <= limit
 
     def _count(self, cache_key, window):
-        """This request's number in its window: on Redis one round trip (INCR, then EXPIRE so that the
-        window's key goes away); other caches ADD the window's first request and INCR the rest."""
-        client = _redis_client()
-        if client is not None:
-            key = cache.make_and_validate_key(cache_key)
-            count, _ = client.pipeline(transaction=False).incr(key).expire(key, window + 5).execute()
-            return count
+        """This request's number in its window: the window's first request ADDs its key (which expires
+        with the window), the others INCR it."""
         if cache.add(cache_key, 1, timeout=window + 5):
             return 1
         try:
             return cache.incr(cache_key)
-        except ValueError:
+        except ValueError:  # the key expired between the two calls
             cache.add(cache_key, 1, timeout=window + 5)
             return 1
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from tenants.actors import audit
-from tenants.models import ApiKey, ApiScope
+from tenants.actors import Actor, audit
+from tenants.models import ApiKey, ApiScope, Tenant
 from tenants.rls import rls_context
 from tenants.scoping import tenant_scope
 
@@ -18,11 +18,11 @@ PREFIX_LEN = 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def _hash(raw):
+def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def api_key_create(*, tenant, name, scope, actor):
+def api_key_create(*, tenant: Tenant, name: str, scope: str, actor: Actor) -> tuple[ApiKey, str]:
     """Create a key; returns (ApiKey, raw key). The raw key is never stored."""
     if scope not in ApiScope.values:
         raise ValueError(f"scope must be one of {', '.join(ApiScope.values)}, not {scope!r}")
@@ -36,7 +36,7 @@ def api_key_create(*, tenant, name, scope, actor):
     return key, raw
 
 
-def api_key_revoke(*, tenant, key, actor):
+def api_key_revoke(*, tenant: Tenant, key: ApiKey, actor: Actor) -> ApiKey:
     with tenant_scope(tenant), transaction.atomic():
         if ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
             audit(tenant=tenant, actor=actor, action="api_key.revoked", target=key, name=key.name)
@@ -45,9 +45,10 @@ def api_key_revoke(*, tenant, key, actor):
     return key
 
 
-def api_key_lookup(raw):
+def api_key_lookup(raw: str | None) -> ApiKey | None:
     """The active key matching `raw`, or None. Records the last use at most once a minute."""
-    parts = (raw or "").split("_", 2)
+    raw = raw or ""
+    parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != "pov" or len(parts[1]) != PREFIX_LEN:
         return None
     # No tenant is known yet: the row-level policy on API keys lets the prefix name its one row.

@@ -6,15 +6,17 @@ request's status and body are replayed for 24 h; the same key with another body 
 """
 
 import hashlib
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import exceptions
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from pov.api_errors import ConflictError, IdempotencyMismatch
-from tenants.models import IdempotencyKey
+from tenants.models import IdempotencyKey, Tenant
 
 KEEP_FOR = timedelta(hours=24)
 # A claim this old with no response belongs to a request that died; it may be claimed again.
@@ -22,7 +24,7 @@ ABANDONED_AFTER = timedelta(minutes=5)
 MAX_KEY_LENGTH = 255
 
 
-def request_hash(request):
+def request_hash(request: Request) -> str:
     digest = hashlib.sha256()
     digest.update(request.method.encode())
     digest.update(request.path.encode())
@@ -31,7 +33,9 @@ def request_hash(request):
     return digest.hexdigest()
 
 
-def _claim(tenant, key, fingerprint, now):
+def _claim(
+    tenant: Tenant, key: str, fingerprint: str, now: datetime
+) -> tuple[IdempotencyKey | None, IdempotencyKey | None]:
     """Returns (claim, stored): our new claim, or the stored row that already holds the key."""
     try:
         with transaction.atomic():
@@ -50,7 +54,7 @@ def _claim(tenant, key, fingerprint, now):
         return None, stored
 
 
-def run_idempotently(request, tenant, key, handler):
+def run_idempotently(request: Request, tenant: Tenant, key: str, handler: Callable[[], Response]) -> Response:
     """Run `handler()` at most once per (tenant, key); replay its response afterwards."""
     if len(key) > MAX_KEY_LENGTH or not key.strip():
         raise exceptions.ValidationError({"Idempotency-Key": [f"Use 1 to {MAX_KEY_LENGTH} characters."]})
@@ -64,6 +68,7 @@ def run_idempotently(request, tenant, key, handler):
         response = Response(stored.response_body, status=stored.status_code)
         response["Idempotent-Replayed"] = "true"
         return response
+    assert claim is not None  # no stored row: this request holds the claim
     try:
         response = handler()
     except Exception:
@@ -78,6 +83,6 @@ def run_idempotently(request, tenant, key, handler):
     return response
 
 
-def purge_expired(now=None):
+def purge_expired(now: datetime | None = None) -> int:
     """Delete keys older than 24 h (tenants.tasks.purge_idempotency_keys, inside each tenant's scope)."""
     return IdempotencyKey.objects.filter(created_at__lt=(now or timezone.now()) - KEEP_FOR).delete()[0]

@@ -40,10 +40,6 @@ def rls_context(**values):
         _wanted.reset(token)
 
 
-def current_settings():
-    return dict(_wanted.get())
-
-
 # --- the execute wrapper ---------------------------------------------------------------------------
 
 

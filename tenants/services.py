@@ -1,28 +1,35 @@
 """Writes for tenants and members."""
 
 import secrets
+from collections.abc import Callable
+from functools import partial
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from tenants.actors import audit
+from tenants.actors import Actor, audit
 from tenants.models import Member, Role, Tenant, User
 from tenants.scoping import tenant_scope
 
 
-def generate_password():
+def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def tenant_create(*, slug, name, time_zone="UTC", grace_days=3, escalation_days=7):
+def tenant_create(
+    *, slug: str, name: str, time_zone: str = "UTC", grace_days: int = 3, escalation_days: int = 7
+) -> Tenant:
     tenant = Tenant(slug=slug, name=name, time_zone=time_zone, grace_days=grace_days, escalation_days=escalation_days)
     tenant.full_clean()
     tenant.save()
     return tenant
 
 
-def member_add(*, tenant, email, role, password=None, first_name="", last_name="", actor=None):
+def member_add(
+    *, tenant: Tenant, email: str, role: str, password: str | None = None, first_name: str = "", last_name: str = "",
+    actor: Actor | None = None,
+) -> tuple[Member, bool]:  # fmt: skip
     """Add a user (created if new) to `tenant` with `role`. Returns (member, user_created).
 
     A password is set only on a new user; an existing user keeps theirs. With an `actor` (an admin
@@ -49,7 +56,7 @@ def member_add(*, tenant, email, role, password=None, first_name="", last_name="
     return member, created
 
 
-def member_set_role(*, tenant, member, role, actor):
+def member_set_role(*, tenant: Tenant, member: Member, role: str, actor: Actor) -> Member:
     """Change a member's role; the last admin cannot stop being one (the company would lock itself out)."""
     if role not in Role.values:
         raise ValidationError({"role": [f"{role!r} is not one of: {', '.join(Role.values)}."]})
@@ -66,10 +73,12 @@ def member_set_role(*, tenant, member, role, actor):
 
 # Apps that derive rows from tenant settings (engagement: stalled depends on grace_days) add
 # `hook(tenant, changed_fields)` here in AppConfig.ready(); called on commit.
-settings_changed_hooks = []
+settings_changed_hooks: list[Callable[[Tenant, set[str]], None]] = []
 
 
-def tenant_update(*, tenant, actor, name, time_zone, grace_days, escalation_days):
+def tenant_update(
+    *, tenant: Tenant, actor: Actor, name: str, time_zone: str, grace_days: int, escalation_days: int
+) -> Tenant:
     """Change the company's settings; validated like the model (time zone, day ranges)."""
     changes = {
         field: value
@@ -84,5 +93,5 @@ def tenant_update(*, tenant, actor, name, time_zone, grace_days, escalation_days
         tenant.save()
         audit(tenant=tenant, actor=actor, action="tenant.updated", target=tenant, changes=sorted(changes))
         for hook in settings_changed_hooks:
-            transaction.on_commit(lambda hook=hook: hook(tenant, set(changes)))
+            transaction.on_commit(partial(hook, tenant, set(changes)))
     return tenant

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from pov.processes import stop_process
+from bench.processes import stop_process
 from tenants.actors import Actor
 from tenants.rls import as_owner
 from tenants.scoping import tenant_scope

@@ -18,9 +18,9 @@ from http.cookies import SimpleCookie
 import pytest
 from django.conf import settings
 
+from bench.processes import stop_process
 from pov import localdb
 from pov.celery import app as celery_app
-from pov.processes import stop_process
 from tests.conftest import REQUIRE_SERVICES, ROOT, WorkerProcess, test_database_env, wait_for
 
 LOG_DIR = ROOT / "var" / "faults"

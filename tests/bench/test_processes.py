@@ -1,11 +1,11 @@
-"""pov/processes.py: a child started while SIGTERM arrives is still known and stopped, never left behind."""
+"""bench/processes.py: a child started while SIGTERM arrives is still known and stopped, never left behind."""
 
 import os
 import signal
 import sys
 import time
 
-from pov.processes import sigterm_held_back, start_process, stop_started
+from bench.processes import sigterm_held_back, start_process, stop_started
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
