@@ -1,4 +1,6 @@
-"""A real SMTP server (aiosmtpd) for the notify tests, in this process, on a free port."""
+"""Real servers for the notify tests, in this process, on free ports: an SMTP server (aiosmtpd) and HTTP
+receivers for webhooks (tests/notify/webhook_helpers.py); and the digest tests' tenants and settings
+(tests/notify/digest_helpers.py)."""
 
 import email
 import socket
@@ -6,6 +8,10 @@ from email import policy
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from tests.notify import digest_helpers, webhook_helpers
+from tests.notify.digest_helpers import build_acme, build_charlie
+from tests.notify.webhook_helpers import Receiver
 
 
 def _free_port():
@@ -48,3 +54,46 @@ def smtp(settings):
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     yield inbox
     controller.stop()
+
+
+# Webhooks ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhook_site(settings):
+    """Links in webhook payloads and emails start with webhook_helpers.SITE."""
+    settings.SITE_URL = webhook_helpers.SITE
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def charlie_receiver():
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+# Digests -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def digest_site(settings):
+    """Links in digests start with digest_helpers.SITE; digests come from their own sender."""
+    settings.SITE_URL = digest_helpers.SITE
+    settings.DEFAULT_FROM_EMAIL = "PoV digests <digests@pov.example.com>"
+
+
+@pytest.fixture
+def acme(tenant, actor):
+    return build_acme(tenant, actor)
+
+
+@pytest.fixture
+def charlie(other_tenant, acme, actor):
+    return build_charlie(other_tenant, acme.members["owner"], actor)

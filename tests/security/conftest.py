@@ -1,5 +1,6 @@
 """The matrix's two tenants: A ("acme"), rich in every object a URL can point at, and B ("charlie"), whose
-admin and write key do the asking; what identifies A, and a snapshot of A's rows to compare."""
+admin and write key do the asking; what identifies A, and a snapshot of A's rows to compare. For the
+hostile-input tests: the web world they post to, and what a clear API error looks like."""
 
 import json
 import uuid
@@ -23,6 +24,7 @@ from tenants.api_keys import api_key_create
 from tenants.models import ApiKey, IdempotencyKey, Member, Tenant, User
 from tenants.scoping import tenant_scope
 from tenants.services import member_add
+from tests.api.conftest import error_of
 from tests.factories import TenantFactory
 from tests.web.conftest import build_world
 
@@ -204,3 +206,20 @@ def matrix_world(django_db_setup, django_db_blocker):
 @pytest.fixture
 def matrix(matrix_world, db):
     return matrix_world
+
+
+# Hostile input -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def world(tenant, actor):
+    """acme with a member of every role, a stalled engagement with an open alert, and an API key."""
+    return build_world(tenant, actor)
+
+
+def assert_clear_error(response, status=400, code=None):
+    """A 4xx in the API's JSON error format; never a 500."""
+    if status is None:
+        assert 400 <= response.status_code < 500, (response.status_code, response.content[:2000])
+        status = response.status_code
+    return error_of(response, status, code)
