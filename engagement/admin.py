@@ -109,8 +109,19 @@ class NoteAdmin(TenantAdmin):
 
 @admin.register(Milestone)
 class MilestoneAdmin(TenantAdmin):
+    """Read-only, like the offering's inline: journeys change through the Journeys page only."""
+
     list_display = ["offering", "order", "key", "name", "due_day", "is_pov", "tenant"]
     list_select_related = ["offering", "tenant"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(MilestoneReach)

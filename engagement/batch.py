@@ -23,7 +23,7 @@ from engagement.errors import Conflict, Invalid, Missing
 from engagement.models import Customer, Engagement, Event, Offering, Purchase
 from engagement.projections import ROW_COLUMNS, Row
 from engagement.services import EVENT_COLUMNS, stored_purchase
-from engagement.sql import columns, table, unnest
+from engagement.sql import array, columns, fast_timestamps, table, unnest
 from tenants.actors import Actor
 from tenants.models import Member, Tenant
 
@@ -54,6 +54,7 @@ class Batch:
     events: list = field(default_factory=list)
     touched: dict = field(default_factory=dict)  # engagement id -> Row (locked) or Engagement (new)
     journeys: dict = field(default_factory=dict)  # offering id -> Journey, each read once per batch
+    added_since: dict = field(default_factory=dict)  # stored engagement id -> earliest event time added
 
     def journeys_of(self, offering_ids: set) -> dict:
         if missing := set(offering_ids) - set(self.journeys):
@@ -106,7 +107,7 @@ def _write(batch: Batch) -> None:
     if batch.touched:
         rows = sorted(batch.touched.values(), key=lambda row: row.id)
         journeys = batch.journeys_of({row.offering_id for row in rows})
-        projections.refresh(batch.tenant, rows, now=batch.now, journeys=journeys)
+        projections.refresh(batch.tenant, rows, now=batch.now, journeys=journeys, added_since=batch.added_since)
 
 
 def _one_at_a_time(batch: Batch) -> None:
@@ -349,7 +350,7 @@ def _rows_for(batch: Batch, candidate: Candidate, customer_id: uuid.UUID) -> tup
 # purchase of the tenant instead of looking each one up in the (tenant, external_id) index. Locked in id
 # order, so two batches (or a batch and a single event) never deadlock.
 LOCK_BY_PURCHASE = """
-SELECT p.external_id, {columns} FROM unnest(%(refs)s::text[]) AS r(external_id)
+SELECT p.external_id, {columns} FROM unnest({refs}::text[]) AS r(external_id)
 JOIN {purchases} p ON p.tenant_id = %(tenant)s AND p.external_id = r.external_id
 JOIN {engagements} e ON e.purchase_id = p.id AND e.tenant_id = %(tenant)s
 ORDER BY e.id FOR UPDATE OF e
@@ -360,9 +361,10 @@ def _lock_by_purchase(tenant: Tenant, refs: set[str]) -> dict[str, Row]:
     """{purchase external_id: Row} of the named purchases' engagements, locked until the transaction ends."""
     if not refs:
         return {}
-    sql = LOCK_BY_PURCHASE.format(columns=", ".join(f'e."{c}"' for c in ROW_COLUMNS), purchases=table(Purchase),
+    columns = ", ".join(f'e."{c}"' for c in ROW_COLUMNS)
+    sql = LOCK_BY_PURCHASE.format(refs=array("refs"), columns=columns, purchases=table(Purchase),
                                   engagements=table(Engagement))  # fmt: skip
-    with connection.cursor() as cursor:
+    with fast_timestamps() as cursor:
         cursor.execute(sql, {"refs": sorted(refs), "tenant": tenant.pk})
         return {row[0]: Row(row[1:]) for row in cursor.fetchall()}
 
@@ -372,6 +374,7 @@ def _insert_events(batch: Batch, new_engagements: dict) -> None:
         return
     refs = {e["purchase"] for _, e in batch.events} - set(new_engagements)
     by_purchase = {ext: (row, -1) for ext, row in _lock_by_purchase(batch.tenant, refs).items()}
+    stored = {row.id for row, _ in by_purchase.values()}
     by_purchase.update(new_engagements)
     journeys = batch.journeys_of({e.offering_id for e, _ in by_purchase.values()})
     milestones = {(oid, m.key): m.id for oid, journey in journeys.items() for m in journey.milestones}
@@ -393,6 +396,9 @@ def _insert_events(batch: Batch, new_engagements: dict) -> None:
             known_ids[external_id] = row[0]
         rows.append(row)
         batch.touched[engagement.id] = engagement
+        if engagement.id in stored:
+            at, since = data["occurred_at"], batch.added_since.get(engagement.id)
+            batch.added_since[engagement.id] = at if since is None else min(since, at)
         batch.ok(index, 201, id=str(row[0]))
     if rows:
         names = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)

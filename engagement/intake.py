@@ -5,7 +5,7 @@ from django.db import transaction
 
 from engagement import queries
 from engagement.errors import Missing
-from engagement.models import Customer, Engagement, Event, Offering, Purchase
+from engagement.models import Customer, Event, Offering, Purchase
 from engagement.services import customer_upsert, event_record, purchase_record
 from tenants.actors import Actor
 from tenants.models import Tenant
@@ -49,14 +49,7 @@ def record_event(*, tenant: Tenant, actor: Actor, data: dict) -> tuple[Event, bo
     data = dict(data)
     purchase = data.pop("purchase")
     with transaction.atomic():
-        # Locked with its related rows in one query; the purchase's tenant too, or its (tenant, external_id)
-        # index cannot find it.
-        engagement = (
-            Engagement.objects.select_related(*queries.ENGAGEMENT_RELATED)
-            .select_for_update(of=("self",))
-            .filter(purchase__tenant_id=tenant.pk, purchase__external_id=purchase)
-            .first()
-        )
+        engagement = queries.locked_by_purchase(tenant, purchase)
         if engagement is None:
             raise Missing("purchase", f"No purchase {purchase!r}.")
         event, created = event_record(tenant=tenant, actor=actor, engagement=engagement, already_locked=True, **data)

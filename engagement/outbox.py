@@ -7,16 +7,18 @@ kind, and marks it handled. Handlers must be idempotent: a drain that dies
 between handling and marking leaves the row to be handled again after the claim expires.
 """
 
+import json
 import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from engagement.models import OutboxMessage
+from engagement.sql import array, table
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -59,13 +61,26 @@ def unregister(kind: str, handler: Callable) -> None:
             registry[kind].remove(handler)
 
 
-def publish(tenant: Tenant, messages: Iterable[tuple[str, dict | None]]) -> list[OutboxMessage]:
-    """Append (kind, payload) messages with one INSERT; every writer publishes through here."""
-    rows = [OutboxMessage(tenant=tenant, kind=kind, payload=payload or {}) for kind, payload in messages]
-    if rows:
-        OutboxMessage.objects.bulk_create(rows)
-        request_drain(tenant)
-    return rows
+PUBLISH = """
+INSERT INTO {outbox} (tenant_id, kind, payload, created_at, attempts, last_error)
+SELECT %(tenant)s, kind, payload::jsonb, now(), 0, ''
+FROM unnest({kinds}::text[], {payloads}::text[]) AS v(kind, payload)
+RETURNING id
+"""
+
+
+def publish(tenant: Tenant, messages: Iterable[tuple[str, dict | None]]) -> list[int]:
+    """Append (kind, payload) messages with one INSERT (every writer publishes through here); their ids."""
+    messages = list(messages)
+    if not messages:
+        return []
+    kinds, payloads = [kind for kind, _ in messages], [json.dumps(payload or {}) for _, payload in messages]
+    sql = PUBLISH.format(outbox=table(OutboxMessage), kinds=array("kinds"), payloads=array("payloads"))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"tenant": tenant.pk, "kinds": kinds, "payloads": payloads})
+        ids = [row[0] for row in cursor.fetchall()]
+    request_drain(tenant)
+    return ids
 
 
 def listed(kind: str, subject: str, ids: Iterable[object], common: dict | None = None) -> list[tuple[str, dict]]:

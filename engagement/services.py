@@ -261,9 +261,11 @@ def event_record(
                    reason=(reason, field(Event, "reason").max_length or 0))  # fmt: skip
     cleaners.event_time(occurred_at, purchased_at=engagement.pos_at, now=now)
     with transaction.atomic(savepoint=not already_locked):
-        locked = engagement if already_locked else Engagement.objects.select_for_update().get(pk=engagement.pk)
-        journeys = projections.load_journeys([locked.offering_id])
-        by_key = {m.key: m for m in journeys[locked.offering_id].milestones} if journeys else {}
+        locked = engagement
+        if not already_locked:
+            locked = Engagement.objects.select_related("offering").select_for_update(of=("self",)).get(pk=engagement.pk)
+        journey = projections.journey_of(locked.offering)
+        by_key = {m.key: m for m in journey.milestones} if journey else {}
         milestone = _resolve_milestone(type, milestone, by_key)
         if type == EventType.SATISFACTION:
             score = cleaners.score(score)
@@ -276,7 +278,8 @@ def event_record(
         )  # fmt: skip
         if not _insert_once(event):
             return Event.objects.select_related("milestone", "engagement").get(external_id=external_id), False
-        projections.refresh(tenant, [locked], now=now, journeys=journeys)
+        journeys = {locked.offering_id: journey} if journey else {}
+        projections.refresh(tenant, [locked], now=now, journeys=journeys, added_since={locked.id: occurred_at})
         if actor.member is not None:
             # What a person records by hand; events from integrations carry `recorded_by` and are their own trail.
             audit(tenant=tenant, actor=actor, action=f"event.{type}", target=locked, event=str(event.id),

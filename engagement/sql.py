@@ -6,10 +6,13 @@ same for one row or a thousand. Only quoted names from the models are interpolat
 is a parameter.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.db import connection
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, FloatField, Model
 
 
@@ -27,8 +30,21 @@ def table(model: type[Model]) -> str:
     return quote(model._meta.db_table)
 
 
+def _array_format() -> str:
+    """Arrays go binary (`b`: psycopg encodes thousands of UUIDs and timestamps in C) when PostgreSQL binds
+    the parameters; text (`s`) when psycopg quotes them on the client (DATABASE_PREPARED_STATEMENTS=0)."""
+    return "b" if connection.settings_dict["OPTIONS"].get("server_side_binding") else "s"
+
+
+def array(name: str) -> str:
+    """The placeholder of the array parameter `name`: binary when PostgreSQL binds the parameters, so
+    psycopg encodes a thousand UUIDs or timestamps in C (a batch of 1,000 events spent 60 of 250 ms
+    encoding them as text); text when psycopg quotes them itself (DATABASE_PREPARED_STATEMENTS=0)."""
+    return f"%({name})b" if connection.settings_dict["OPTIONS"].get("server_side_binding") else f"%({name})s"
+
+
 def unnest(model: type[Model], names: Sequence[str], *, params: str = "v") -> str:
-    arrays = ", ".join(f"%({params}_{name})s::{field(model, name).db_type(connection)}[]" for name in names)
+    arrays = ", ".join(f"{array(f'{params}_{name}')}::{field(model, name).db_type(connection)}[]" for name in names)
     return f"unnest({arrays}) AS v({', '.join(quote(name) for name in names)})"
 
 
@@ -40,3 +56,14 @@ def columns(model: type[Model], names: Sequence[str], rows: Sequence[Sequence[An
         if isinstance(field(model, name), FloatField):
             values[i] = [None if value is None else float(value) for value in values[i]]
     return {f"{params}_{name}": column for name, column in zip(names, values, strict=True)}
+
+
+@contextmanager
+def fast_timestamps() -> Iterator[CursorWrapper]:
+    """A cursor that reads timestamps with psycopg's own loader, in C: Django's, in Python, took a quarter
+    of a 1,000-event batch (56 of 230 ms) reading the events' and engagements' times. The same instants,
+    aware, in UTC."""
+    with connection.cursor() as cursor:
+        oid = psycopg.adapters.types["timestamptz"].oid
+        cursor.cursor.adapters.register_loader(oid, psycopg.adapters.get_loader(oid, psycopg.pq.Format.TEXT))
+        yield cursor

@@ -6,9 +6,10 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from pov import rows
 from tenants.actors import Actor, audit
 from tenants.models import ApiKey, ApiScope, Tenant
 from tenants.rls import rls_context
@@ -45,6 +46,25 @@ def api_key_revoke(*, tenant: Tenant, key: ApiKey, actor: Actor) -> ApiKey:
     return key
 
 
+# Every API request looks its key up, written by hand (pov.rows): compiling the ORM query cost more than
+# running it. A single event took 5.3 ms in process instead of 5.8.
+ACTIVE_BY_PREFIX = """
+SELECT {columns} FROM {keys} k JOIN {tenants} t ON t.id = k.tenant_id WHERE k.prefix = %s AND k.revoked_at IS NULL
+"""
+KEY_ROWS = (("k", ApiKey), ("t", Tenant))
+
+
+def _active_by_prefix(prefix: str) -> ApiKey | None:
+    sql = ACTIVE_BY_PREFIX.format(columns=rows.columns(*KEY_ROWS), keys=rows.table(ApiKey), tenants=rows.table(Tenant))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    key, key.tenant = rows.instances(row, *KEY_ROWS)
+    return key
+
+
 def api_key_lookup(raw: str | None) -> ApiKey | None:
     """The active key matching `raw`, or None. Records the last use at most once a minute."""
     raw = raw or ""
@@ -53,7 +73,7 @@ def api_key_lookup(raw: str | None) -> ApiKey | None:
         return None
     # No tenant is known yet: the row-level policy on API keys lets the prefix name its one row.
     with rls_context(api_key_prefix=parts[1]):
-        key = ApiKey.unscoped.select_related("tenant").filter(prefix=parts[1], revoked_at__isnull=True).first()
+        key = _active_by_prefix(parts[1])
         if key is None or not hmac.compare_digest(key.hashed_key, _hash(raw)):
             return None
         now = timezone.now()

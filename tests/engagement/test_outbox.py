@@ -79,9 +79,13 @@ def unreachable_broker():
 # publish ----------------------------------------------------------------------------------------
 
 
+def _published(tenant, payload):
+    return OutboxMessage.objects.get(pk=outbox.publish(tenant, [(PROBE, payload)])[0])
+
+
 def test_publish_in_a_committed_transaction_leaves_a_pending_row(scoped, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
-        message = outbox.publish(scoped, [(PROBE, {"n": 1})])[0]
+        message = _published(scoped, {"n": 1})
     row = OutboxMessage.objects.get(pk=message.pk)
     assert (row.tenant_id, row.kind, row.payload) == (scoped.id, PROBE, {"n": 1})
     assert row.handled_at is None and row.attempts == 0
@@ -90,7 +94,7 @@ def test_publish_in_a_committed_transaction_leaves_a_pending_row(scoped, django_
 
 def test_publish_in_a_rolled_back_transaction_leaves_nothing(scoped, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks, pytest.raises(Boom), transaction.atomic():
-        outbox.publish(scoped, [(PROBE, {"n": 1})])[0]
+        _published(scoped, {"n": 1})
         raise Boom
     assert not OutboxMessage.objects.filter(kind=PROBE).exists()
     assert callbacks == [], "no drain is requested for a transaction that never committed"
@@ -116,8 +120,8 @@ def test_a_rolled_back_service_write_leaves_no_outbox_row(scoped, actor):
 def test_drain_hands_each_pending_message_to_its_handlers_once(scoped, register):
     seen = register(PROBE)
     other_kind = register("tests.outbox.other")
-    first = outbox.publish(scoped, [(PROBE, {"n": 1})])[0]
-    second = outbox.publish(scoped, [(PROBE, {"n": 2})])[0]
+    first = _published(scoped, {"n": 1})
+    second = _published(scoped, {"n": 2})
 
     assert outbox.drain(scoped) == 2
     assert [m.id for m in seen] == [first.id, second.id]
@@ -136,7 +140,7 @@ def test_unregistered_handler_is_not_called(scoped, register):
     calls = []
     outbox.register(PROBE, calls.append)
     outbox.unregister(PROBE, calls.append)
-    outbox.publish(scoped, [(PROBE, {})])[0]
+    _published(scoped, {})
     assert outbox.drain(scoped) == 1
     assert calls == []
 
@@ -148,8 +152,8 @@ def _fail_when_asked(message):
 
 def test_failing_handler_leaves_its_message_pending_with_the_error_and_others_are_handled(scoped, register, caplog):
     seen = register(PROBE, _fail_when_asked)
-    bad = outbox.publish(scoped, [(PROBE, {"fail": True})])[0]
-    good = outbox.publish(scoped, [(PROBE, {"fail": False})])[0]
+    bad = _published(scoped, {"fail": True})
+    good = _published(scoped, {"fail": False})
 
     with caplog.at_level(logging.ERROR, logger="engagement.outbox"):
         assert outbox.drain(scoped) == 1
@@ -175,7 +179,7 @@ def test_one_drain_tries_a_failing_message_once_and_a_later_drain_retries_it(sco
             raise RuntimeError("still broken")
 
     seen = register(PROBE, fails_while_broken)
-    bad = outbox.publish(scoped, [(PROBE, {})])[0]
+    bad = _published(scoped, {})
     assert outbox.drain(scoped) == 0
     bad.refresh_from_db()
     assert tries == [bad.id], "one drain tried the failing message more than once"
@@ -193,9 +197,9 @@ def test_one_drain_tries_a_failing_message_once_and_a_later_drain_retries_it(sco
 def test_drain_of_one_tenant_never_hands_another_tenants_messages(tenant, other_tenant, register):
     seen = register(PROBE)
     with tenant_scope(other_tenant):
-        theirs = outbox.publish(other_tenant, [(PROBE, {"who": "other"})])[0]
+        theirs = _published(other_tenant, {"who": "other"})
     with tenant_scope(tenant):
-        ours = outbox.publish(tenant, [(PROBE, {"who": "us"})])[0]
+        ours = _published(tenant, {"who": "us"})
         assert outbox.drain(tenant) == 1
     # Also when nothing narrows the query but drain's own filter (a beat task, a management command).
     with scopes_disabled():
@@ -315,7 +319,7 @@ def test_subjects_reads_a_list_and_the_one_subject_payload_alike():
 
 def _handled(tenant, days_ago, n=1):
     """n rows of `tenant` handled `days_ago` days ago; returns their ids."""
-    ids = [outbox.publish(tenant, [(PROBE, {"n": i})])[0].id for i in range(n)]
+    ids = [_published(tenant, {"n": i}).id for i in range(n)]
     OutboxMessage.objects.filter(id__in=ids).update(handled_at=timezone.now() - timedelta(days=days_ago))
     return set(ids)
 
@@ -324,7 +328,7 @@ def test_purge_deletes_rows_handled_a_week_ago_in_batches_and_keeps_the_rest(sco
     monkeypatch.setattr(outbox, "PURGE_BATCH", 2)
     old = _handled(scoped, days_ago=8, n=5)
     recent = _handled(scoped, days_ago=6)
-    pending = {outbox.publish(scoped, [(PROBE, {"pending": True})])[0].id}
+    pending = {_published(scoped, {"pending": True}).id}
     given_up = _handled(scoped, days_ago=30)
     OutboxMessage.objects.filter(id__in=given_up).update(handled_at=None, attempts=outbox.MAX_ATTEMPTS)
 
