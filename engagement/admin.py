@@ -11,10 +11,10 @@ from engagement.models import (
     OutboxMessage,
     Purchase,
 )
-from pov.admin_site import TenantAdmin
+from pov.admin_site import TenantAdmin, ViewOnlyAdmin
 
 
-class MilestoneInline(admin.TabularInline):
+class MilestoneInline(ViewOnlyAdmin, admin.TabularInline):
     """Read-only: journeys are edited on the Journeys page, whose service re-derives the projections
     and the offering's target; editing rows here would bypass both."""
 
@@ -23,10 +23,6 @@ class MilestoneInline(admin.TabularInline):
     fields = ["order", "key", "name", "due_day", "is_pov"]
     readonly_fields = fields
     ordering = ["order"]
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Customer)
@@ -54,15 +50,11 @@ class PurchaseAdmin(TenantAdmin):
     raw_id_fields = ["customer"]
 
 
-class EventInline(admin.TabularInline):
+class EventInline(ViewOnlyAdmin, admin.TabularInline):
     model = Event
     extra = 0
     fields = ["type", "occurred_at", "milestone", "score", "reason", "source", "recorded_by"]
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Engagement)
@@ -81,22 +73,13 @@ class EngagementAdmin(TenantAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(TenantAdmin):
+class EventAdmin(ViewOnlyAdmin, TenantAdmin):
     """Append-only: viewable, never edited."""
 
     list_display = ["type", "occurred_at", "engagement", "milestone", "score", "source", "tenant"]
     list_filter = ["type", "source"]
     list_select_related = ["engagement__purchase", "milestone__offering", "tenant"]
     readonly_fields = [f.name for f in Event._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Note)
@@ -108,20 +91,11 @@ class NoteAdmin(TenantAdmin):
 
 
 @admin.register(Milestone)
-class MilestoneAdmin(TenantAdmin):
+class MilestoneAdmin(ViewOnlyAdmin, TenantAdmin):
     """Read-only, like the offering's inline: journeys change through the Journeys page only."""
 
     list_display = ["offering", "order", "key", "name", "due_day", "is_pov", "tenant"]
     list_select_related = ["offering", "tenant"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(MilestoneReach)

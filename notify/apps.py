@@ -7,10 +7,7 @@ class NotifyConfig(AppConfig):
 
     def ready(self):
         # Each feature registers its outbox handlers (engagement.outbox.register) in its register().
-        from notify import confirmations
+        from notify import confirmations, webhooks
 
         confirmations.register()
-
-        from notify import webhooks
-
         webhooks.register()

@@ -3,9 +3,7 @@
 from celery import shared_task
 
 from notify import confirmations
-from pov.enqueue import enqueue
-from tenants.models import Tenant
-from tenants.tasks import TenantTask
+from tenants.tasks import TenantTask, enqueue_for_every_tenant
 
 
 @shared_task(base=TenantTask, bind=True)
@@ -21,5 +19,4 @@ def send_confirmations(self, *, tenant):
 @shared_task
 def send_confirmations_all():
     """Beat: catches up confirmations whose on-commit enqueue was lost or whose retries ran out."""
-    for tenant_id in Tenant.objects.values_list("id", flat=True):
-        enqueue(send_confirmations, tenant_id=str(tenant_id))
+    enqueue_for_every_tenant(send_confirmations)

@@ -56,19 +56,15 @@ def value_confirmation(request, token):
                 tenant=tenant, confirmation=confirmation, comment=request.POST.get("comment", "")
             )
             return redirect("value-confirmation", token=token)
-        return _private(render(request, "notify/confirmation/thanks.html", _page(tenant, confirmation, answer)))
-
-
-def _page(tenant, confirmation, answer):
-    score = confirmation.score or answer.score
-    return {
-        "company": tenant.name,
-        "offering": confirmation.engagement.offering.name,
-        "score": score,
-        "score_label": confirmations.SCORE_LABELS[score],
-        "commented": bool(confirmation.comment),
-    }
+        score = confirmation.score or answer.score
+        context = {
+            "company": tenant.name,
+            "offering": confirmation.engagement.offering.name,
+            "score": score,
+            "score_label": confirmations.SCORE_LABELS[score],
+            "commented": bool(confirmation.comment),
+        }
+        return _private(render(request, "notify/confirmation/thanks.html", context))
 
 
 public_urlpatterns = [path("value/<str:token>/", value_confirmation, name="value-confirmation")]
-tenant_urlpatterns = []

@@ -1,35 +1,35 @@
-"""The customer's own confirmation of value (issue 6).
+"""The customer's own confirmation of value.
 
 When an engagement reaches its PoV milestone and its offering has `confirm_value`, the customer is
 asked once, by email, whether they got the value they expected (1-5). Each of the five links carries
 a signed, expiring token; the first click records a `satisfaction` event, which is what completes PoV
 for offerings that require satisfaction.
 
-The flow: every drained batch of `engagement.changed` runs `on_engagements_changed`, which inserts the
-missing ValueConfirmation rows with one query (the unique tenant+engagement constraint makes it "never
-twice") and asks, on commit, for `send_confirmations`. `send_pending` claims each row with a
-conditional UPDATE before the SMTP call, so two workers never send the same email.
+Each drained batch of `engagement.changed` inserts the missing ValueConfirmation rows (unique per
+engagement: never asked twice); `send_pending` claims each row with a conditional UPDATE before its
+SMTP call, so two workers never send the same email.
 """
 
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
-from django.template.loader import render_to_string
-from django.urls import reverse
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from engagement import outbox
-from engagement.models import Engagement, Event, EventType, MilestoneReach, Status
+from engagement.models import Engagement, Event, EventType, MilestoneReach, OutboxMessage, Status
 from engagement.services import event_record, note_add
+from notify.mail import absolute, email_from_templates
 from notify.models import ValueConfirmation
+from pov.enqueue import enqueue_on_commit
 from tenants.actors import Actor
+from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +45,21 @@ MAX_ATTEMPTS = 8
 SEND_BATCH = 200
 
 
-def register():
-    """Called from NotifyConfig.ready()."""
+def register() -> None:
     outbox.register(outbox.CHANGED, on_engagements_changed, batch=True)
 
 
 # Asking: one set-based pass per drained batch ------------------------------------------------------
 
 
-def on_engagements_changed(tenant, messages):
+def on_engagements_changed(tenant: Tenant, messages: list[OutboxMessage]) -> None:
     """`engagement.changed` carries no list of engagements, so each batch asks the one query which
     engagements are due a confirmation; the outbox runs this inside a transaction."""
     if ask_for_confirmations(tenant=tenant):
         request_send(tenant)
 
 
-def engagements_to_ask(now):
+def engagements_to_ask(now: datetime) -> QuerySet[Engagement, tuple[uuid.UUID, str]]:
     """(engagement id, customer email) of every engagement that should be asked and was not yet.
 
     Keyed on the PoV milestone's reach, not on status: with requires_satisfaction the status is not
@@ -83,7 +82,7 @@ def engagements_to_ask(now):
     )
 
 
-def ask_for_confirmations(*, tenant, now=None):
+def ask_for_confirmations(*, tenant: Tenant, now: datetime | None = None) -> int:
     """Insert the missing confirmations (two queries, however many engagements). Returns how many
     were due; a concurrent run's rows win the unique constraint and ours are dropped."""
     now = now or timezone.now()
@@ -96,9 +95,8 @@ def ask_for_confirmations(*, tenant, now=None):
     return len(rows)
 
 
-def request_send(tenant):
-    from notify.confirmation_tasks import send_confirmations
-    from pov.enqueue import enqueue_on_commit
+def request_send(tenant: Tenant) -> None:
+    from notify.confirmation_tasks import send_confirmations  # the tasks import this module
 
     enqueue_on_commit(send_confirmations, tenant_id=str(tenant.pk))
 
@@ -113,11 +111,11 @@ class SendOutcome:
     retry_in: timedelta | None = None  # when the earliest failed one may be tried again
 
 
-def retry_delay(attempts):
+def retry_delay(attempts: int) -> timedelta:
     return timedelta(minutes=min(4 ** (attempts - 1), 360))
 
 
-def due_for_sending(now):
+def due_for_sending(now: datetime) -> QuerySet[ValueConfirmation]:
     """Unsent and unclaimed (never tried, or released after an SMTP exception and past its backoff).
     A claim that was never released (the process died mid-send) is left alone: it may have gone out,
     and never twice beats once."""
@@ -127,13 +125,13 @@ def due_for_sending(now):
     return ValueConfirmation.objects.filter(retry_due, sent_at=None, claim_token=None)
 
 
-def send_pending(*, tenant, now=None):
+def send_pending(*, tenant: Tenant, now: datetime | None = None) -> SendOutcome:
     """Send every due confirmation of the tenant. Must run outside a transaction: each claim commits
     before its SMTP call."""
     now = now or timezone.now()
     due = list(due_for_sending(now).select_related("engagement__offering").order_by("claimed_at")[:SEND_BATCH])
     sent = failed = 0
-    retry_in = None
+    retry_in: timedelta | None = None
     for confirmation in due:
         result = _send_one(tenant, confirmation, now)
         if result is True:
@@ -146,7 +144,7 @@ def send_pending(*, tenant, now=None):
     return SendOutcome(sent=sent, failed=failed, retry_in=retry_in)
 
 
-def _send_one(tenant, confirmation, now):
+def _send_one(tenant: Tenant, confirmation: ValueConfirmation, now: datetime) -> bool | None:
     """True sent, False failed (released for a retry), None claimed by someone else."""
     message = confirmation_email(tenant, confirmation)  # rendered first: a template error claims nothing
     token = uuid.uuid4()
@@ -155,52 +153,40 @@ def _send_one(tenant, confirmation, now):
     ).update(claim_token=token, claimed_at=now)
     if claimed != 1:
         return None
+    claim = ValueConfirmation.objects.filter(pk=confirmation.pk, claim_token=token)
     connection = get_connection()
     try:
         connection.open()
         connection.send_messages([message])
     except Exception as exc:  # noqa: BLE001 - any exception from the SMTP call means "not accepted"
         log.warning("value confirmation %s: sending failed: %r", confirmation.pk, exc)
-        ValueConfirmation.objects.filter(pk=confirmation.pk, claim_token=token).update(
-            claim_token=None, claimed_at=now, attempts=F("attempts") + 1, last_error=repr(exc)[:2000]
-        )
+        claim.update(claim_token=None, claimed_at=now, attempts=F("attempts") + 1, last_error=repr(exc)[:2000])
         return False
     else:
-        ValueConfirmation.objects.filter(pk=confirmation.pk, claim_token=token).update(
-            sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
-        )
+        claim.update(sent_at=timezone.now(), attempts=F("attempts") + 1, last_error="")
         return True
     finally:
         _close_quietly(connection)
 
 
-def _close_quietly(connection):
+def _close_quietly(connection: BaseEmailBackend) -> None:
     try:
         connection.close()
     except Exception:  # the message was accepted (or not) before QUIT; its row already says which
         log.debug("closing the SMTP connection failed", exc_info=True)
 
 
-def confirmation_email(tenant, confirmation):
-    offering = confirmation.engagement.offering
+def confirmation_email(tenant: Tenant, confirmation: ValueConfirmation) -> EmailMultiAlternatives:
     context = {
         "company": tenant.name,
-        "offering": offering.name,
+        "offering": confirmation.engagement.offering.name,
         "links": [
             {"score": score, "label": SCORE_LABELS[score], "url": answer_url(confirmation, score)} for score in SCORES
         ],
         "max_age_days": TOKEN_MAX_AGE.days,
     }
-    subject = " ".join(render_to_string("notify/confirmation/subject.txt", context).split())
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string("notify/confirmation/body.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[confirmation.email],
-        headers={"Auto-Submitted": "auto-generated"},
-    )
-    message.attach_alternative(render_to_string("notify/confirmation/body.html", context), "text/html")
-    return message
+    headers = {"Auto-Submitted": "auto-generated"}
+    return email_from_templates("notify/confirmation", context, tenant=tenant, to=[confirmation.email], headers=headers)
 
 
 # Links: signed, expiring, no login --------------------------------------------------------------------
@@ -213,16 +199,16 @@ class Answer:
     score: int
 
 
-def make_token(confirmation, score):
+def make_token(confirmation: ValueConfirmation, score: int) -> str:
     payload = {"t": str(confirmation.tenant_id), "c": str(confirmation.pk), "s": score}
     return signing.dumps(payload, salt=TOKEN_SALT)
 
 
-def answer_url(confirmation, score):
-    return settings.SITE_URL + reverse("value-confirmation", args=[make_token(confirmation, score)])
+def answer_url(confirmation: ValueConfirmation, score: int) -> str:
+    return absolute("value-confirmation", make_token(confirmation, score))
 
 
-def read_token(token):
+def read_token(token: str) -> Answer:
     """The answer a link carries. Raises signing.SignatureExpired after TOKEN_MAX_AGE and
     signing.BadSignature for anything tampered with or malformed."""
     data = signing.loads(token, salt=TOKEN_SALT, max_age=TOKEN_MAX_AGE)
@@ -238,7 +224,9 @@ def read_token(token):
 # Answers (inside the token's tenant scope) ---------------------------------------------------------------
 
 
-def confirmation_answer(*, tenant, confirmation, score, now=None):
+def confirmation_answer(
+    *, tenant: Tenant, confirmation: ValueConfirmation, score: int, now: datetime | None = None
+) -> tuple[ValueConfirmation, bool]:
     """Record the customer's score as a satisfaction event. The first answer wins: a later click
     records nothing and returns the stored answer. Returns (confirmation, recorded)."""
     now = now or timezone.now()
@@ -261,7 +249,7 @@ def confirmation_answer(*, tenant, confirmation, score, now=None):
     return locked, True
 
 
-def confirmation_comment(*, tenant, confirmation, comment):
+def confirmation_comment(*, tenant: Tenant, confirmation: ValueConfirmation, comment: str | None) -> bool:
     """Keep the customer's first comment and add it to the engagement's timeline. Returns whether it
     was kept (False when empty or when a comment is already there)."""
     comment = (comment or "").strip()[:4000]
@@ -270,10 +258,6 @@ def confirmation_comment(*, tenant, confirmation, comment):
     with transaction.atomic():
         if not ValueConfirmation.objects.filter(pk=confirmation.pk, comment="").update(comment=comment):
             return False
-        note_add(
-            tenant=tenant,
-            engagement=confirmation.engagement,
-            body=f"Customer's comment with the value confirmation:\n{comment}",
-            actor=Actor.customer(confirmation.email),
-        )
+        body = f"Customer's comment with the value confirmation:\n{comment}"
+        note_add(tenant=tenant, engagement=confirmation.engagement, body=body, actor=Actor.customer(confirmation.email))
     return True

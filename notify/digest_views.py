@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from engagement.queries import uuid_or_404
 from notify import digests
+from notify.mail import absolute
 from notify.models import DigestFrequency, DigestSend
 from tenants.actors import Actor
 from tenants.models import Member, Tenant
@@ -21,8 +22,8 @@ from tenants.scoping import get_or_404, tenant_scope
 from tenants.web import ADMIN_ONLY, EVERY_ROLE, roles, web_actor
 
 
-def _preview(tenant, member, frequency=None):
-    frequency = frequency or digests.frequency_of(member)
+def _preview(tenant, member):
+    frequency = digests.frequency_of(member)
     return {
         "recipient": member,
         "frequency": frequency,
@@ -35,16 +36,18 @@ def _preview(tenant, member, frequency=None):
 def my_digest(request, slug):
     """Every member sees their own digest as it would be sent now, and chooses how often."""
     tenant, member = request.tenant, request.member
+    errors = []
     if request.method == "POST":
         chosen = request.POST.get("frequency", "")
         try:
             digests.digest_set_frequency(tenant=tenant, member=member, frequency=chosen, actor=web_actor(request))
         except ValidationError as exc:
-            context = {**_preview(tenant, member), "choices": DigestFrequency.choices, "errors": exc.messages}
-            return render(request, "notify/digest/mine.html", context, status=400)
-        messages.success(request, f"Digest: {DigestFrequency(chosen).label}.")
-        return HttpResponseRedirect(reverse("digest", args=[slug]))
-    return render(request, "notify/digest/mine.html", {**_preview(tenant, member), "choices": DigestFrequency.choices})
+            errors = exc.messages
+        else:
+            messages.success(request, f"Digest: {DigestFrequency(chosen).label}.")
+            return HttpResponseRedirect(reverse("digest", args=[slug]))
+    context = {**_preview(tenant, member), "choices": DigestFrequency.choices, "errors": errors}
+    return render(request, "notify/digest/mine.html", context, status=400 if errors else 200)
 
 
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
@@ -88,13 +91,12 @@ def unsubscribe(request, token):
     if found is None:
         return render(request, "notify/digest/unsubscribe_invalid.html", status=400)
     tenant, member = found
-    context = {"company": tenant, "recipient": member, "manage_url": digests.digest_url(tenant)}
-    if request.method != "POST":
-        with tenant_scope(tenant):
-            context["frequency"] = DigestFrequency(digests.frequency_of(member)).label
-        return render(request, "notify/digest/unsubscribe.html", context)
-    actor = Actor(label=f"{member.user.email} (unsubscribe link)", source="web", member=member)
+    context = {"company": tenant, "recipient": member, "manage_url": absolute("digest", tenant.slug)}
     with tenant_scope(tenant):
+        if request.method != "POST":
+            context["frequency"] = DigestFrequency(digests.frequency_of(member)).label
+            return render(request, "notify/digest/unsubscribe.html", context)
+        actor = Actor(label=f"{member.user.email} (unsubscribe link)", source="web", member=member)
         digests.digest_set_frequency(tenant=tenant, member=member, frequency=DigestFrequency.OFF, actor=actor)
     return render(request, "notify/digest/unsubscribe_done.html", context)
 

@@ -1,61 +1,57 @@
 """Scheduled email digests: each member's choice, who is due, and sending each digest exactly once.
 
-When: at 08:00–08:59 in the tenant's time zone, daily ones Monday–Friday, weekly ones on Monday
-(SEND_HOUR; the beat runs hourly, so exactly one run falls in that hour for any UTC offset).
-A digest belongs to a period: the local date ("2026-11-25") for daily ones, the ISO week
-("2026-W48") for weekly ones; DigestSend is unique per tenant, member and period.
+Daily digests go out Monday–Friday and weekly ones on Monday, at SEND_HOUR in the tenant's time zone (the
+beat runs hourly, so exactly one run falls in that hour for any UTC offset). A digest belongs to a period,
+the local date ("2026-11-25") or the ISO week ("2026-W48"); DigestSend is unique per member and period.
 
-Exactly once (healthchecks style): the content is rendered first, then the send is claimed by
-inserting the DigestSend row (or taking over a released one) in its own committed statement, and
-only then is the SMTP server called. A claim's outcome is one of:
-- sent_at set: delivered, never again for that period;
-- claim released (claim_token NULL, sent_at NULL): the SMTP backend raised; attempts and
-  last_error say why, and a Celery retry or the next hourly run may claim it again;
-- claim held (claim_token set, sent_at NULL): a sender is at work, or died between claiming and
-  recording. That case is ambiguous (the mail may have left), so it is never sent again:
-  at-most-once for it, rather than a second copy in the member's inbox.
-- skipped: there was nothing to report; an empty digest is not sent.
+The content is rendered first, then the send is claimed by a committed DigestSend row, and only then is
+the SMTP server called. A claim is sent (sent_at), skipped (nothing to report), released by an SMTP
+failure (claim_token and sent_at NULL: retried up to MAX_ATTEMPTS times) or held (claim_token set,
+sent_at NULL): a sender is at work or died mid-send, and the mail may have left, so it is never sent again.
 """
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.template.loader import render_to_string
 from django.utils import timezone
 
-from notify.digest_content import absolute, build_content
+from notify.digest_content import DigestContent, build_content
+from notify.mail import absolute, email_from_templates
 from notify.models import DEFAULT_FREQUENCY, DigestFrequency, DigestPreference, DigestSend
-from tenants.actors import audit
-from tenants.models import Member
+from tenants.actors import Actor, audit
+from tenants.models import Member, Tenant
 from tenants.scoping import tenant_scope
 
 SEND_HOUR = 8
-WINDOWS = {DigestFrequency.DAILY: timedelta(days=1), DigestFrequency.WEEKLY: timedelta(days=7)}
+WINDOWS: dict[str, timedelta] = {DigestFrequency.DAILY: timedelta(days=1), DigestFrequency.WEEKLY: timedelta(days=7)}
 MAX_ATTEMPTS = 5  # SMTP failures of one digest before the hourly runs stop retrying it
 UNSUBSCRIBE_SALT = "notify.digest.unsubscribe"
+
+SENT, EMPTY, ALREADY, GAVE_UP = "sent", "empty", "already sent", "given up"
+OFF, EXPIRED = "off", "no longer due"
 
 
 # Preferences --------------------------------------------------------------------------------------
 
 
-def frequencies(members):
+def frequencies(members: list[Member]) -> dict[uuid.UUID, str]:
     """{member id: frequency} for the given members: their choice, else their role's default."""
     chosen = dict(DigestPreference.objects.filter(member__in=members).values_list("member_id", "frequency"))
     return {m.id: chosen.get(m.id) or DEFAULT_FREQUENCY.get(m.role, DigestFrequency.OFF) for m in members}
 
 
-def frequency_of(member):
+def frequency_of(member: Member) -> str:
     return frequencies([member])[member.id]
 
 
-def digest_set_frequency(*, tenant, member, frequency, actor):
+def digest_set_frequency(*, tenant: Tenant, member: Member, frequency: str, actor: Actor) -> None:
     """The member's own choice (also what the unsubscribe link sets to off)."""
     if frequency not in DigestFrequency.values:
         raise ValidationError({"frequency": [f"Choose one of: {', '.join(DigestFrequency.values)}."]})
@@ -67,14 +63,14 @@ def digest_set_frequency(*, tenant, member, frequency, actor):
 # When ---------------------------------------------------------------------------------------------
 
 
-def period_key(frequency, local):
+def period_key(frequency: str, local: datetime) -> str:
     if frequency == DigestFrequency.WEEKLY:
         year, week, _ = local.isocalendar()
         return f"{year}-W{week:02d}"
     return local.date().isoformat()
 
 
-def scheduled_at(frequency, local):
+def scheduled_at(frequency: str, local: datetime) -> bool:
     """Whether `local` (tenant time) is the hour this frequency is sent in."""
     if local.hour != SEND_HOUR or frequency == DigestFrequency.OFF:
         return False
@@ -83,30 +79,41 @@ def scheduled_at(frequency, local):
 
 @dataclass(frozen=True)
 class Due:
-    member: object
+    member: Member
     frequency: str
     period: str
 
 
-def _claims(periods):
+MemberPeriod = tuple[uuid.UUID, str]
+CLAIM_FIELDS = ("sent_at", "claim_token", "skipped", "attempts")
+
+
+def _settled(sent_at: datetime | None, claim_token: uuid.UUID | None, skipped: bool, attempts: int) -> str | None:
+    """Why a claim rules its digest out (ALREADY: sent, skipped or held; GAVE_UP: failed too often), or
+    None for a released one to retry."""
+    if sent_at or claim_token or skipped:
+        return ALREADY
+    return GAVE_UP if attempts >= MAX_ATTEMPTS else None
+
+
+def _claims(periods: set[str]) -> tuple[set[MemberPeriod], set[MemberPeriod]]:
     """(member id, period) of the claims that rule a send out, and of the released ones to retry."""
-    rows = DigestSend.objects.filter(period__in=periods).values_list(
-        "member_id", "period", "sent_at", "claim_token", "skipped", "attempts"
-    )
-    done, retry = set(), set()
-    for member_id, period, sent_at, token, skipped, attempts in rows:
-        released = sent_at is None and token is None and not skipped
-        (retry if released and attempts < MAX_ATTEMPTS else done).add((member_id, period))
-    return done, retry - done
+    done: set[MemberPeriod] = set()
+    retry: set[MemberPeriod] = set()
+    rows = DigestSend.objects.filter(period__in=periods).values_list("member_id", "period", *CLAIM_FIELDS)
+    for member_id, period, *claim in rows:
+        (done if _settled(*claim) else retry).add((member_id, period))
+    return done, retry
 
 
-def due_members(tenant, now=None, *, force=False, include_done=False):
+def due_members(
+    tenant: Tenant, now: datetime | None = None, *, force: bool = False, include_done: bool = False
+) -> list[Due]:
     """The digests of `tenant` to send at `now`: scheduled this hour (every member's current period
     with `force`), plus released claims of a current period (an SMTP failure to retry). Those already
     sent or claimed are left out unless `include_done` (for a report). Runs inside the tenant's scope."""
     local = (now or timezone.now()).astimezone(tenant.tzinfo)
-    periods = {period_key(f, local) for f in WINDOWS}
-    done, retry = _claims(periods)
+    done, retry = _claims({period_key(f, local) for f in WINDOWS})
     if not (force or local.hour == SEND_HOUR or retry):
         return []
     members = list(Member.objects.filter(is_active=True).select_related("user").order_by("user__email"))
@@ -122,7 +129,7 @@ def due_members(tenant, now=None, *, force=False, include_done=False):
     return due
 
 
-def current_period(tenant, member, now=None):
+def current_period(tenant: Tenant, member: Member, now: datetime | None = None) -> tuple[str, str | None]:
     """The member's frequency and current period (None when digests are off)."""
     frequency = frequency_of(member)
     if frequency == DigestFrequency.OFF:
@@ -130,10 +137,22 @@ def current_period(tenant, member, now=None):
     return frequency, period_key(frequency, (now or timezone.now()).astimezone(tenant.tzinfo))
 
 
+def due_jobs(tenants: Iterable[Tenant], now: datetime | None = None) -> list[dict[str, str]]:
+    """Task arguments of every digest due at `now` across `tenants` (the hourly beat)."""
+    jobs = []
+    for tenant in tenants:
+        with tenant_scope(tenant):
+            jobs += [
+                {"tenant_id": str(tenant.pk), "member_id": str(due.member.pk), "period": due.period}
+                for due in due_members(tenant, now)
+            ]
+    return jobs
+
+
 # What ---------------------------------------------------------------------------------------------
 
 
-def last_sent_at(member):
+def last_sent_at(member: Member) -> datetime | None:
     return (
         DigestSend.objects.filter(member=member, sent_at__isnull=False)
         .order_by("-sent_at")
@@ -142,7 +161,7 @@ def last_sent_at(member):
     )
 
 
-def digest_for(tenant, member, frequency, now=None):
+def digest_for(tenant: Tenant, member: Member, frequency: str, now: datetime | None = None) -> DigestContent:
     """The content of the member's digest now: news since their last digest (or one window back).
     With digests off (a preview), what a daily one would say."""
     now = now or timezone.now()
@@ -151,11 +170,11 @@ def digest_for(tenant, member, frequency, now=None):
     return build_content(tenant=tenant, member=member, frequency=frequency, now=now, since=since, window=window)
 
 
-def unsubscribe_token(member):
+def unsubscribe_token(member: Member) -> str:
     return signing.dumps({"tenant": str(member.tenant_id), "member": str(member.id)}, salt=UNSUBSCRIBE_SALT)
 
 
-def read_unsubscribe_token(token):
+def read_unsubscribe_token(token: str) -> tuple[str, str]:
     """(tenant id, member id) of a token; BadSignature when tampered with or not ours."""
     data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
     if not isinstance(data, dict) or not {"tenant", "member"} <= data.keys():
@@ -163,58 +182,23 @@ def read_unsubscribe_token(token):
     return data["tenant"], data["member"]
 
 
-def digest_url(tenant):
-    """The member's own digest page, where they choose how often."""
-    return absolute("digest", tenant.slug)
-
-
-def unsubscribe_url(member):
-    return absolute("digest-unsubscribe", unsubscribe_token(member))
-
-
-def digest_message(content):
-    """Subject, text and HTML from one template trio, with the RFC 8058 one-click unsubscribe."""
-    unsubscribe = unsubscribe_url(content.member)
+def digest_message(content: DigestContent) -> EmailMultiAlternatives:
+    """The digest email, with the RFC 8058 one-click unsubscribe."""
+    unsubscribe = absolute("digest-unsubscribe", unsubscribe_token(content.member))
     context = {"digest": content, "tenant": content.tenant, "member": content.member, "unsubscribe_url": unsubscribe}
-    with timezone.override(content.tenant.tzinfo):
-        subject = " ".join(render_to_string("notify/digest/subject.txt", context).split())
-        text = render_to_string("notify/digest/body.txt", context)
-        html = render_to_string("notify/digest/body.html", context)
     headers = {
         "List-Unsubscribe": f"<{unsubscribe}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "Auto-Submitted": "auto-generated",  # RFC 3834: no vacation auto-replies
     }
-    message = EmailMultiAlternatives(
-        subject, text, settings.DEFAULT_FROM_EMAIL, [content.member.user.email], headers=headers
-    )
-    message.attach_alternative(html, "text/html")
-    return message
+    to = [content.member.user.email]
+    return email_from_templates("notify/digest", context, tenant=content.tenant, to=to, headers=headers)
 
 
 # Sending ------------------------------------------------------------------------------------------
 
-SENT, EMPTY, ALREADY, GAVE_UP = "sent", "empty", "already sent", "given up"
-OFF, EXPIRED = "off", "no longer due"
 
-
-def _settled(member, period):
-    """Why this digest must not be sent (ALREADY: sent, skipped or held; GAVE_UP: failed too often),
-    or None when there is no claim yet or a released one to retry."""
-    row = (
-        DigestSend.objects.filter(member=member, period=period)
-        .values_list("sent_at", "claim_token", "skipped", "attempts")
-        .first()
-    )
-    if row is None:
-        return None
-    sent_at, token, skipped, attempts = row
-    if sent_at or token or skipped:
-        return ALREADY
-    return GAVE_UP if attempts >= MAX_ATTEMPTS else None
-
-
-def _claim(tenant, member, period, now, *, token):
+def _claim(tenant: Tenant, member: Member, period: str, now: datetime, *, token: uuid.UUID | None) -> bool:
     """Insert the claim, or take over a released one, committed at once (its own statement, never
     inside the caller's transaction). `token` None records "nothing to report" instead. True when
     this caller got it; False when another sender holds it or it is settled."""
@@ -234,18 +218,18 @@ def _claim(tenant, member, period, now, *, token):
     return released.update(claim_token=token, claimed_at=now, skipped=skipped) == 1
 
 
-def deliver(*, tenant, member, frequency, period, now=None, connection=None):
+def deliver(*, tenant: Tenant, member: Member, frequency: str, period: str, now: datetime | None = None) -> str:
     """Send one member's digest for `period` unless it was sent (or claimed) already. Returns SENT,
     EMPTY, ALREADY or GAVE_UP; an SMTP failure releases the claim and raises (the caller retries).
     Call it outside a transaction: the claim must be committed before the SMTP call."""
     now = now or timezone.now()
-    if settled := _settled(member, period):
+    existing = DigestSend.objects.filter(member=member, period=period).values_list(*CLAIM_FIELDS).first()
+    if existing and (settled := _settled(*existing)):
         return settled
     content = digest_for(tenant, member, frequency, now)
     if content.is_empty:
         return EMPTY if _claim(tenant, member, period, now, token=None) else ALREADY
     message = digest_message(content)  # rendered before claiming: a template error claims nothing
-    message.connection = connection
     token = uuid.uuid4()
     if not _claim(tenant, member, period, now, token=token):
         return ALREADY
@@ -255,14 +239,13 @@ def deliver(*, tenant, member, frequency, period, now=None, connection=None):
     except Exception as exc:
         claim.update(claim_token=None, attempts=F("attempts") + 1, last_error=repr(exc)[:2000])
         raise
-    # A process that dies right here (the server accepted the mail, sent_at is not yet recorded) leaves
-    # the claim held: ambiguous, so never sent again. At most once for that case, never twice.
-    # sent_at is `now`, the instant the content was read at, so the next digest's news start there.
+    # Dying here (mail accepted, sent_at not recorded) leaves the claim held: never sent twice.
+    # sent_at is `now`, when the content was read, so the next digest's news start there.
     claim.update(sent_at=now, attempts=F("attempts") + 1, last_error="")
     return SENT
 
 
-def send_member_digest(*, tenant, member_id, period, now=None):
+def send_member_digest(*, tenant: Tenant, member_id: str, period: str, now: datetime | None = None) -> str:
     """The task's service: the member's digest for `period`, if that is still their current period
     (they may have switched to off, or the period passed while the task waited)."""
     member = Member.objects.select_related("user").filter(id=member_id, is_active=True).first()
@@ -274,15 +257,3 @@ def send_member_digest(*, tenant, member_id, period, now=None):
     if current != period:
         return EXPIRED
     return deliver(tenant=tenant, member=member, frequency=frequency, period=period, now=now)
-
-
-def due_jobs(tenants, now=None):
-    """Task arguments of every digest due at `now` across `tenants` (the hourly beat)."""
-    jobs = []
-    for tenant in tenants:
-        with tenant_scope(tenant):
-            jobs += [
-                {"tenant_id": str(tenant.pk), "member_id": str(due.member.pk), "period": due.period}
-                for due in due_members(tenant, now)
-            ]
-    return jobs

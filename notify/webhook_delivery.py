@@ -15,22 +15,23 @@ import random
 import smtplib
 import socket
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.client import HTTPException
+from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import HTTPRedirectHandler, Request, build_opener
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import get_connection
 from django.db import transaction
-from django.db.models import Q
-from django.template.loader import render_to_string
-from django.urls import reverse
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from notify.mail import absolute, email_from_templates
 from notify.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from notify.webhooks import CLAIM_TIMEOUT, RETRY_WINDOW, endpoint_disable
 from tenants.actors import Actor
@@ -43,16 +44,14 @@ USER_AGENT = "PoV-Webhooks/1.0"
 TIMEOUT_SECONDS = 10
 FIRST_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
-FAILING_LIMIT = timedelta(hours=24)
 EXCERPT_CHARS = 500
 BATCH_SIZE = 50
-EMAIL_TEMPLATES = "notify/webhooks/email/endpoint_disabled"
 
 
 # Signing ------------------------------------------------------------------------------------------
 
 
-def body_of(tenant, delivery):
+def body_of(tenant: Tenant, delivery: WebhookDelivery) -> bytes:
     """The JSON body, compact; the same bytes on every retry (the receiver deduplicates on `id`)."""
     document = {
         "id": str(delivery.id),
@@ -64,20 +63,16 @@ def body_of(tenant, delivery):
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def signature(secret, timestamp, body):
-    """hex HMAC-SHA256 keyed with the whole secret, over "<unix seconds>.<body bytes>"."""
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-def headers_for(secret, delivery, body, *, timestamp=None):
-    # The real clock, even when a test drives `now`: receivers compare t with their own clock.
-    t = int(time.time()) if timestamp is None else timestamp
+def headers_for(secret: str, delivery: WebhookDelivery, body: bytes) -> dict[str, str]:
+    """PoV-Signature: hex HMAC-SHA256 keyed with the whole secret, over "<unix seconds>.<body bytes>"."""
+    t = int(time.time())  # the real clock, even when a test drives `now`: receivers compare t with theirs
+    signature = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "PoV-Event-Id": str(delivery.id),
         "PoV-Event-Type": delivery.event,
-        "PoV-Signature": f"t={t},v1={signature(secret, t, body)}",
+        "PoV-Signature": f"t={t},v1={signature}",
     }
 
 
@@ -92,7 +87,7 @@ class Outcome:
     error: str = ""
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
 
 
@@ -100,14 +95,14 @@ class _RefuseRedirects(HTTPRedirectHandler):
     """A 3xx fails the attempt: a redirect could send the signed event to another scheme or host, and
     urllib would replay the POST as a GET without its body."""
 
-    def redirect_request(self, *args, **kwargs):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
 _opener = build_opener(_RefuseRedirects)
 
 
-def refused_destination(url):
+def refused_destination(url: str) -> str:
     """Why `url` must not be called, or "": an admin's endpoint must not reach our own network
     (loopback, private, link-local such as cloud metadata) unless WEBHOOKS_ALLOW_PRIVATE_NETWORKS.
     The name is resolved again by the request; the window between the two lookups is accepted."""
@@ -117,21 +112,21 @@ def refused_destination(url):
     if settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS:
         return ""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
     except (OSError, UnicodeError) as exc:
         return f"Cannot resolve {parts.hostname}: {exc}"
     private = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global)
     return f"Refused: {parts.hostname} is a non-public address ({', '.join(private)})." if private else ""
 
 
-def post(url, body, headers, *, timeout=TIMEOUT_SECONDS):
+def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     if refusal := refused_destination(url):
         return Outcome(None, 0, error=refusal)
     request = Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - scheme checked above
     started = time.monotonic()
     error = ""
     try:
-        with _opener.open(request, timeout=timeout) as response:
+        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             status, excerpt = response.status, _excerpt(response)
     except HTTPError as exc:  # an answer outside 2xx
         with exc:
@@ -139,43 +134,41 @@ def post(url, body, headers, *, timeout=TIMEOUT_SECONDS):
         if 300 <= status < 400:
             error = f"Redirect to {exc.headers.get('Location', '?')} not followed."
     except (URLError, OSError, HTTPException, ValueError) as exc:
-        status, excerpt, error = None, "", _describe(exc)
+        reason = getattr(exc, "reason", exc)  # a URLError wraps the socket's error
+        status, excerpt, error = None, "", f"{type(reason).__name__}: {reason}"
     latency = int((time.monotonic() - started) * 1000)
     return Outcome(status, latency, excerpt[:EXCERPT_CHARS], error[:EXCERPT_CHARS])
 
 
-def _excerpt(response):
+def _excerpt(response: Any) -> str:
     try:
         return response.read(EXCERPT_CHARS * 4).decode("utf-8", "replace")[:EXCERPT_CHARS]
     except (OSError, HTTPException, ValueError):
         return ""
 
 
-def _describe(exc):
-    reason = getattr(exc, "reason", exc)
-    return f"{type(reason).__name__}: {reason}"
-
-
 # Delivering ---------------------------------------------------------------------------------------
 
 
-def due(now):
+def due(now: datetime) -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.filter(
         delivered_at__isnull=True, given_up_at__isnull=True, next_attempt_at__lte=now, endpoint__is_active=True
     )
 
 
-def backoff(attempts):
+def backoff(attempts: int) -> timedelta:
     """After the n-th failed attempt: 30 s · 2^(n−1), at most 1 h, less up to 20 % of jitter so the
     retries of one outage do not arrive together."""
     base = min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
     return base * random.uniform(0.8, 1.0)
 
 
-def deliver_due(tenant, *, now=None, limit=BATCH_SIZE):
+def deliver_due(tenant: Tenant, *, now: datetime | None = None, limit: int = BATCH_SIZE) -> dict[str, int]:
     """Send the tenant's due deliveries, oldest first. `now` (tests) fixes the clock; otherwise each
     attempt reads it. Returns counts by result, and `more` when another run should follow at once."""
-    counts, failing, recovered = Counter(), set(), False
+    counts: Counter[str] = Counter()
+    failing: set[uuid.UUID] = set()
+    recovered = False
     pending = due(now or timezone.now()).filter(tenant=tenant).select_related("endpoint")
     batch = list(pending.order_by("next_attempt_at")[:limit])
     for delivery in batch:
@@ -190,7 +183,7 @@ def deliver_due(tenant, *, now=None, limit=BATCH_SIZE):
     return {**counts, "more": len(batch) == limit or recovered}
 
 
-def claim(delivery, now):
+def claim(delivery: WebhookDelivery, now: datetime) -> bool:
     """Conditional UPDATE on the next_attempt_at we read: exactly one worker wins it. The claim moves
     next_attempt_at past CLAIM_TIMEOUT, so a worker that dies mid-POST leaves it due again later."""
     won = WebhookDelivery.objects.filter(
@@ -200,7 +193,7 @@ def claim(delivery, now):
     return won == 1
 
 
-def deliver_one(tenant, delivery, *, now):
+def deliver_one(tenant: Tenant, delivery: WebhookDelivery, *, now: datetime) -> str:
     """Claim, POST, log. Returns "delivered", "recovered" (delivered by an endpoint that was failing),
     "failed" (a retry is scheduled), "given_up" or "skipped" (another worker has it)."""
     if not claim(delivery, now):
@@ -219,11 +212,11 @@ def deliver_one(tenant, delivery, *, now):
     return result
 
 
-def _mine(delivery, now):
+def _mine(delivery: WebhookDelivery, now: datetime) -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.filter(pk=delivery.pk, claimed_at=now)
 
 
-def _others_waiting(delivery, now):
+def _others_waiting(delivery: WebhookDelivery, now: datetime) -> QuerySet[WebhookDelivery]:
     """The endpoint's other undelivered deliveries that no worker is posting right now."""
     return (
         WebhookDelivery.objects.filter(endpoint_id=delivery.endpoint_id, delivered_at=None, given_up_at=None)
@@ -232,7 +225,7 @@ def _others_waiting(delivery, now):
     )
 
 
-def _succeeded(delivery, now):
+def _succeeded(delivery: WebhookDelivery, now: datetime) -> str:
     _mine(delivery, now).update(attempts=delivery.attempts + 1, delivered_at=now, next_attempt_at=None)
     recovered = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, failing_since__isnull=False)
     if not recovered.update(failing_since=None):
@@ -242,7 +235,7 @@ def _succeeded(delivery, now):
     return "recovered"
 
 
-def _failed(delivery, now):
+def _failed(delivery: WebhookDelivery, now: datetime) -> str:
     attempts = delivery.attempts + 1
     WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, failing_since__isnull=True).update(failing_since=now)
     deadline = delivery.created_at + RETRY_WINDOW
@@ -256,7 +249,7 @@ def _failed(delivery, now):
     return "failed"
 
 
-def _hold_back(delivery, now, retry_at):
+def _hold_back(delivery: WebhookDelivery, now: datetime, retry_at: datetime) -> None:
     """A receiver that just failed gets nothing else before this delivery's retry: one probe per backoff
     instead of a timeout per queued delivery, and its queue does not crowd out other endpoints'."""
     others = _others_waiting(delivery, now)
@@ -264,28 +257,24 @@ def _hold_back(delivery, now, retry_at):
     others.filter(given_up_at=None, next_attempt_at__lt=retry_at).update(next_attempt_at=retry_at)
 
 
-def _disable_if_failing_too_long(tenant, endpoint, now):
-    reason = f"Every delivery failed for {FAILING_LIMIT.total_seconds() / 3600:.0f} hours."
+def _disable_if_failing_too_long(tenant: Tenant, endpoint: WebhookEndpoint, now: datetime) -> bool:
+    reason = f"Every delivery failed for {RETRY_WINDOW.total_seconds() / 3600:.0f} hours."
     disabled = endpoint_disable(
         tenant=tenant, endpoint=endpoint, actor=Actor.system("webhook health check"), reason=reason, now=now,
-        failing_before=now - FAILING_LIMIT,
+        failing_before=now - RETRY_WINDOW,
     )  # fmt: skip
     if disabled:
         notify_admins_disabled(tenant, endpoint)
     return disabled
 
 
-def notify_admins_disabled(tenant, endpoint):
+def notify_admins_disabled(tenant: Tenant, endpoint: WebhookEndpoint) -> int:
     """One email per admin. Sent after the disabling UPDATE committed (it is the claim): told once."""
     admins = Member.objects.filter(tenant=tenant, role=Role.ADMIN, is_active=True).select_related("user")
-    link = settings.SITE_URL.rstrip("/") + reverse("webhook-endpoint", args=[tenant.slug, endpoint.pk])
+    link = absolute("webhook-endpoint", tenant.slug, endpoint.pk)
     context = {"tenant": tenant, "endpoint": endpoint, "link": link, "host": urlsplit(endpoint.url).hostname}
-    with timezone.override(tenant.tzinfo):  # times read in the company's time zone
-        subject = " ".join(render_to_string(f"{EMAIL_TEMPLATES}_subject.txt", context).split())
-        text = render_to_string(f"{EMAIL_TEMPLATES}.txt", context)
-        html = render_to_string(f"{EMAIL_TEMPLATES}.html", context)
     emails = [
-        EmailMultiAlternatives(subject, text, to=[admin.user.email], alternatives=[(html, "text/html")])
+        email_from_templates("notify/webhooks/endpoint_disabled", context, tenant=tenant, to=[admin.user.email])
         for admin in admins
     ]
     try:
@@ -296,16 +285,15 @@ def notify_admins_disabled(tenant, endpoint):
         return 0
 
 
-def tenants_with_due_deliveries(now=None):
+def tenants_with_due_deliveries(now: datetime | None = None) -> list[Tenant]:
     """Beat, across tenants: tenants with a delivery due on an active endpoint.
 
     Asks each tenant in its own scope (row-level security shows a query one tenant's rows only);
     the deliveries themselves are read by each tenant's task."""
     now = now or timezone.now()
-    pending = Q(delivered_at__isnull=True, given_up_at__isnull=True, next_attempt_at__lte=now, endpoint__is_active=True)
-    due = []
+    with_due = []
     for tenant in Tenant.objects.order_by("slug"):
         with tenant_scope(tenant):
-            if WebhookDelivery.objects.filter(pending).exists():
-                due.append(tenant)
-    return due
+            if due(now).exists():
+                with_due.append(tenant)
+    return with_due

@@ -6,9 +6,8 @@ from datetime import timedelta
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
-from django.http import HttpResponseRedirect
-from django.shortcuts import render
-from django.urls import path, reverse
+from django.shortcuts import redirect, render
+from django.urls import path
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
@@ -21,11 +20,7 @@ from tenants.web import ADMIN_ONLY, roles, web_actor
 RECENT_DELIVERIES = 25
 SECRET_HINT_CHARS = len(webhooks.SECRET_PREFIX) + 4  # enough to tell which secret is in use, not to use it
 
-
-def _errors(exc):
-    if hasattr(exc, "message_dict"):
-        return exc.message_dict
-    return {"general": exc.messages}
+admin_only = roles(ADMIN_ONLY, read=ADMIN_ONLY)
 
 
 def _endpoints():
@@ -71,36 +66,31 @@ def _endpoint(endpoint_id):
     return get_or_404(WebhookEndpoint.objects.all(), id=endpoint_id)
 
 
-def _back(slug, endpoint_id=None):
-    if endpoint_id is None:
-        return HttpResponseRedirect(reverse("webhooks", args=[slug]))
-    return HttpResponseRedirect(reverse("webhook-endpoint", args=[slug, endpoint_id]))
-
-
-@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+@admin_only
 def webhook_list(request, slug):
     return _list(request)
 
 
-@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+@admin_only
 @require_POST
 def webhook_create(request, slug):
     url, events = request.POST.get("url", ""), request.POST.getlist("events")
+    actor = web_actor(request)
     try:
-        endpoint, secret = webhooks.endpoint_create(tenant=request.tenant, url=url, events=events,
-                                                    actor=web_actor(request))  # fmt: skip
+        endpoint, secret = webhooks.endpoint_create(tenant=request.tenant, url=url, events=events, actor=actor)
     except ValidationError as exc:
-        return _list(request, status=400, errors=_errors(exc), form={"url": url, "events": events})
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"general": exc.messages}
+        return _list(request, status=400, errors=errors, form={"url": url, "events": events})
     # The secret is on this response only; a later GET of the page shows its first characters.
     return _endpoint_page(request, endpoint, secret=secret)
 
 
-@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+@admin_only
 def webhook_detail(request, slug, endpoint_id):
     return _endpoint_page(request, _endpoint(endpoint_id))
 
 
-@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+@admin_only
 @require_POST
 def webhook_rotate(request, slug, endpoint_id):
     endpoint = _endpoint(endpoint_id)
@@ -108,25 +98,25 @@ def webhook_rotate(request, slug, endpoint_id):
     return _endpoint_page(request, endpoint, secret=secret)
 
 
-@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+@admin_only
 @require_POST
 def webhook_enable(request, slug, endpoint_id):
     endpoint = _endpoint(endpoint_id)
     if webhooks.endpoint_enable(tenant=request.tenant, endpoint=endpoint, actor=web_actor(request)):
         messages.success(request, f"Sending to {endpoint.url} again.")
-    return _back(slug, endpoint.pk)
+    return redirect("webhook-endpoint", slug, endpoint.pk)
 
 
-@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+@admin_only
 @require_POST
 def webhook_disable(request, slug, endpoint_id):
     endpoint = _endpoint(endpoint_id)
     if webhooks.endpoint_disable(tenant=request.tenant, endpoint=endpoint, actor=web_actor(request)):
         messages.success(request, f"Paused {endpoint.url}: nothing is sent until you enable it.")
-    return _back(slug, endpoint.pk)
+    return redirect("webhook-endpoint", slug, endpoint.pk)
 
 
-@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+@admin_only
 @require_http_methods(["GET", "HEAD", "POST"])
 def webhook_delete(request, slug, endpoint_id):
     """GET asks for confirmation; POST deletes."""
@@ -136,10 +126,10 @@ def webhook_delete(request, slug, endpoint_id):
         return render(request, "notify/webhooks/delete.html", {"endpoint": endpoint, "pending": pending})
     webhooks.endpoint_delete(tenant=request.tenant, endpoint=endpoint, actor=web_actor(request))
     messages.success(request, f"Deleted the endpoint {endpoint.url}.")
-    return _back(slug)
+    return redirect("webhooks", slug)
 
 
-@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+@admin_only
 @require_POST
 def webhook_test(request, slug, endpoint_id):
     endpoint = _endpoint(endpoint_id)
@@ -148,7 +138,7 @@ def webhook_test(request, slug, endpoint_id):
         messages.success(request, "Test event queued; its attempts appear below within seconds.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    return _back(slug, endpoint.pk)
+    return redirect("webhook-endpoint", slug, endpoint.pk)
 
 
 # Under /t/<slug>/ (notify/urls.py).
@@ -162,5 +152,3 @@ tenant_urlpatterns = [
     path("settings/webhooks/<uuid:endpoint_id>/delete/", webhook_delete, name="webhook-delete"),
     path("settings/webhooks/<uuid:endpoint_id>/test/", webhook_test, name="webhook-test"),
 ]
-# Webhooks have no public pages.
-public_urlpatterns = []

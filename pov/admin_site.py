@@ -76,33 +76,15 @@ def _company_setting(request):
     return {"tenant_id": company.pk} if company else {}
 
 
-def staff_tenant_ids(user):
-    return [membership.tenant_id for membership in memberships_of(user)]
-
-
 class TenantAdmin(admin.ModelAdmin):
     """Rows of the company being worked in (row-level security enforces the same on PostgreSQL)."""
 
     tenant_path = "tenant"
 
     def get_queryset(self, request):
-        qs = self.model._default_manager.all()
-        ordering = self.get_ordering(request)
-        if ordering:
-            qs = qs.order_by(*ordering)
+        qs = super().get_queryset(request)
         company = admin_company(request)
         return qs.filter(**{self.tenant_path: company}) if company else qs.none()
-
-    def save_formset(self, request, form, formset, change):
-        """Inline rows (an offering's milestones) belong to the parent's tenant."""
-        instances = formset.save(commit=False)
-        for obj in formset.deleted_objects:
-            obj.delete()
-        for obj in instances:
-            if hasattr(obj, "tenant_id") and obj.tenant_id is None:
-                obj.tenant_id = form.instance.tenant_id
-            obj.save()
-        formset.save_m2m()
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
@@ -114,3 +96,16 @@ class TenantAdmin(admin.ModelAdmin):
         elif any(f.name == "tenant" for f in related._meta.fields):
             kwargs["queryset"] = related._default_manager.filter(tenant_id=company_id)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ViewOnlyAdmin:
+    """Mixin for a model admin or inline whose rows are shown, never added, changed or deleted here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

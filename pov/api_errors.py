@@ -13,6 +13,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils.dateparse import parse_datetime
+from django.views import defaults
+from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
@@ -109,18 +112,11 @@ def json_not_found(request, exception=None):
     """handler404: JSON under /api/, the normal page elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("not_found", "No such endpoint or object."), status=404)
-    from django.views.defaults import page_not_found
-
-    return page_not_found(request, exception)
+    return defaults.page_not_found(request, exception)
 
 
 UNAVAILABLE = "The database is unavailable for a moment; retry shortly."
 RETRY_AFTER_SECONDS = 5
-
-
-def _database_unavailable():
-    # handler500 runs while Django is still handling the exception, so it is the current one.
-    return isinstance(sys.exc_info()[1], (OperationalError, InterfaceError))
 
 
 def database_unavailable(request):
@@ -135,15 +131,14 @@ def database_unavailable(request):
 
 
 def json_server_error(request):
-    if _database_unavailable():
+    # handler500 runs while Django is still handling the exception, so it is the current one.
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
         return database_unavailable(request)
     if request.path.startswith("/api/"):
         return JsonResponse(
             error_body("server_error", "Something went wrong on our side; it has been logged."), status=500
         )
-    from django.views.defaults import server_error
-
-    return server_error(request)
+    return defaults.server_error(request)
 
 
 def _reject_constant(name):
@@ -236,24 +231,19 @@ class StrictSerializer(serializers.Serializer):
 class AwareDateTimeField(serializers.DateTimeField):
     """ISO 8601 with an offset; a naive timestamp is rejected instead of guessed."""
 
-    def to_internal_value(self, value):
-        if isinstance(value, str) and value and not _has_offset(value):
-            self.fail("naive")
-        return super().to_internal_value(value)
-
     default_error_messages = {
         "naive": "Give a time zone offset (e.g. 2026-05-01T09:00:00+02:00 or ...Z); naive times are ambiguous.",
     }
 
-
-def _has_offset(value):
-    from django.utils.dateparse import parse_datetime
-
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        return True  # let DateTimeField report the format error
-    return parsed is None or parsed.tzinfo is not None
+    def to_internal_value(self, value):
+        if isinstance(value, str) and value:
+            try:
+                parsed = parse_datetime(value)
+            except ValueError:
+                parsed = None  # not a date at all: DateTimeField reports the format error
+            if parsed is not None and parsed.tzinfo is None:
+                self.fail("naive")
+        return super().to_internal_value(value)
 
 
 class NotFoundRef(exceptions.NotFound):
@@ -268,6 +258,4 @@ def csrf_failure(request, reason=""):
     """CSRF_FAILURE_VIEW: JSON under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("csrf_failed", f"CSRF check failed: {reason}"), status=403)
-    from django.views.csrf import csrf_failure as default_failure
-
-    return default_failure(request, reason=reason)
+    return django_csrf_failure(request, reason=reason)

@@ -94,9 +94,10 @@ def _database_url(name):
     return _url(name, None, POSTGRES_SCHEMES)
 
 
-def _connection(name, url):
+def _url_config(name, url, parse):
+    """`parse(url)` (env.db_url_config or env.email_url_config); a malformed URL stops start-up, naming it."""
     try:
-        return env.db_url_config(url)
+        return parse(url)
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(f"{name} is malformed ({exc}): {_redact(url)!r}") from exc
 
@@ -114,12 +115,12 @@ if DATABASE_URL is None:
     if _embedded.ensure_running():
         print(f"Started the embedded PostgreSQL ({_embedded.data}).", file=sys.stderr)
     DATABASE_URL, DATABASE_OWNER_URL = _embedded.app_url, _embedded.owner_url
-DATABASES = {"default": _connection("DATABASE_URL", DATABASE_URL)}
+DATABASES = {"default": _url_config("DATABASE_URL", DATABASE_URL, env.db_url_config)}
 DATABASES["default"]["CONN_MAX_AGE"] = _positive("CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASE_OWNER = None
 if DATABASE_OWNER_URL:
-    _owner = _connection("DATABASE_OWNER_URL", DATABASE_OWNER_URL)
+    _owner = _url_config("DATABASE_OWNER_URL", DATABASE_OWNER_URL, env.db_url_config)
     DATABASE_OWNER = {key: _owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}
 # For one-off maintenance only: let the application connect as a superuser, a role with BYPASSRLS or the
 # tables' owner, which row-level security does not hold back (tenants/checks.py refuses it otherwise).
@@ -234,10 +235,7 @@ EMAIL_URL = _url(
 )
 if EMAIL_URL is None:
     raise ImproperlyConfigured("EMAIL_URL is required when DEBUG is off (e.g. smtp://user:pass@host:587)")
-try:
-    _email = env.email_url_config(EMAIL_URL)
-except (ValueError, KeyError) as exc:
-    raise ImproperlyConfigured(f"EMAIL_URL is malformed ({exc}): {_redact(EMAIL_URL)!r}") from exc
+_email = _url_config("EMAIL_URL", EMAIL_URL, env.email_url_config)
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = _email.get("EMAIL_PORT", 25)
@@ -260,7 +258,7 @@ if REDIS_URL:
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
         # Publishing tries the broker once: kombu's default retries until broker_connection_timeout (2 s),
-        # which every write waited while Redis was down. Workers reconnect with their own retry policy.
+        # which every write would wait while Redis is down. Workers reconnect with their own retry policy.
         "max_retries": 0,
     }
 else:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from pov.admin_site import TenantAdmin, companies_for, staff_tenant_ids
+from pov.admin_site import TenantAdmin, companies_for
 from tenants.models import ApiKey, AuditEntry, Member, Tenant, User
 
 
@@ -22,7 +22,8 @@ class UserAdmin(BaseUserAdmin):
         qs = super().get_queryset(request)
         if request.user.is_superuser:
             return qs
-        return qs.filter(memberships__tenant_id__in=staff_tenant_ids(request.user)).distinct()
+        ids = [company.pk for company in companies_for(request.user)]
+        return qs.filter(memberships__tenant_id__in=ids).distinct()
 
 
 @admin.register(Tenant)

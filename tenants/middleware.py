@@ -1,8 +1,8 @@
 """Enters the tenant scope for web requests under /t/<slug>/.
 
 A member of the tenant gets the request run inside `tenant_scope`; anyone else gets the same 404
-as for a tenant that does not exist. The API authenticates by key in its own authentication class,
-which enters the scope for the view (tenants.api_auth).
+as for a tenant that does not exist. The API enters the scope itself, after authentication
+(tenants.api_base).
 """
 
 from django.contrib.auth.views import redirect_to_login

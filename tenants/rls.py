@@ -1,7 +1,7 @@
 """PostgreSQL row-level security: the second wall behind django-scopes.
 
 Every tenant-owned table carries a policy `tenant_id = app.tenant_id` with FORCE ROW LEVEL SECURITY
-(`policy_sql`, used by the migrations). The application connects as a role that owns no tables and
+(`policies`, used by the migrations). The application connects as a role that owns no tables and
 cannot bypass policies; migrations run as the owner (`as_owner`, DATABASE_OWNER_URL).
 
 The settings a policy reads are transaction-local (`set_config(name, value, true)`), so a pooled
@@ -143,36 +143,22 @@ def grant_application_role(sender=None, using="default", **kwargs):
         cursor.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")
 
 
-def policy_sql(table, using=TENANT_MATCH):
-    """Forward statements for one tenant-owned table: RLS enabled and forced, one policy for all commands."""
-    return [
-        f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY',
-        f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY',
-        f'DROP POLICY IF EXISTS tenant_isolation ON "{table}"',
-        f'CREATE POLICY tenant_isolation ON "{table}" USING ({using}) WITH CHECK ({using})',
-    ]
-
-
-def reverse_policy_sql(table):
-    return [
-        f'DROP POLICY IF EXISTS tenant_isolation ON "{table}"',
-        f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY',
-        f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY',
-    ]
-
-
 def policies(*tables, using=TENANT_MATCH):
-    """Migration operations putting the tenant policy on `tables`."""
+    """The migration operation putting the tenant policy on `tables`: row-level security enabled and
+    forced, one policy for all commands."""
     from django.db import migrations
 
     def forward(apps, schema_editor):
         for table in tables:
-            for statement in policy_sql(table, using):
-                schema_editor.execute(statement)
+            schema_editor.execute(f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY')
+            schema_editor.execute(f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY')
+            schema_editor.execute(f'DROP POLICY IF EXISTS tenant_isolation ON "{table}"')
+            schema_editor.execute(f'CREATE POLICY tenant_isolation ON "{table}" USING ({using}) WITH CHECK ({using})')
 
     def backward(apps, schema_editor):
         for table in tables:
-            for statement in reverse_policy_sql(table):
-                schema_editor.execute(statement)
+            schema_editor.execute(f'DROP POLICY IF EXISTS tenant_isolation ON "{table}"')
+            schema_editor.execute(f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY')
+            schema_editor.execute(f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY')
 
     return migrations.RunPython(forward, backward)

@@ -30,7 +30,7 @@ class Command(BaseCommand):
             with tenant_scope(each):
                 counts = self._send(each, force=now)
             failed += counts["failed"]
-            # The usual outcomes always, the rare ones (given up, turned off meanwhile) when they happen.
+            # The usual outcomes always, the rare one (given up) when it happens.
             shown = (*OUTCOMES, *(outcome for outcome in counts if outcome not in OUTCOMES))
             summary = ", ".join(f"{counts[outcome]} {outcome}" for outcome in shown)
             self.stdout.write(f"{each.slug}: {summary}.")

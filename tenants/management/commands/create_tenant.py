@@ -4,6 +4,7 @@ from django.db import transaction
 
 from tenants.models import Role, Tenant
 from tenants.services import generate_password, member_add, tenant_create
+from tenants.web import error_messages
 
 
 class Command(BaseCommand):
@@ -25,12 +26,7 @@ class Command(BaseCommand):
                 tenant = tenant_create(slug=slug, name=name, time_zone=time_zone)
                 member, created = member_add(tenant=tenant, email=admin_email, role=Role.ADMIN, password=password)
         except ValidationError as exc:
-            messages = (
-                "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
-                if hasattr(exc, "message_dict")
-                else " ".join(exc.messages)
-            )
-            raise CommandError(messages) from exc
+            raise CommandError("; ".join(error_messages(exc))) from exc
         self.stdout.write(
             self.style.SUCCESS(f"Created tenant {tenant.slug} ({tenant.name}), time zone {tenant.time_zone}.")
         )
