@@ -3,9 +3,9 @@
 - `copy_events`: psycopg COPY of the same event rows (same columns) into a plain scratch table made
   `LIKE` the events table with all its indexes and checks (foreign keys are not copied by LIKE).
 - `metrics_sql`: the numbers of `recompute_rollups` for the same groups (overall, per offering, segment,
-  owner and sales rep, each also per purchase month): counts, percentile_cont, Kaplan–Meier with window
-  functions (median, share at target, the thinned curve), the weekly histogram and the funnel. One
-  scan of the engagements into a temporary table, then GROUPING SETS.
+  owner and sales rep, each also per purchase month): counts, the Aalen–Johansen curves with their
+  intervals (thinned), quantiles and the share by the target, the value backlog, the weekly histogram
+  and the funnel. One scan of the engagements into a temporary table, then GROUPING SETS.
 - `stalled_update`: one UPDATE of the on-track engagements past due + grace, committed (the caller undoes it).
 - `projection_sql`: a set-based derivation of the projection from the events, for the common case
   (see its docstring for what it covers), and the MilestoneReach rows.
@@ -16,8 +16,9 @@ import time
 
 from django.db import connection, transaction
 
-from engagement.models import Customer, Engagement, Event, Milestone, MilestoneReach, Offering
-from metrics.compute import CURVE_POINTS, HISTOGRAM_WEEKS
+from engagement.models import Customer, Engagement, Event, Milestone, MilestoneReach, Offering, Purchase
+from metrics.compute import CURVE_POINTS, HISTOGRAM_WEEKS, aalen_johansen_of_days
+from metrics.models import Forecast
 from tenants.models import Member, User
 from tenants.rls import as_owner
 
@@ -80,74 +81,80 @@ def stalled_update(tenant, now):
 # Metrics ----------------------------------------------------------------------------------------
 
 DIMENSIONS = ("offering", "segment", "owner", "sales_rep")
-LABELS = (
+WHOLE_LABELS = (
     "CASE " + " ".join(f"WHEN GROUPING({d}) = 0 THEN '{d}'" for d in DIMENSIONS) + " ELSE 'all' END AS dim, "
-    "CASE " + " ".join(f"WHEN GROUPING({d}) = 0 THEN {d}" for d in DIMENSIONS) + " ELSE '' END AS key, "
-    "CASE WHEN GROUPING(month) = 0 THEN month ELSE '' END AS period"
+    "CASE " + " ".join(f"WHEN GROUPING({d}) = 0 THEN {d}" for d in DIMENSIONS) + " ELSE '' END AS key"
 )
-
+LABELS = WHOLE_LABELS + ", CASE WHEN GROUPING(month) = 0 THEN month ELSE '' END AS period"
+DAYS_SINCE = "extract(epoch FROM %(now)s::timestamptz - {})::float8 / 86400.0"
 
 BASE = f"""
 CREATE TEMP TABLE bench_ref_base ON COMMIT DROP AS
-SELECT e.id, e.status, o.key AS offering, o.target_days, coalesce(c.segment, '') AS segment,
+SELECT e.id, e.offering_id, e.status, o.key AS offering, o.target_days, coalesce(c.segment, '') AS segment,
        coalesce(ou.email, '') AS owner, coalesce(su.email, '') AS sales_rep, e.owner_id IS NULL AS unowned,
        to_char(e.pos_at AT TIME ZONE %(tz)s, 'YYYY-MM') AS month, e.days_to_value,
+       CASE e.status WHEN 'reached' THEN 1 WHEN 'lost' THEN 2 ELSE 0 END AS outcome,
        CASE e.status WHEN 'reached' THEN e.days_to_value WHEN 'lost' THEN e.days_to_loss
-            ELSE extract(epoch FROM %(now)s::timestamptz - e.pos_at)::float8 / 86400.0
-                 - (e.paused_days + coalesce(extract(epoch FROM %(now)s::timestamptz - e.paused_since)::float8 / 86400.0, 0.0))
-       END AS km_t
+            ELSE {DAYS_SINCE.format("e.pos_at")} - e.paused_days - coalesce({DAYS_SINCE.format("e.paused_since")}, 0.0)
+       END AS t,
+       {DAYS_SINCE.format("e.pos_at")} AS age_days, p.amount, p.currency, coalesce(f.at_risk, false) AS at_risk
 FROM {_t(Engagement)} e
 JOIN {_t(Offering)} o ON o.id = e.offering_id
 JOIN {_t(Customer)} c ON c.id = e.customer_id
+JOIN {_t(Purchase)} p ON p.id = e.purchase_id
 LEFT JOIN {_t(Member)} om ON om.id = e.owner_id LEFT JOIN {_t(User)} ou ON ou.id = om.user_id
 LEFT JOIN {_t(Member)} sm ON sm.id = e.sales_rep_id LEFT JOIN {_t(User)} su ON su.id = sm.user_id
+LEFT JOIN {_t(Forecast)} f ON f.engagement_id = e.id
 WHERE e.tenant_id = %(tenant)s
-"""  # noqa: E501, S608
+"""  # noqa: S608
 
 AGGREGATES = f"""
 SELECT {LABELS}, count(*),
        {", ".join(f"count(*) FILTER (WHERE status = '{s}')" for s in ("reached", "lost", "stalled", "on_track", "paused"))},
-       count(*) FILTER (WHERE unowned),
-       {", ".join(f"percentile_cont({q}) WITHIN GROUP (ORDER BY days_to_value) FILTER (WHERE status = 'reached')" for q in (0.5, 0.75, 0.9))},
-       count(*) FILTER (WHERE status = 'reached' AND days_to_value <= target_days),
-       CASE WHEN min(target_days) = max(target_days) THEN min(target_days) END
+       count(*) FILTER (WHERE unowned), count(*) FILTER (WHERE at_risk AND outcome = 0),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY days_to_value) FILTER (WHERE status = 'reached'),
+       CASE WHEN min(target_days) = max(target_days) THEN min(target_days) END,
+       min(age_days - target_days) >= 0
 FROM bench_ref_base GROUP BY GROUPING SETS ({{sets}})
 """  # noqa: E501, S608
 
-KM_STEPS = f"""
-CREATE TEMP TABLE bench_ref_km ON COMMIT DROP AS
-WITH times AS (
-    SELECT {LABELS}, km_t AS t, count(*) FILTER (WHERE status = 'reached') AS d, count(*) AS c,
-           min(target_days) AS lo, max(target_days) AS hi
-    FROM bench_ref_base WHERE km_t IS NOT NULL GROUP BY GROUPING SETS ({{sets}})
-), risk AS (
-    SELECT dim, key, period, t, d, sum(c) OVER (PARTITION BY dim, key, period ORDER BY t DESC) AS n,
-           min(lo) OVER (PARTITION BY dim, key, period) AS lo, max(hi) OVER (PARTITION BY dim, key, period) AS hi
-    FROM times
-)
-SELECT dim, key, period, t,
-       CASE WHEN bool_or(d = n) OVER w THEN 0.0
-            ELSE exp(coalesce(sum(ln(1.0 - d::float8 / n::float8)) FILTER (WHERE d < n) OVER w, 0.0)) END AS s,
-       CASE WHEN lo = hi THEN lo END AS target
-FROM risk WHERE d > 0
-WINDOW w AS (PARTITION BY dim, key, period ORDER BY t)
+# The outcomes per group and day, for the estimator of metrics.compute (its window arithmetic is shared;
+# tests hold it to lifelines): the groups come from GROUPING SETS here, not from repeated rows.
+AJ_DAYS = """
+days AS (
+    SELECT {labels}, clock AS t, count(*) FILTER (WHERE outcome = 1) AS d1,
+           count(*) FILTER (WHERE outcome = 2) AS d2, count(*) AS leaving
+    FROM (SELECT *, {clock} AS clock FROM bench_ref_base) b GROUP BY GROUPING SETS ({sets})
+)"""
+
+CURVES = """
+SELECT dim, key, t, pov, pov_low, pov_high, lost, lost_low, lost_high,
+       count(*) OVER (PARTITION BY dim, key) AS days,
+       row_number() OVER (PARTITION BY dim, key, floor(pov * %(points)s) ORDER BY t) AS first_pov,
+       row_number() OVER (PARTITION BY dim, key, floor(lost * %(points)s) ORDER BY t) AS first_lost,
+       row_number() OVER (PARTITION BY dim, key ORDER BY t DESC) AS from_end
+FROM bench_ref_aj WHERE period = '' ORDER BY dim, key, t
+"""
+
+QUANTILES = """
+SELECT dim, key, min(t) FILTER (WHERE pov >= 0.5 - 1e-12), min(t) FILTER (WHERE pov >= 0.75 - 1e-12),
+       min(t) FILTER (WHERE pov >= 0.9 - 1e-12)
+FROM bench_ref_aj WHERE period = '' GROUP BY dim, key
+"""
+
+BY_TARGET = """
+SELECT dim, key, period, (array_agg(pov ORDER BY t DESC))[1], (array_agg(pov_low ORDER BY t DESC))[1],
+       (array_agg(pov_high ORDER BY t DESC))[1]
+FROM ({aj}) aj WHERE t <= 0 GROUP BY dim, key, period
+"""
+
+BACKLOG = f"""
+SELECT {WHOLE_LABELS}, currency, age, sum(amount), coalesce(sum(amount) FILTER (WHERE status = 'stalled'), 0),
+       coalesce(sum(amount) FILTER (WHERE at_risk), 0)
+FROM (SELECT *, CASE WHEN t >= 91 THEN 'over 90' WHEN t >= 61 THEN '61-90' WHEN t >= 31 THEN '31-60' ELSE '0-30' END
+      AS age FROM bench_ref_base WHERE outcome = 0 AND amount IS NOT NULL) b
+GROUP BY GROUPING SETS ({{sets}})
 """  # noqa: S608
-
-KM_ESTIMATES = """
-SELECT dim, key, period, min(t) FILTER (WHERE 1.0 - s >= 0.5 - 1e-12),
-       (array_agg(s ORDER BY t DESC) FILTER (WHERE t <= target))[1], min(target)
-FROM bench_ref_km GROUP BY dim, key, period
-"""
-
-KM_CURVES = """
-SELECT dim, key, t, s FROM (
-    SELECT dim, key, t, s, count(*) OVER (PARTITION BY dim, key) AS steps,
-           row_number() OVER (PARTITION BY dim, key, floor((1.0 - s) * %(points)s) ORDER BY t) AS first_in_band,
-           row_number() OVER (PARTITION BY dim, key ORDER BY t DESC) AS from_end
-    FROM bench_ref_km WHERE period = ''
-) k WHERE steps <= %(points)s OR first_in_band = 1 OR from_end = 1
-ORDER BY dim, key, t
-"""
 
 HISTOGRAM = f"""
 SELECT {LABELS}, week, count(*) FROM (
@@ -156,40 +163,55 @@ SELECT {LABELS}, week, count(*) FROM (
 """  # noqa: S608
 
 FUNNEL = f"""
-SELECT b.offering, m.key, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.clock_days)
-FROM bench_ref_base b JOIN {_t(MilestoneReach)} r ON r.engagement_id = b.id JOIN {_t(Milestone)} m ON m.id = r.milestone_id
+SELECT b.offering, m.key, count(r.milestone_id), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.clock_days),
+       count(*) FILTER (WHERE r.milestone_id IS NULL AND b.t > m.due_day)
+FROM bench_ref_base b JOIN {_t(Milestone)} m ON m.offering_id = b.offering_id
+LEFT JOIN {_t(MilestoneReach)} r ON r.engagement_id = b.id AND r.milestone_id = m.id
 GROUP BY b.offering, m.key
-"""  # noqa: E501, S608
+"""  # noqa: S608
 
 
-def _plain_sets(extra):
+def _plain_sets(extra, *, months=True):
     """GROUPING SETS of overall/dimension x whole/month, each with `extra` columns appended."""
     tail = f", {extra}" if extra else ""
-    sets = [f"({extra})" if extra else "()", f"(month{tail})"]
-    sets += [f"({d}{tail})" for d in DIMENSIONS] + [f"({d}, month{tail})" for d in DIMENSIONS]
+    sets = [f"({extra})" if extra else "()"] + [f"({d}{tail})" for d in DIMENSIONS]
+    if months:
+        sets += [f"(month{tail})"] + [f"({d}, month{tail})" for d in DIMENSIONS]
     return ", ".join(sets)
 
 
+def _aj(clock, months):
+    labels = LABELS if months else f"{WHOLE_LABELS}, ''::text AS period"
+    return aalen_johansen_of_days(AJ_DAYS.format(labels=labels, clock=clock, sets=_plain_sets("clock", months=months)))
+
+
 def metrics_sql(tenant, now):
-    """(seconds, results): every number recompute_rollups stores, from hand-written SQL."""
+    """(seconds, results): every number recompute_rollups stores, from hand-written SQL. The forecasts it
+    stores alongside are not recomputed here (the reference reads their at-risk flags), so the ratio
+    counts the forecasting against the application."""
     params = {"tz": tenant.time_zone, "now": now, "tenant": tenant.pk}
     start = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(BASE, params)
         cursor.execute(AGGREGATES.format(sets=_plain_sets("")))
         aggregates = cursor.fetchall()
-        cursor.execute(KM_STEPS.format(sets=_plain_sets("km_t")))
-        cursor.execute(KM_ESTIMATES)
-        estimates = cursor.fetchall()
-        cursor.execute(KM_CURVES, {"points": CURVE_POINTS})
+        cursor.execute(f"CREATE TEMP TABLE bench_ref_aj ON COMMIT DROP AS {_aj('t', months=False)}")
+        cursor.execute(CURVES, {"points": CURVE_POINTS})
         curves = cursor.fetchall()
+        cursor.execute(QUANTILES)
+        quantiles = cursor.fetchall()
+        cursor.execute(BY_TARGET.format(aj=_aj("t - target_days", months=True)))
+        by_target = cursor.fetchall()
+        cursor.execute(BACKLOG.format(sets=_plain_sets("currency, age", months=False)))
+        backlog = cursor.fetchall()
         cursor.execute(HISTOGRAM.format(sets=_plain_sets("week")), {"last_week": HISTOGRAM_WEEKS - 1})
         histogram = cursor.fetchall()
         cursor.execute(FUNNEL)
         funnel = cursor.fetchall()
     seconds = time.perf_counter() - start
     return seconds, {
-        "aggregates": aggregates, "estimates": estimates, "curves": curves, "histogram": histogram, "funnel": funnel,
+        "aggregates": aggregates, "curves": curves, "quantiles": quantiles, "by_target": by_target,
+        "backlog": backlog, "histogram": histogram, "funnel": funnel,
     }  # fmt: skip
 
 

@@ -7,6 +7,7 @@ scenario (and `make bench`).
 from django.db import connection
 
 from engagement.models import Engagement, Event, MilestoneReach
+from metrics.compute import CURVE_POINTS
 from metrics.models import MetricRollup
 
 TOLERANCE = 1e-9
@@ -35,10 +36,10 @@ def _check(problems, what, ours, theirs):
 def metrics_equal(day, results):
     """The stored rollups of `day` against metrics_sql's results; raises Mismatch naming the first differences."""
     rollups = {(r.dimension, r.key): r for r in MetricRollup.objects.filter(day=day)}
-    estimates = {(d, k, p): (median, s_target, target) for d, k, p, median, s_target, target in results["estimates"]}
-    curves = {}
-    for dim, key, t, s in results["curves"]:
-        curves.setdefault((dim, key), []).append((t, 1.0 - s))
+    by_target = {
+        tuple(row[:3]): dict(zip(("share", "low", "high"), row[3:], strict=True)) for row in results["by_target"]
+    }
+    quantiles = {tuple(row[:2]): row[2:] for row in results["quantiles"]}
     reference_groups, cohorts = set(), {}
     problems = []
     for row in results["aggregates"]:
@@ -51,22 +52,23 @@ def metrics_equal(day, results):
         if rollup is None:
             problems.append(f"{dim}={key!r}: no stored rollup")
             continue
-        _summary_equal(problems, f"{dim}={key!r}", rollup.summary, row, estimates.get((dim, key, "")))
-        curve = [(p["day"], p["reached_share"]) for p in rollup.summary["km_curve"]]
-        theirs = curves.get((dim, key), [])
-        _check(problems, f"{dim}={key!r} curve points", len(curve), len(theirs))
-        for (ours_t, ours_share), (t, share) in zip(curve, theirs, strict=False):
-            _check(problems, f"{dim}={key!r} curve day", ours_t, t)
-            _check(problems, f"{dim}={key!r} curve share", ours_share, share)
+        name = f"{dim}={key!r}"
+        _summary_equal(problems, name, rollup.summary, row, quantiles.get((dim, key), (None, None, None)))
+        _check_by_target(problems, name, rollup.summary["reached_by_target"], by_target.get((dim, key, "")))
     _check(problems, "groups", sorted(rollups), sorted(reference_groups))
+    _curves_equal(problems, rollups, results["curves"])
     for (dim, key), months in cohorts.items():
         stored = {c["month"]: c for c in rollups[(dim, key)].cohorts} if (dim, key) in rollups else {}
         _check(problems, f"{dim}={key!r} cohort months", sorted(stored), sorted(months))
         for month, row in months.items():
             if month in stored:
-                _check(problems, f"{dim}={key!r} {month} purchases", stored[month]["purchases"], row[3])
-                _check(problems, f"{dim}={key!r} {month} reached", stored[month]["reached"], row[4])
-                _check(problems, f"{dim}={key!r} {month} median", stored[month]["median_days_to_value"], row[10])
+                name = f"{dim}={key!r} {month}"
+                _check(problems, f"{name} purchases", stored[month]["purchases"], row[3])
+                _check(problems, f"{name} reached", stored[month]["reached"], row[4])
+                _check(problems, f"{name} mature", stored[month]["mature"], bool(row[13]))
+                reference = by_target.get((dim, key, month))
+                _check_by_target(problems, name, stored[month]["reached_by_target"], reference)
+    _backlog_equal(problems, rollups, results["backlog"])
     _histograms_equal(problems, rollups, results["histogram"])
     _funnels_equal(problems, rollups, results["funnel"])
     if problems:
@@ -74,25 +76,60 @@ def metrics_equal(day, results):
     return len(reference_groups)
 
 
-def _summary_equal(problems, name, summary, row, estimate):
+def _summary_equal(problems, name, summary, row, quantiles):
     purchases, *statuses = row[3:9]
-    unowned, median, p75, p90, on_time, target = row[9:15]
-    reached = statuses[0]
-    km_median, s_target, _ = estimate or (None, None, None)
+    unowned, at_risk, median, target = row[9:13]
     expected = {
         "purchases": purchases,
         **dict(zip(STATUSES, statuses, strict=True)),
         "unowned": unowned,
-        "median_days_to_value": median,
-        "p75_days_to_value": p75,
-        "p90_days_to_value": p90,
-        "on_time_rate": on_time / reached if reached else None,
+        "at_risk": at_risk,
+        "median_days_among_reached": median,
         "target_days": target,
-        "km_median_days": km_median,
-        "km_reached_by_target": None if target is None else 1.0 - (1.0 if s_target is None else s_target),
+        **dict(zip(("days_to_value_p50", "days_to_value_p75", "days_to_value_p90"), quantiles, strict=True)),
     }
     for field, value in expected.items():
         _check(problems, f"{name} {field}", summary.get(field), value)
+
+
+def _check_by_target(problems, name, ours, reference):
+    reference = reference or {"share": 0.0, "low": None, "high": None}  # no outcome by the target yet
+    for part in ("share", "low", "high"):
+        _check(problems, f"{name} reached_by_target {part}", ours[part], reference[part])
+
+
+def _curves_equal(problems, rollups, rows):
+    """The thinned curves: every day while a group has at most CURVE_POINTS, else the first day in each band
+    of the curve's own share, and the last."""
+    reference = {}
+    for dim, key, t, *values, days, first_pov, first_lost, from_end in rows:
+        pov, lost = reference.setdefault((dim, key), ([], []))
+        if days <= CURVE_POINTS or first_pov == 1 or from_end == 1:
+            pov.append((t, *values[:3]))
+        if days <= CURVE_POINTS or first_lost == 1 or from_end == 1:
+            lost.append((t, *values[3:]))
+    for (dim, key), rollup in rollups.items():
+        for index, name in enumerate(("reached_curve", "lost_curve")):
+            ours = [(p["day"], p["share"], p["low"], p["high"]) for p in rollup.summary[name]]
+            theirs = reference.get((dim, key), ([], []))[index]
+            _check(problems, f"{dim}={key!r} {name} points", len(ours), len(theirs))
+            for mine, other in zip(ours, theirs, strict=False):
+                for part, a, b in zip(("day", "share", "low", "high"), mine, other, strict=True):
+                    _check(problems, f"{dim}={key!r} {name} {part}", a, b)
+
+
+def _backlog_equal(problems, rollups, rows):
+    reference = {}
+    for dim, key, currency, age, amount, stalled, at_risk in rows:
+        reference.setdefault((dim, key), {})[(currency, age)] = (str(amount), str(stalled), str(at_risk))
+    for group, rollup in rollups.items():
+        stored = {
+            (block["currency"], cell["age"]): (cell["amount"], cell["stalled"], cell["at_risk"])
+            for block in rollup.summary["value_backlog"]
+            for cell in block["ages"]
+            if (block["currency"], cell["age"]) in reference.get(group, {}) or cell["amount"] != "0"
+        }
+        _check(problems, f"{group} value backlog", stored, reference.get(group, {}))
 
 
 def _histograms_equal(problems, rollups, rows):
@@ -106,14 +143,17 @@ def _histograms_equal(problems, rollups, rows):
 
 
 def _funnels_equal(problems, rollups, rows):
-    reference = {(offering, milestone): (count, median) for offering, milestone, count, median in rows}
+    reference = {
+        (offering, milestone): (count, median, dropped) for offering, milestone, count, median, dropped in rows
+    }
     for (dim, key), rollup in rollups.items():
         if dim != "offering" or not rollup.funnel:
             continue
         for step in rollup.funnel["milestones"]:
-            count, median = reference.get((key, step["milestone"]), (0, None))
+            count, median, dropped = reference.get((key, step["milestone"]), (0, None, 0))
             _check(problems, f"funnel {key}/{step['milestone']} reached", step["reached"], count)
             _check(problems, f"funnel {key}/{step['milestone']} median", step["median_clock_days"], median)
+            _check(problems, f"funnel {key}/{step['milestone']} dropped", step["dropped"], dropped)
 
 
 # Projections ------------------------------------------------------------------------------------

@@ -198,6 +198,12 @@ FILTER_PARAMETERS = [
     OpenApiParameter("segment", description="Customer segment."),
     OpenApiParameter("purchased_from", type=str, description="Date (YYYY-MM-DD) in the tenant's time zone."),
     OpenApiParameter("purchased_to", type=str, description="Date (YYYY-MM-DD) in the tenant's time zone, inclusive."),
+    OpenApiParameter(
+        "at_risk",
+        type=bool,
+        description="true: open engagements whose forecast chance to reach PoV by the target day is under the "
+        "company's threshold; false: every other engagement (docs/metrics.md, Forecast).",
+    ),
 ]
 assert {p.name for p in FILTER_PARAMETERS} == set(FILTER_NAMES)
 ID_PARAMETER = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The engagement's id.")
@@ -224,7 +230,7 @@ class EngagementViewSet(TenantAPIView, mixins.ListModelMixin, viewsets.GenericVi
 
     def get_queryset(self):
         flt = parse_filters(self.request.query_params)
-        return filtered_engagements(flt, self.tenant).select_related(*queries.ENGAGEMENT_RELATED)
+        return filtered_engagements(flt, self.tenant).select_related(*queries.WITH_FORECAST)
 
     def retrieve(self, request, pk=None):
         engagement = queries.engagement_for(pk)

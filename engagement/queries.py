@@ -19,7 +19,7 @@ from tenants.scoping import current_tenant, get_or_404
 
 
 def engagement_for(engagement_id: object) -> Engagement:
-    return get_or_404(Engagement.objects.select_related(*ENGAGEMENT_RELATED), id=uuid_or_404(engagement_id))
+    return get_or_404(Engagement.objects.select_related(*WITH_FORECAST), id=uuid_or_404(engagement_id))
 
 
 def customer_for(external_id: str) -> Customer:
@@ -42,6 +42,8 @@ def uuid_or_404(value: object) -> uuid.UUID:
 
 
 ENGAGEMENT_RELATED = ("purchase", "customer", "offering", "owner__user", "sales_rep__user")
+# Lists and pages show the forecast too (metrics.models.Forecast, one row per open engagement).
+WITH_FORECAST = (*ENGAGEMENT_RELATED, "forecast")
 
 
 # The engagement of a purchase with what the API shows of it (ENGAGEMENT_RELATED), row-locked, written by
@@ -79,7 +81,7 @@ def locked_by_purchase(tenant: Tenant, purchase: str) -> Engagement | None:
 
 
 def engagements() -> QuerySet[Engagement]:
-    return Engagement.objects.select_related(*ENGAGEMENT_RELATED)
+    return Engagement.objects.select_related(*WITH_FORECAST)
 
 
 def member_by_email(email: str | None, field: str) -> Member | None:

@@ -7,7 +7,7 @@ and batch items alike); a test holds the two to the same fields."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from engagement.models import EventType, NoteKind, Status
+from engagement.models import EventType, Status
 from pov.api_errors import AwareDateTimeField, StrictSerializer
 
 ID_MAX = 255
@@ -107,11 +107,6 @@ class EngagementPatchIn(StrictSerializer):
     note = serializers.CharField(max_length=10000, required=False, allow_blank=True, default="")
 
 
-class NoteIn(StrictSerializer):
-    body = serializers.CharField(max_length=10000)
-    kind = serializers.ChoiceField(choices=NoteKind.values, required=False, default=NoteKind.NOTE)
-
-
 class NullableBlankCharField(serializers.CharField):
     """Shows "" as null."""
 
@@ -132,7 +127,22 @@ class CustomerSummary(serializers.Serializer):
     segment = serializers.CharField()
 
 
-class EngagementOut(serializers.Serializer):
+class ForecastOut(serializers.Serializer):
+    """docs/metrics.md, "Forecast": recomputed with the metrics, at most a minute after a change."""
+
+    reach_by_target = serializers.FloatField(
+        allow_null=True,
+        help_text="The chance, 0 to 1, to reach PoV by the offering's target day, given the engagement is still "
+        "open on its clock day now: (F_pov(T) - F_pov(d)) / (1 - F_pov(d) - F_lost(d)) on the Aalen-Johansen "
+        "curves of similar customers; 0 past the target day; null when none of them was still waiting.",
+    )
+    expected_pov_day = serializers.FloatField(
+        allow_null=True, help_text="The clock day by which half of similar customers reached PoV; null: never."
+    )
+    at_risk = serializers.BooleanField(help_text="reach_by_target is under the company's at-risk threshold.")
+
+
+class EngagementState(serializers.Serializer):
     """An engagement with the derived fields of docs/metrics.md; the row has ENGAGEMENT_RELATED selected."""
 
     id = serializers.UUIDField()
@@ -154,6 +164,18 @@ class EngagementOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class EngagementOut(EngagementState):
+    """The engagement with its forecast (the row has queries.WITH_FORECAST selected). Responses to a purchase or
+    an event carry the engagement without it: the forecast follows with the next metrics recompute."""
+
+    forecast = serializers.SerializerMethodField(help_text="Null once the engagement ended, or until first forecast.")
+
+    @extend_schema_field(ForecastOut(allow_null=True))
+    def get_forecast(self, engagement):
+        forecast = getattr(engagement, "forecast", None)  # a missing reverse one-to-one raises AttributeError
+        return ForecastOut(forecast).data if forecast else None
+
+
 class EventOut(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.ChoiceField(choices=EventType.values)
@@ -168,7 +190,7 @@ class EventOut(serializers.Serializer):
 
 
 class EventRecorded(EventOut):
-    engagement = EngagementOut()
+    engagement = EngagementState()
 
 
 class TimelineItem(serializers.Serializer):
@@ -216,4 +238,4 @@ class PurchaseOut(serializers.Serializer):
     purchased_at = serializers.DateTimeField()
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
     currency = NullableBlankCharField(allow_null=True)
-    engagement = EngagementOut()
+    engagement = EngagementState()

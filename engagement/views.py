@@ -31,6 +31,9 @@ SORTS = {
     "-purchased": ("-pos_at",),
     "customer": ("customer__name", "pos_at"),
     "status": ("status", F("next_due_at").asc(nulls_last=True)),
+    # Least likely to reach PoV by the target first; engagements without a forecast (ended) last.
+    "risk": (F("forecast__reach_by_target").asc(nulls_last=True), "pos_at"),
+    "-risk": (F("forecast__reach_by_target").desc(nulls_last=True), "-pos_at"),
 }
 PAGE_SIZE = 50
 
@@ -103,6 +106,8 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def spreadsheet_safe(value):
     """A cell a spreadsheet will not run as a formula: text starting with = + - @ tab or CR is quoted."""
+    if isinstance(value, datetime):
+        value = value.isoformat()
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
 
@@ -133,7 +138,7 @@ def engagement_export(request, slug):
         with tenant_scope(tenant):
             yield writer.writerow([name for name, _ in CSV_COLUMNS])
             for row in rows.iterator(chunk_size=2000):
-                yield writer.writerow([spreadsheet_safe(_csv_value(v)) for v in row])
+                yield writer.writerow([spreadsheet_safe(v) for v in row])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime(timezone.now(), tenant.tzinfo).strftime("%Y-%m-%d")
@@ -141,19 +146,14 @@ def engagement_export(request, slug):
     return response
 
 
-def _csv_value(value):
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 # One engagement ------------------------------------------------------------------------------------
 
 
 def detail_context(request, engagement):
-    timeline = queries.timeline(engagement, include_sources=True)
     return {
         "engagement": engagement,
         "journey": queries.journey_progress(engagement),
-        "timeline": list(reversed(timeline)),
+        "timeline": list(reversed(queries.timeline(engagement, include_sources=True))),
         "can_act": can_act(request.member),
         "members": queries.active_members(),
         "event_types": EventType.choices,
@@ -231,28 +231,33 @@ def engagement_act(request, slug, engagement_id, action):
 
 # Journeys (admin) ----------------------------------------------------------------------------------
 
-BLANK_ROWS = 3
+# A new journey's settings; an existing one shows its own.
+JOURNEY_DEFAULTS = {
+    "key": "", "name": "", "requires_satisfaction": False, "satisfaction_threshold": 4, "confirm_value": False,
+}  # fmt: skip
+BLANK_ROWS = [{"key": "", "name": "", "due_day": ""}] * 3
 
 
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def journeys(request, slug):
     offerings = Offering.objects.prefetch_related("milestones").order_by("name")
-    return render(request, "engagement/journeys.html", {"offerings": offerings, "is_admin": True})
+    return render(request, "engagement/journeys.html", {"offerings": offerings})
 
 
 def _journey_rows(post):
+    """The milestone rows filled in, in order; an empty row is skipped."""
     rows = []
-    for key, name, due in zip(post.getlist("m_key"), post.getlist("m_name"), post.getlist("m_due"), strict=False):
-        if not (key.strip() or name.strip() or due.strip()):
-            continue
-        rows.append({"key": key.strip(), "name": name.strip(), "due_day": _int_or_none(due.strip(), "due_day") or 0})
+    for row in zip(post.getlist("m_key"), post.getlist("m_name"), post.getlist("m_due"), strict=False):
+        key, name, due = (part.strip() for part in row)
+        if key or name or due:
+            rows.append({"key": key, "name": name, "due_day": _int_or_none(due, "due_day") or 0})
     return rows
 
 
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def journey_edit(request, slug, key=None):
     offering = queries.offering_for(key) if key else None
-    errors, values = [], None
+    errors = []
     if request.method == "POST":
         post = request.POST
         values = {
@@ -262,51 +267,22 @@ def journey_edit(request, slug, key=None):
             "satisfaction_threshold": post.get("satisfaction_threshold", "").strip(),
             "confirm_value": post.get("confirm_value") == "on",
         }
-        milestones = []
+        rows = []
         try:
             threshold = _int_or_none(values["satisfaction_threshold"], "satisfaction_threshold")
             values["satisfaction_threshold"] = threshold or 4
-            milestones = _journey_rows(post)
+            rows = _journey_rows(post)
             saved, created = services.offering_save(
-                tenant=request.tenant, milestones=milestones, actor=web_actor(request), **values
+                tenant=request.tenant, milestones=rows, actor=web_actor(request), **values
             )
             messages.success(request, f"Journey {'created' if created else 'saved'}: {saved.name}.")
             return HttpResponseRedirect(reverse("journeys", args=[slug]))
         except (Invalid, Conflict) as exc:
             errors = error_messages(exc)
-            values["milestones"] = milestones
-    rows = _form_rows(offering, values)
-    return render(
-        request,
-        "engagement/journey_form.html",
-        {"offering": offering, "values": values or _values_of(offering), "rows": rows, "errors": errors},
-        status=400 if errors and not request.htmx else 200,
-    )
-
-
-def _values_of(offering):
-    if offering is None:
-        return {
-            "key": "",
-            "name": "",
-            "requires_satisfaction": False,
-            "satisfaction_threshold": 4,
-            "confirm_value": False,
-        }
-    return {
-        "key": offering.key,
-        "name": offering.name,
-        "requires_satisfaction": offering.requires_satisfaction,
-        "satisfaction_threshold": offering.satisfaction_threshold,
-        "confirm_value": offering.confirm_value,
-    }
-
-
-def _form_rows(offering, values):
-    if values is not None:
-        rows = values.get("milestones", [])
-    elif offering is not None:
-        rows = [{"key": m.key, "name": m.name, "due_day": m.due_day} for m in offering.milestones.all()]
+    elif offering is None:
+        values, rows = dict(JOURNEY_DEFAULTS), []
     else:
-        rows = []
-    return rows + [{"key": "", "name": "", "due_day": ""}] * BLANK_ROWS
+        values = {name: getattr(offering, name) for name in JOURNEY_DEFAULTS}
+        rows = [{"key": m.key, "name": m.name, "due_day": m.due_day} for m in offering.milestones.all()]
+    context = {"offering": offering, "values": values, "rows": rows + BLANK_ROWS, "errors": errors}
+    return render(request, "engagement/journey_form.html", context, status=400 if errors and not request.htmx else 200)

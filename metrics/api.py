@@ -1,4 +1,4 @@
-"""Metrics endpoints (docs/metrics.md): the filters of the engagement list, one answer each."""
+"""Metrics endpoints: the filters of the engagement list, one answer each. Every definition: docs/metrics.md."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -6,14 +6,24 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from engagement.api import FILTER_PARAMETERS
-from engagement.filters import parse_filters
+from engagement.filters import LIST_ONLY, parse_filters
 from metrics import queries
 from tenants.api_base import TenantAPIView
 
-METRIC_FILTERS = [p for p in FILTER_PARAMETERS if p.name != "status"]
+METRIC_FILTERS = [p for p in FILTER_PARAMETERS if p.name not in LIST_ONLY]
 
 
-class BaseMetricsOut(serializers.Serializer):
+class ShareOut(serializers.Serializer):
+    share = serializers.FloatField(allow_null=True)
+    low = serializers.FloatField(allow_null=True, help_text="The 95% interval's lower bound; null when there is none.")
+    high = serializers.FloatField(allow_null=True)
+
+
+class CurvePoint(ShareOut):
+    day = serializers.FloatField(help_text="A clock day with a PoV or a loss (paused time excluded).")
+
+
+class CountsOut(serializers.Serializer):
     purchases = serializers.IntegerField()
     reached = serializers.IntegerField()
     lost = serializers.IntegerField()
@@ -21,16 +31,16 @@ class BaseMetricsOut(serializers.Serializer):
     on_track = serializers.IntegerField()
     paused = serializers.IntegerField()
     unowned = serializers.IntegerField()
-    pov_rate = serializers.FloatField(allow_null=True, help_text="reached / purchases: how many customers reach PoV.")
-    median_days_to_value = serializers.FloatField(allow_null=True)
-    p75_days_to_value = serializers.FloatField(allow_null=True)
-    p90_days_to_value = serializers.FloatField(allow_null=True)
-    on_time_rate = serializers.FloatField(allow_null=True)
-
-
-class CurvePoint(serializers.Serializer):
-    day = serializers.FloatField()
-    reached_share = serializers.FloatField()
+    at_risk = serializers.IntegerField(help_text="Open engagements whose forecast is under the company's threshold.")
+    pov_rate = serializers.FloatField(allow_null=True, help_text="reached / purchases so far.")
+    days_to_value_p50 = serializers.FloatField(
+        allow_null=True, help_text="The first day the PoV incidence reaches 50% of all buyers; null if it never has."
+    )
+    days_to_value_p75 = serializers.FloatField(allow_null=True, help_text="As p50, for 75%.")
+    days_to_value_p90 = serializers.FloatField(allow_null=True, help_text="As p50, for 90%.")
+    reached_by_target = ShareOut(
+        allow_null=True, help_text="The PoV incidence at each engagement's own target day, with its interval."
+    )
 
 
 class HistogramBin(serializers.Serializer):
@@ -39,12 +49,27 @@ class HistogramBin(serializers.Serializer):
     open = serializers.BooleanField(help_text="The last bin: this week and every later one.")
 
 
-class SummaryOut(BaseMetricsOut):
-    histogram = HistogramBin(many=True, help_text="Days to value of the reached engagements, by week.")
-    km_curve = CurvePoint(many=True)
-    km_median_days = serializers.FloatField(allow_null=True)
+class BacklogAgeOut(serializers.Serializer):
+    age = serializers.ChoiceField(choices=["0-30", "31-60", "61-90", "over 90"], help_text="Clock days since purchase.")
+    amount = serializers.DecimalField(max_digits=16, decimal_places=2)
+    stalled = serializers.DecimalField(max_digits=16, decimal_places=2)
+    at_risk = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+
+class BacklogOut(serializers.Serializer):
+    currency = serializers.CharField()
+    ages = BacklogAgeOut(many=True)
+
+
+class SummaryOut(CountsOut):
     target_days = serializers.IntegerField(allow_null=True, help_text="Set when the engagements share one target.")
-    km_reached_by_target = serializers.FloatField(allow_null=True)
+    median_days_among_reached = serializers.FloatField(
+        allow_null=True, help_text="Secondary: the median days to value of those who reached PoV only."
+    )
+    reached_curve = CurvePoint(many=True, help_text="Aalen–Johansen incidence of PoV (loss competes).")
+    lost_curve = CurvePoint(many=True, help_text="Aalen–Johansen incidence of loss (PoV competes).")
+    value_backlog = BacklogOut(many=True, help_text="Purchase amounts still waiting for PoV, by clock age.")
+    histogram = HistogramBin(many=True, help_text="Days to value of the reached engagements, by week.")
     computed_at = serializers.DateTimeField()
 
 
@@ -53,8 +78,8 @@ class CohortOut(serializers.Serializer):
     purchases = serializers.IntegerField()
     reached = serializers.IntegerField()
     pov_rate = serializers.FloatField(allow_null=True)
-    median_days_to_value = serializers.FloatField(allow_null=True)
-    km_reached_by_target = serializers.FloatField(allow_null=True)
+    reached_by_target = ShareOut(allow_null=True)
+    mature = serializers.BooleanField(help_text="False while its youngest purchase is younger than its target.")
 
 
 class CohortsOut(serializers.Serializer):
@@ -70,6 +95,7 @@ class FunnelStepOut(serializers.Serializer):
     reached = serializers.IntegerField()
     rate = serializers.FloatField(allow_null=True)
     median_clock_days = serializers.FloatField(allow_null=True)
+    dropped = serializers.IntegerField(help_text="Engagements past the milestone's due day without it.")
 
 
 class FunnelOut(serializers.Serializer):
@@ -79,11 +105,21 @@ class FunnelOut(serializers.Serializer):
     computed_at = serializers.DateTimeField()
 
 
-class OwnerRowOut(BaseMetricsOut):
+class ScoreboardRowOut(serializers.Serializer):
+    purchases = serializers.IntegerField()
+    reached = serializers.IntegerField()
+    lost = serializers.IntegerField()
+    pov_rate = serializers.FloatField(allow_null=True)
+    reached_by_target = ShareOut(allow_null=True)
+    days_to_value_p50 = serializers.FloatField(allow_null=True)
+    rankable = serializers.BooleanField(help_text="False below 20 engagements or with an interval over 0.30 wide.")
+
+
+class OwnerRowOut(ScoreboardRowOut):
     owner = serializers.EmailField(allow_null=True)
 
 
-class SalesRepRowOut(BaseMetricsOut):
+class SalesRepRowOut(ScoreboardRowOut):
     sales_rep = serializers.EmailField(allow_null=True)
 
 
@@ -103,8 +139,8 @@ class TrendPointOut(serializers.Serializer):
     reached = serializers.IntegerField()
     stalled = serializers.IntegerField()
     pov_rate = serializers.FloatField(allow_null=True)
-    median_days_to_value = serializers.FloatField(allow_null=True)
-    on_time_rate = serializers.FloatField(allow_null=True)
+    days_to_value_p50 = serializers.FloatField(allow_null=True)
+    reached_by_target = ShareOut(allow_null=True)
 
 
 class TrendOut(serializers.Serializer):
@@ -118,12 +154,14 @@ class TrendQuery(serializers.Serializer):
 
 class MetricsView(TenantAPIView, APIView):
     def filters(self):
-        return parse_filters(self.request.query_params, allow_status=False)
+        return parse_filters(self.request.query_params, for_lists=False)
 
 
 class SummaryView(MetricsView):
     @extend_schema(
-        summary="Headline metrics and the Kaplan–Meier curve", parameters=METRIC_FILTERS, responses=SummaryOut
+        summary="Headline metrics, the PoV and loss curves, and the value backlog",
+        parameters=METRIC_FILTERS,
+        responses=SummaryOut,
     )
     def get(self, request):
         return Response(SummaryOut(queries.summary(self.filters(), self.tenant)).data)

@@ -22,7 +22,7 @@ WIDTH, HEIGHT = 600, 300
 MAX_CATEGORY_LABELS = 12  # more month or week labels than this collide at the chart's width
 FUNNEL_ROW, FUNNEL_TOP, FUNNEL_NAME_CHARS = 44, 30, 48
 
-KM_EMPTY = "No customer in this selection has reached PoV yet. Record milestones as customers reach them."
+OUTCOMES_EMPTY = "No customer in this selection has reached PoV or been lost yet. Record milestones as they happen."
 HISTOGRAM_EMPTY = "No customer in this selection has reached PoV yet, so there is no time to value to show."
 COHORT_EMPTY = "No purchases in this selection yet. Monthly cohorts appear once purchases are recorded."
 FUNNEL_EMPTY = "No purchases of this offering yet (or its journey has no milestones). Record a purchase to start."
@@ -183,55 +183,82 @@ def _bar(frame, slot, value, css_class, tooltip):
 # --- charts --------------------------------------------------------------------------------------------------------
 
 
-def _km_points(curve):
-    """(day, percent reached) from day 0, where nobody has reached PoV yet."""
-    return [(0.0, 0.0)] + [(float(point["day"]), float(point["reached_share"]) * 100) for point in curve]
+def _step_at(curve, day, name="share"):
+    """The value of a step curve at `day`: the last point on or before it, else 0 (nothing yet)."""
+    return max(((float(p["day"]), float(p[name])) for p in curve if float(p["day"]) <= day), default=(0.0, 0.0))[1]
 
 
-def _share_at(points, day):
-    # A Kaplan–Meier curve is a step function: the value holds from one event day until the next.
-    return max((share for point_day, share in points if point_day <= day), default=0.0)
+def _steps(frame, days, values):
+    """A step path through (day, percent) values from day 0, where nothing has happened yet."""
+    path = f"M{_num(frame.x(0))} {_num(frame.y(0))}"
+    return path + "".join(
+        f"H{_num(frame.x(day))}V{_num(frame.y(value))}" for day, value in zip(days, values, strict=True)
+    )
 
 
-def _step_path(frame, points):
-    # Horizontal to the next event day, then vertical to its share: the curve holds its value between events.
-    steps = "".join(f"H{_num(frame.x(day))}V{_num(frame.y(share))}" for day, share in points[1:])
-    return f"M{_num(frame.x(0))} {_num(frame.y(0))}{steps}"
+def _band(frame, reached):
+    """The reached curve's 95% interval as a closed polygon: along the highs to the right edge, back along
+    the lows. Each value holds from its day to the next, as the curve's own steps do."""
+    bounded = [p for p in reached if p.get("low") is not None]
+    if not bounded:
+        return None
+    xs = [frame.x(p["day"]) for p in bounded] + [frame.right]
+    highs, lows = [frame.y(p["high"] * 100) for p in bounded], [frame.y(p["low"] * 100) for p in bounded]
+    path = [f"M{_num(xs[0])} {_num(highs[0])}"]
+    for i, high in enumerate(highs):
+        path.append(f"V{_num(high)}H{_num(xs[i + 1])}")
+    for i in range(len(lows) - 1, -1, -1):
+        path.append(f"V{_num(lows[i])}H{_num(xs[i])}")
+    return "".join(path) + "Z"
 
 
-def _km_desc(points, target_days, median_days):
-    last_day, last_share = points[-1]
-    parts = [f"Customers who reached PoV by days since purchase: {round(last_share)} % by day {_display(last_day)}."]
+def _outcomes_desc(reached, lost, purchases, target_days, p50):
+    last_day = max(float(p["day"]) for p in (*reached, *lost))
+    share, gone = _step_at(reached, last_day), _step_at(lost, last_day)
+    parts = [
+        f"Of {purchases} customers, {_percent(share)} reached PoV and {_percent(gone)} were lost by day "
+        f"{_display(last_day)}; the rest are still on their way."
+    ]
     if target_days is not None:
-        parts.append(f"Target {_display(target_days)} days: {round(_share_at(points, target_days))} % by then.")
-    if median_days is not None:
-        parts.append(f"Half of customers reach PoV within {_display(median_days)} days.")
+        parts.append(f"By the target day {_display(target_days)}: {_percent(_step_at(reached, target_days))}.")
+    parts.append(f"Half reach PoV by day {_display(p50)}." if p50 is not None else "Half have not reached PoV yet.")
     return " ".join(parts)
 
 
-def km_chart(curve, *, chart_id, target_days=None, median_days=None, empty_text=KM_EMPTY):
-    """Kaplan–Meier "reached PoV" curve as a step line, with the target (dashed) and median (dotted) days."""
+def outcomes_chart(reached, lost, *, chart_id, purchases, target_days=None, p50=None, empty_text=OUTCOMES_EMPTY):
+    """Reached PoV (from the bottom, with its 95% band) and lost (stacked on it) by clock day since purchase,
+    the rest still waiting; the target day dashed, the day half reached dotted."""
     _check_id(chart_id)
-    target_days, median_days = _optional_float(target_days), _optional_float(median_days)
-    if not curve:
+    target_days, p50 = _optional_float(target_days), _optional_float(p50)
+    if not reached and not lost:
         return _empty(chart_id, empty_text)
-    points = _km_points(curve)
-    frame = _Frame(max(points[-1][0], target_days or 0, 1) * 1.05, 100)
-    day_ticks = nice_ticks(frame.x_max, cover=False)
+    days = sorted({float(p["day"]) for p in (*reached, *lost)})
+    frame = _Frame(max(days[-1], target_days or 0, 1) * 1.05, 100)
+    reached_values = [_step_at(reached, day) * 100 for day in days]
+    stacked = [r + _step_at(lost, day) * 100 for r, day in zip(reached_values, days, strict=True)]
+    bottom = f"H{_num(frame.right)}V{_num(frame.y(0))}H{_num(frame.x(0))}Z"
     body = [
-        *_y_axis(frame, nice_ticks(100), lambda tick: f"{_num(tick)} %", "reached PoV"),
-        *_x_axis(frame, [(frame.x(day), _num(day)) for day in day_ticks], "days since purchase"),
-        _el("path", class_="chart-line chart-step", d=_step_path(frame, points), fill="none"),
+        *_y_axis(frame, nice_ticks(100), lambda tick: f"{_num(tick)} %", "share of customers"),
+        *_x_axis(
+            frame, [(frame.x(day), _num(day)) for day in nice_ticks(frame.x_max, cover=False)], "days since purchase"
+        ),
+        _el("path", class_="chart-lost", d=_steps(frame, days, stacked) + bottom),
+        _el("path", class_="chart-reached", d=_steps(frame, days, reached_values) + bottom),
     ]
-    if median_days is not None:
-        body += _marker(frame, median_days, "chart-median", "2 3", f"median {_display(median_days)} d", label_row=1)
+    if band := _band(frame, reached):
+        body.append(_el("path", class_="chart-band", d=band))
+    body.append(_el("path", class_="chart-line chart-step", d=_steps(frame, days, reached_values), fill="none"))
+    if p50 is not None:
+        body += _marker(frame, p50, "chart-median", "2 3", f"half by {_display(round(p50))} d", label_row=1)
     if target_days is not None:
-        share = _share_at(points, target_days)
+        share = _step_at(reached, target_days) * 100
         body += _marker(frame, target_days, "chart-target", "6 4", f"target {_display(target_days)} d")
         x, y = frame.x(target_days), frame.y(share)
         body.append(_el("circle", class_="chart-target-point", cx=x, cy=y, r=4))
         body.append(_label(f"{round(share)} %", "chart-label chart-target-share", x + 6, y - 6))
-    return _svg(chart_id, "km", "Customers reaching PoV over time", _km_desc(points, target_days, median_days), body)
+    body.append(_label(f"n = {purchases}", "chart-label chart-n", frame.right, frame.top + 12, "end"))
+    desc = _outcomes_desc(reached, lost, purchases, target_days, p50)
+    return _svg(chart_id, "outcomes", "Customers reaching PoV, and lost, over time", desc, body)
 
 
 def _week_label(histogram_bin):
@@ -272,29 +299,42 @@ def _month_label(month):
         return str(month)
 
 
+def _cohort_share(cohort):
+    """The month's share reaching PoV by the target day; None for a month without purchases."""
+    by_target = cohort.get("reached_by_target") or {}
+    return by_target.get("share") if cohort["purchases"] else None
+
+
 def _cohort_tooltip(cohort, label):
-    rate = cohort["pov_rate"]
-    reached = f"{cohort['reached']}/{cohort['purchases']} reached PoV"
-    return f"{label}: {reached} ({_percent(rate)})" if rate is not None else f"{label}: no purchases"
+    share = _cohort_share(cohort)
+    if share is None:
+        return f"{label}: no purchases"
+    young = "" if cohort.get("mature", True) else "; still young, the share can rise"
+    so_far = f"{cohort['reached']}/{cohort['purchases']} reached PoV so far"
+    return f"{label}: {_percent(share)} by the target day, {so_far}{young}"
 
 
 def cohort_chart(cohorts, *, chart_id, empty_text=COHORT_EMPTY):
-    """PoV rate per purchase month, oldest first, with "reached/purchases" as each bar's tooltip."""
+    """Per purchase month, oldest first: the share reaching PoV by the target day; months younger than the
+    target (whose share can still rise) drawn as young."""
     _check_id(chart_id)
     if not any(cohort["purchases"] for cohort in cohorts):
         return _empty(chart_id, empty_text)
     frame = _Frame(len(cohorts), 100)
     bars, labels = [], []
     for index, cohort in enumerate(cohorts):
-        rate, label = cohort["pov_rate"], _month_label(cohort["month"])
-        css_class = "chart-bar" if rate is not None else "chart-bar chart-bar-none"
-        bars.append(_bar(frame, index, (rate or 0) * 100, css_class, _cohort_tooltip(cohort, label)))
+        share, label = _cohort_share(cohort), _month_label(cohort["month"])
+        css_class = "chart-bar" if share is not None else "chart-bar chart-bar-none"
+        css_class += "" if cohort.get("mature", True) else " chart-young"
+        bars.append(_bar(frame, index, (share or 0) * 100, css_class, _cohort_tooltip(cohort, label)))
         labels.append((frame.x(index + 0.5), label))
-    body = [*_y_axis(frame, nice_ticks(100), lambda tick: f"{_num(tick)} %", "reached PoV"), *bars]
+    body = [*_y_axis(frame, nice_ticks(100), lambda tick: f"{_num(tick)} %", "by the target day"), *bars]
     body += _x_axis(frame, _thinned(labels), "purchase month")
-    # Recent cohorts look worse only because their customers have had less time: the description says so.
-    desc = "Share of each month's purchases that reached PoV, oldest month first. Recent months are still maturing."
-    return _svg(chart_id, "cohorts", "PoV rate by purchase month", desc, body)
+    desc = (
+        "Share of each month's buyers who reached PoV by their target day, oldest month first. Months whose "
+        "youngest purchase is not yet past its target are drawn lighter: their share can still rise."
+    )
+    return _svg(chart_id, "cohorts", "Reached PoV by the target day, by purchase month", desc, body)
 
 
 def _drop_text(previous, reached, purchases):
@@ -316,6 +356,8 @@ def _funnel_row(index, milestone, previous, purchases, width):
     shown_rate = _percent(milestone["rate"])
     tooltip = f"{name}: {reached} of {purchases} purchases ({shown_rate}), due day {milestone['due_day']}"
     tooltip += f", median {_display(median)} days after purchase" if median is not None else ""
+    if milestone.get("dropped"):
+        tooltip += f"; {milestone['dropped']} past the due day without it"
     css_class = "chart-bar chart-funnel-bar" + (" chart-pov" if milestone.get("is_pov") else "")
     bar_width = full * min(rate, 1)
     return [

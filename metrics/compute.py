@@ -1,33 +1,43 @@
 """Computing the metrics of docs/metrics.md for groups of one tenant's engagements, in set-based SQL.
 
-`compute` takes a queryset of one tenant's engagements (already filtered) and returns, for each
-group (dimension, key) — `("all", "")`, `("offering", key)`, `("segment", segment)`,
-`("owner", email)`, `("sales_rep", email)`, "" meaning none — its summary (counts, percentiles and
-Kaplan–Meier) and, when asked, its monthly cohorts; and the milestone funnel per offering.
+`compute` takes a queryset of one tenant's engagements (already filtered) and returns, for each group
+(dimension, key) — `("all", "")`, `("offering", key)`, `("segment", segment)`, `("owner", email)`,
+`("sales_rep", email)`, "" meaning none — its summary and, when asked, its monthly cohorts; and the
+milestone funnel per offering.
 
-The selected engagements are copied once into a temporary table with the columns every metric
-needs (group keys, purchase month in the tenant's time zone, Kaplan–Meier time). Each statement
-then reads it for all groups at once: the group rows are that table repeated per dimension
-(UNION ALL), a period column '' for the whole group or 'YYYY-MM' for its monthly cohort.
+The selected engagements are copied once into a temporary table with what every metric needs (group
+keys, outcome and clock day, purchase month in the company's time zone). Each statement then reads it for
+all groups at once: the group rows are that table repeated per dimension (UNION ALL), with a period ''
+for the whole group or 'YYYY-MM' for its monthly cohort.
 
-- counts and percentiles: aggregates with FILTER and percentile_cont (linear interpolation);
-- Kaplan–Meier: distinct times per group, the at-risk count as a reverse running sum, S(t) as
-  exp(running sum of ln(1 - d/n)) (lifelines' own formulation), 0 once a step takes every subject;
-- the curve: the first step in each 1/CURVE_POINTS band of reached share, plus the last.
-Only table and column names are interpolated into the SQL; every value is a parameter.
+The curves are the Aalen–Johansen cumulative incidence of PoV and of loss, competing outcomes, with
+lifelines' 95% interval (Greenwood-type variance, log(−log) transformation), computed with window
+functions over each group's distinct days: the at-risk count as a running sum from the end, the overall
+survival as exp(running sum of ln(1 − d/n)) as lifelines computes it, the variance from running sums of
+its expanded terms (lifelines' own accumulators). Only names are interpolated into the SQL.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Count, QuerySet
 
-from engagement.models import Customer, Engagement, Milestone, MilestoneReach, Offering
-from tenants.models import Member, User
+from engagement.models import Customer, Engagement, Milestone, MilestoneReach, Offering, Purchase
+from engagement.sql import table
+from metrics.models import Forecast
+from tenants.models import Member, Tenant, User
 
 DIMENSIONS = ("all", "offering", "segment", "owner", "sales_rep")
+KEY_COLUMN = {"all": "''", "offering": "offering", "segment": "segment", "owner": "owner", "sales_rep": "sales_rep"}
+STATUS_COUNTS = ("reached", "lost", "stalled", "on_track", "paused")
 CURVE_POINTS = 500
 HISTOGRAM_WEEKS = 26  # the last bin holds everything from week 25 on
+QUANTILES = {"days_to_value_p50": 0.5, "days_to_value_p75": 0.75, "days_to_value_p90": 0.9}
+BACKLOG_AGES = ((0, "0-30"), (31, "31-60"), (61, "61-90"), (91, "over 90"))
 
 
 @dataclass
@@ -35,78 +45,96 @@ class Computed:
     groups: dict  # (dimension, key) -> {"summary": {...}, "cohorts": [...]}
     funnels: dict  # offering key -> {"offering", "purchases", "milestones": [...]}
 
-    def summary(self, dimension="all", key=""):
+    def summary(self, dimension: str = "all", key: str = "") -> dict:
         return self.groups[(dimension, key)]["summary"]
 
 
-def compute(engagements, tenant, now, *, dimensions=("all",), cohorts=False, funnel=False):
-    """`funnel`: True for every offering among the engagements, or one offering's key."""
+def compute(
+    engagements: QuerySet[Engagement], tenant: Tenant, now: datetime, *, dimensions: tuple = ("all",),
+    cohorts: bool = False, funnel: bool | str = False, after_curves: Callable[[CursorWrapper], Any] | None = None,
+) -> Computed:  # fmt: skip
+    """`funnel`: True for every offering among the engagements, or one offering's key. `after_curves(cursor)`
+    runs once the curves are in metric_curve, before anything is counted (the forecasts)."""
     unknown = set(dimensions) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"unknown dimensions: {sorted(unknown)}")
-    with transaction.atomic():
-        groups, reaches = _groups_and_reaches(
-            engagements, tenant, now, dimensions=dimensions, cohorts=cohorts, funnel=funnel
-        )
+    rows = grouped(dimensions, cohorts)
+    with transaction.atomic(), connection.cursor() as cursor:
+        fill_base(cursor, engagements, tenant, now)
+        _curves(cursor, rows)
+        if after_curves:
+            after_curves(cursor)
+        groups = _groups(cursor, dimensions, rows)
+        reaches = _reaches(cursor) if funnel else {}
     if "all" in dimensions and ("all", "") not in groups:
-        groups[("all", "")] = {"summary": dict(EMPTY_SUMMARY), "cohorts": []}
+        groups[("all", "")] = {"summary": empty_summary(), "cohorts": []}
     funnels = _funnels(engagements, groups, reaches, also=[funnel] if isinstance(funnel, str) else []) if funnel else {}
     return Computed(groups=groups, funnels=funnels)
 
 
-KEY_COLUMN = {"all": "''", "offering": "offering", "segment": "segment", "owner": "owner", "sales_rep": "sales_rep"}
-STATUS_COUNTS = ("reached", "lost", "stalled", "on_track", "paused")
+# The base table -----------------------------------------------------------------------------------
+
+BASE_COLUMNS = """
+    id uuid, offering_id uuid, status text, offering text, target_days integer, segment text, owner text,
+    sales_rep text, unowned boolean, month text, days_to_value float8, outcome smallint, t float8,
+    age_days float8, amount numeric, currency text, at_risk boolean, furthest integer
+"""
+CURVE_COLUMNS = """
+    dim text, key text, period text, t float8, pov float8, pov_low float8, pov_high float8,
+    lost float8, lost_low float8, lost_high float8
+"""
 
 
-def _table(model):
-    return connection.ops.quote_name(model._meta.db_table)
+# outcome: 1 PoV at days_to_value, 2 lost at days_to_loss, 0 open (censored at its clock day now).
+# Parameters by position, as the selected engagements' subquery comes: the time zone, now three times,
+# the tenant twice, then the subquery's own.
+FILL_BASE = """
+INSERT INTO metric_base
+SELECT e.id, e.offering_id, e.status, o.key, o.target_days, coalesce(c.segment, ''), coalesce(ou.email, ''),
+       coalesce(su.email, ''), e.owner_id IS NULL, to_char(e.pos_at AT TIME ZONE %s, 'YYYY-MM'),
+       e.days_to_value,
+       CASE e.status WHEN 'reached' THEN 1 WHEN 'lost' THEN 2 ELSE 0 END,
+       CASE e.status WHEN 'reached' THEN e.days_to_value WHEN 'lost' THEN e.days_to_loss
+            ELSE {days_since_pos} - e.paused_days - coalesce({days_since_pause}, 0.0) END,
+       {days_since_pos}, p.amount, p.currency, coalesce(f.at_risk, false),
+       coalesce((SELECT max(m."order") FROM {reaches} r JOIN {milestones} m ON m.id = r.milestone_id
+                 WHERE r.tenant_id = %s AND r.engagement_id = e.id), -1)
+FROM {engagements} e
+JOIN {offerings} o ON o.id = e.offering_id
+JOIN {customers} c ON c.id = e.customer_id
+JOIN {purchases} p ON p.id = e.purchase_id
+LEFT JOIN {members} om ON om.id = e.owner_id LEFT JOIN {users} ou ON ou.id = om.user_id
+LEFT JOIN {members} sm ON sm.id = e.sales_rep_id LEFT JOIN {users} su ON su.id = sm.user_id
+LEFT JOIN {forecasts} f ON f.engagement_id = e.id
+WHERE e.tenant_id = %s AND e.id IN ({selected})
+"""
 
 
-BASE_COLUMNS = (
-    "id uuid, status text, offering text, target_days integer, segment text, owner text, sales_rep text,"
-    " unowned boolean, month text, days_to_value float8, km_t float8"
-)
-KM_COLUMNS = "dim text, key text, period text, t float8, s float8, steps bigint, target integer"
-
-
-def _empty_work_tables(cursor):
-    """The session's two work tables, created once and emptied per run. Creating and dropping them on
-    every run left each run's locks on the dropped tables held until the caller's transaction ended
-    (~17 per run), so a transaction with a few hundred computations exhausted the shared lock table."""
+def create_work_tables(cursor: CursorWrapper) -> None:
+    """The session's work tables, created once and emptied per run (dropping them on every run held locks
+    until the transaction ended)."""
     cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS metric_base ({BASE_COLUMNS}) ON COMMIT DELETE ROWS")
-    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS metric_km ({KM_COLUMNS}) ON COMMIT DELETE ROWS")
-    cursor.execute("TRUNCATE metric_base, metric_km")
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS metric_curve ({CURVE_COLUMNS}) ON COMMIT DELETE ROWS")
+    cursor.execute("CREATE INDEX IF NOT EXISTS metric_curve_day ON metric_curve (dim, key, period, t)")
+    cursor.execute("TRUNCATE metric_base, metric_curve")
 
 
-def _create_base(cursor, engagements, tenant, now):
-    ids_sql, ids_params = engagements.values("id").order_by().query.sql_with_params()
-    days_since = "extract(epoch FROM %s::timestamptz - {col})::float8 / 86400.0"
-    cursor.execute(
-        f"""
-        INSERT INTO metric_base
-        SELECT e.id, e.status, o.key AS offering, o.target_days, coalesce(c.segment, '') AS segment,
-               coalesce(ou.email, '') AS owner, coalesce(su.email, '') AS sales_rep,
-               e.owner_id IS NULL AS unowned,
-               to_char(e.pos_at AT TIME ZONE %s, 'YYYY-MM') AS month,
-               e.days_to_value,
-               CASE e.status WHEN 'reached' THEN e.days_to_value WHEN 'lost' THEN e.days_to_loss
-                    ELSE {days_since.format(col="e.pos_at")}
-                         - (e.paused_days + coalesce({days_since.format(col="e.paused_since")}, 0.0))
-               END AS km_t
-        FROM {_table(Engagement)} e
-        JOIN {_table(Offering)} o ON o.id = e.offering_id
-        JOIN {_table(Customer)} c ON c.id = e.customer_id
-        LEFT JOIN {_table(Member)} om ON om.id = e.owner_id
-        LEFT JOIN {_table(User)} ou ON ou.id = om.user_id
-        LEFT JOIN {_table(Member)} sm ON sm.id = e.sales_rep_id
-        LEFT JOIN {_table(User)} su ON su.id = sm.user_id
-        WHERE e.tenant_id = %s AND e.id IN ({ids_sql})
-        """,  # noqa: S608 - names only; values are parameters
-        [tenant.time_zone, now, now, tenant.pk, *ids_params],
-    )
+def fill_base(cursor: CursorWrapper, engagements: QuerySet[Engagement], tenant: Tenant, now: datetime) -> None:
+    """metric_base: the selected engagements as they stand at `now`."""
+    create_work_tables(cursor)
+    selected, selected_params = engagements.values("id").order_by().query.sql_with_params()
+    days_since = "extract(epoch FROM %s::timestamptz - {})::float8 / 86400.0"
+    sql = FILL_BASE.format(
+        days_since_pos=days_since.format("e.pos_at"), days_since_pause=days_since.format("e.paused_since"),
+        selected=selected,
+        engagements=table(Engagement), offerings=table(Offering), customers=table(Customer),
+        purchases=table(Purchase), members=table(Member), users=table(User), forecasts=table(Forecast),
+        reaches=table(MilestoneReach), milestones=table(Milestone),
+    )  # fmt: skip
+    cursor.execute(sql, [tenant.time_zone, now, now, now, tenant.pk, tenant.pk, *selected_params])
 
 
-def _grouped(dimensions, cohorts):
+def grouped(dimensions: tuple, cohorts: bool) -> str:
     """The group rows: the base once per dimension (and once more per dimension by month)."""
     periods = ["''", "month"] if cohorts else ["''"]
     # Dimensions are checked against KEY_COLUMN by compute(); no value reaches this text.
@@ -118,200 +146,293 @@ def _grouped(dimensions, cohorts):
     )
 
 
-def _aggregates(cursor, grouped):
-    counts = ", ".join(f"count(*) FILTER (WHERE status = '{s}')" for s in STATUS_COUNTS)
-    quantiles = ", ".join(
-        f"percentile_cont({q}) WITHIN GROUP (ORDER BY days_to_value) FILTER (WHERE status = 'reached')"
-        for q in (0.5, 0.75, 0.9)
-    )
+# Aalen–Johansen -----------------------------------------------------------------------------------
+
+
+def _bounds(f: str, v: str, name: str) -> str:
+    """The 95% interval of incidence `f` with variance `v` on the log(−log) scale; null where lifelines
+    gives none (no variance, or an incidence of exactly 0 or 1). Exponents are clamped to keep
+    PostgreSQL from overflowing where the result is 0 or 1 anyway."""
+    spread = f"1.959963984540054 * sqrt(greatest({v}, 0.0)) / ({f} * abs(ln({f})))"
+    edge = f"{v} IS NOT NULL AND {f} > 0 AND {f} < 1"
+    at = "exp(-exp(least(greatest(ln(-ln({f})) {sign} {spread}, -700.0), 700.0)))"
+    low, high = at.format(f=f, sign="+", spread=spread), at.format(f=f, sign="-", spread=spread)
+    return f"CASE WHEN {edge} THEN {low} END AS {name}_low, CASE WHEN {edge} THEN {high} END AS {name}_high"
+
+
+# `days` holds, per group (dim, key, period) and clock day t, d1 PoV, d2 losses and `leaving`: everyone
+# whose day it is (censored ones included). One output row per group and day with a PoV or a loss. n
+# counts who is still waiting at the day, d the day's outcomes of either kind; s_prev is the overall
+# survival just before the day.
+DAYS = """
+g AS ({rows}),
+days AS (
+    SELECT dim, key, period, {clock} AS t, count(*) FILTER (WHERE outcome = 1) AS d1,
+           count(*) FILTER (WHERE outcome = 2) AS d2, count(*) AS leaving
+    FROM g GROUP BY dim, key, period, {clock}
+)"""
+ESTIMATE = """
+risk AS (
+    SELECT dim, key, period, t, d1::float8 AS d1, d2::float8 AS d2, (d1 + d2)::float8 AS d,
+           sum(leaving) OVER (PARTITION BY dim, key, period ORDER BY t DESC)::float8 AS n
+    FROM days
+),
+survival AS (
+    SELECT *, CASE WHEN bool_or(d = n) OVER w THEN 0.0
+                   ELSE exp(sum(ln(1.0 - d / n)) FILTER (WHERE d < n) OVER w) END AS s,
+           bool_or(d = n) OVER w AS unbounded
+    FROM risk WHERE d > 0
+    WINDOW w AS (PARTITION BY dim, key, period ORDER BY t)
+),
+incidence AS (
+    SELECT *, sum(s_prev * d1 / n) OVER w AS f1, sum(s_prev * d2 / n) OVER w AS f2,
+           CASE WHEN d < n THEN d / (n * (n - d)) END AS a
+    FROM (SELECT *, coalesce(lag(s) OVER (PARTITION BY dim, key, period ORDER BY t), 1.0) AS s_prev
+          FROM survival) lagged
+    WINDOW w AS (PARTITION BY dim, key, period ORDER BY t)
+),
+terms AS (
+    SELECT dim, key, period, t, f1, f2, unbounded, sum(a) OVER w AS sa,
+           sum(a * f1) OVER w AS sa1, sum(a * f1 * f1) OVER w AS saa1,
+           sum(a * f2) OVER w AS sa2, sum(a * f2 * f2) OVER w AS saa2,
+           sum(s_prev * s_prev * d1 * (n - d1) / (n * n * n)) OVER w AS q1,
+           sum(s_prev * s_prev * d2 * (n - d2) / (n * n * n)) OVER w AS q2,
+           sum(s_prev * d1 / (n * n)) OVER w AS g1, sum(s_prev * d1 * f1 / (n * n)) OVER w AS h1,
+           sum(s_prev * d2 / (n * n)) OVER w AS g2, sum(s_prev * d2 * f2 / (n * n)) OVER w AS h2
+    FROM incidence
+    WINDOW w AS (PARTITION BY dim, key, period ORDER BY t)
+),
+variance AS (
+    SELECT dim, key, period, t, f1, f2,
+           CASE WHEN NOT unbounded THEN f1 * f1 * sa - 2 * f1 * sa1 + saa1 + q1 - 2 * (f1 * g1 - h1) END AS v1,
+           CASE WHEN NOT unbounded THEN f2 * f2 * sa - 2 * f2 * sa2 + saa2 + q2 - 2 * (f2 * g2 - h2) END AS v2
+    FROM terms
+)
+SELECT dim, key, period, t, f1 AS pov, {bounds1}, f2 AS lost, {bounds2} FROM variance
+"""
+
+
+def aalen_johansen(rows: str, clock: str) -> str:
+    """The statement giving (dim, key, period, day, pov, low, high, lost, low, high) for `rows`: each row one
+    engagement with dim, key, period, outcome and the column `clock`."""
+    return aalen_johansen_of_days(DAYS.format(rows=rows, clock=clock))
+
+
+def aalen_johansen_of_days(days: str) -> str:
+    """The same from common table expressions that end with `days` (see DAYS)."""
+    return f"WITH {days}, {ESTIMATE.format(bounds1=_bounds('f1', 'v1', 'pov'), bounds2=_bounds('f2', 'v2', 'lost'))}"
+
+
+def _curves(cursor: CursorWrapper, rows: str) -> None:
+    """metric_curve: both curves of every group, on the value clock."""
+    cursor.execute(f"INSERT INTO metric_curve {aalen_johansen(rows, 't')}")
+
+
+def _by_target(cursor: CursorWrapper, rows: str) -> dict:
+    """{(dim, key, period): {share, low, high}}: the PoV incidence at each engagement's own target day,
+    on the clock counted from it (t − target days), so groups of several offerings answer too."""
     cursor.execute(
         f"""
-        WITH g AS ({grouped})
-        SELECT dim, key, period, count(*), {counts}, count(*) FILTER (WHERE unowned), {quantiles},
-               count(*) FILTER (WHERE status = 'reached' AND days_to_value <= target_days),
-               CASE WHEN min(target_days) = max(target_days) THEN min(target_days) END
-        FROM g GROUP BY dim, key, period
-        """  # noqa: S608
+        SELECT DISTINCT ON (dim, key, period) dim, key, period, pov, pov_low, pov_high
+        FROM ({aalen_johansen(rows, "t - target_days")}) aj WHERE t <= 0
+        ORDER BY dim, key, period, t DESC
+        """  # noqa: S608 - names only
     )
+    return {row[:3]: {"share": row[3], "low": row[4], "high": row[5]} for row in cursor.fetchall()}
+
+
+def _quantiles(cursor: CursorWrapper) -> dict:
+    """{(dim, key, period): {name: first day the PoV incidence reaches the share}}."""
+    firsts = ", ".join(f"min(t) FILTER (WHERE pov >= {share} - 1e-12)" for share in QUANTILES.values())
+    cursor.execute(f"SELECT dim, key, period, {firsts} FROM metric_curve GROUP BY dim, key, period")  # noqa: S608
+    return {row[:3]: dict(zip(QUANTILES, row[3:], strict=True)) for row in cursor.fetchall()}
+
+
+def _thinned_curves(cursor: CursorWrapper) -> dict:
+    """{(dim, key): (reached curve, lost curve)} of whole groups: every day while there are at most
+    CURVE_POINTS, else the first day in each 1/CURVE_POINTS band of the share, and the last day."""
+    curves: dict = {}
+    for name, columns in (("reached", "pov, pov_low, pov_high"), ("lost", "lost, lost_low, lost_high")):
+        share = columns.split(",")[0]
+        cursor.execute(
+            f"""
+            SELECT dim, key, t, {columns} FROM (
+                SELECT *, count(*) OVER (PARTITION BY dim, key) AS days,
+                       row_number() OVER (PARTITION BY dim, key, floor({share} * %(points)s) ORDER BY t) AS first,
+                       row_number() OVER (PARTITION BY dim, key ORDER BY t DESC) AS from_end
+                FROM metric_curve WHERE period = ''
+            ) c WHERE days <= %(points)s OR first = 1 OR from_end = 1
+            ORDER BY dim, key, t
+            """,  # noqa: S608 - names only
+            {"points": CURVE_POINTS},
+        )
+        for dim, key, day, value, low, high in cursor.fetchall():
+            pair = curves.setdefault((dim, key), ([], []))
+            pair[0 if name == "reached" else 1].append({"day": day, "share": value, "low": low, "high": high})
+    return curves
+
+
+# Counts, backlog, histograms ------------------------------------------------------------------------
+
+COUNTS = """
+WITH g AS ({rows})
+SELECT dim, key, period, count(*), {statuses}, count(*) FILTER (WHERE unowned),
+       count(*) FILTER (WHERE at_risk AND outcome = 0),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY days_to_value) FILTER (WHERE outcome = 1),
+       CASE WHEN min(target_days) = max(target_days) THEN min(target_days) END,
+       min(age_days - target_days) >= 0
+FROM g GROUP BY dim, key, period
+"""
+
+
+def _counts(cursor: CursorWrapper, rows: str) -> list[tuple]:
+    statuses = ", ".join(f"count(*) FILTER (WHERE status = '{status}')" for status in STATUS_COUNTS)
+    cursor.execute(COUNTS.format(rows=rows, statuses=statuses))
     return cursor.fetchall()
 
 
-def _kaplan_meier(cursor, grouped):
-    """metric_km: one row per group and distinct event time, with S(t) and the group's single target."""
+def _backlog(cursor: CursorWrapper, rows: str) -> dict:
+    """{(dim, key): [{currency, ages: [{age, amount, stalled, at_risk}]}]} of open engagements with an amount."""
+    bucket = " ".join(f"WHEN t >= {start} THEN '{name}'" for start, name in reversed(BACKLOG_AGES))
     cursor.execute(
         f"""
-        INSERT INTO metric_km
-        WITH g AS ({grouped}),
-        times AS (
-            SELECT dim, key, period, km_t AS t, count(*) FILTER (WHERE status = 'reached') AS d, count(*) AS c,
-                   min(target_days) AS lowest_target, max(target_days) AS highest_target
-            FROM g WHERE km_t IS NOT NULL GROUP BY dim, key, period, km_t
-        ),
-        risk AS (
-            SELECT dim, key, period, t, d,
-                   sum(c) OVER (PARTITION BY dim, key, period ORDER BY t DESC) AS n,
-                   min(lowest_target) OVER (PARTITION BY dim, key, period) AS lowest_target,
-                   max(highest_target) OVER (PARTITION BY dim, key, period) AS highest_target
-            FROM times
-        )
-        SELECT dim, key, period, t,
-               CASE WHEN bool_or(d = n) OVER w THEN 0.0
-                    ELSE exp(coalesce(sum(ln(1.0 - d::float8 / n::float8)) FILTER (WHERE d < n) OVER w, 0.0))
-               END AS s,
-               count(*) OVER (PARTITION BY dim, key, period) AS steps,
-               CASE WHEN lowest_target = highest_target THEN lowest_target END AS target
-        FROM risk WHERE d > 0
-        WINDOW w AS (PARTITION BY dim, key, period ORDER BY t)
-        """  # noqa: S608
+        WITH g AS ({rows})
+        SELECT dim, key, currency, CASE {bucket} ELSE '0-30' END AS age, sum(amount),
+               coalesce(sum(amount) FILTER (WHERE status = 'stalled'), 0),
+               coalesce(sum(amount) FILTER (WHERE at_risk), 0)
+        FROM g WHERE outcome = 0 AND amount IS NOT NULL GROUP BY dim, key, currency, age
+        """  # noqa: S608 - names only
     )
-    cursor.execute(
-        """
-        SELECT dim, key, period,
-               min(t) FILTER (WHERE 1.0 - s >= 0.5 - 1e-12),
-               (array_agg(s ORDER BY t DESC) FILTER (WHERE t <= target))[1]
-        FROM metric_km GROUP BY dim, key, period
-        """
-    )
-    estimates = {(dim, key, period): (median, s_target) for dim, key, period, median, s_target in cursor.fetchall()}
-    cursor.execute(
-        """
-        SELECT dim, key, t, s FROM (
-            SELECT dim, key, t, s, steps,
-                   row_number() OVER (PARTITION BY dim, key, floor((1.0 - s) * %s) ORDER BY t) AS first_in_band,
-                   row_number() OVER (PARTITION BY dim, key ORDER BY t DESC) AS from_end
-            FROM metric_km WHERE period = ''
-        ) steps WHERE steps <= %s OR first_in_band = 1 OR from_end = 1
-        ORDER BY dim, key, t
-        """,
-        [CURVE_POINTS, CURVE_POINTS],
-    )
-    curves = {}
-    for dim, key, t, s in cursor.fetchall():
-        curves.setdefault((dim, key), []).append({"day": t, "reached_share": 1.0 - s})
-    return estimates, curves
+    found: dict = {}
+    for dim, key, currency, age, amount, stalled, at_risk in cursor.fetchall():
+        found.setdefault((dim, key), {}).setdefault(currency, {})[age] = (amount, stalled, at_risk)
+    return {
+        group: [
+            {"currency": currency, "ages": [_backlog_age(name, ages.get(name)) for _, name in BACKLOG_AGES]}
+            for currency, ages in sorted(currencies.items())
+        ]
+        for group, currencies in found.items()
+    }
 
 
-def _histograms(cursor, grouped):
+def _backlog_age(name: str, values: tuple | None) -> dict:
+    amount, stalled, at_risk = values or (0, 0, 0)
+    return {"age": name, "amount": str(amount), "stalled": str(stalled), "at_risk": str(at_risk)}
+
+
+def _histograms(cursor: CursorWrapper, rows: str) -> dict:
     """{(dim, key): {week: count}} of days to value of the reached engagements."""
     cursor.execute(
         f"""
-        WITH g AS ({grouped})
+        WITH g AS ({rows})
         SELECT dim, key, least(floor(days_to_value / 7.0)::int, %s) AS week, count(*)
-        FROM g WHERE status = 'reached' GROUP BY dim, key, week
-        """,  # noqa: S608
+        FROM g WHERE outcome = 1 GROUP BY dim, key, week
+        """,  # noqa: S608 - names only
         [HISTOGRAM_WEEKS - 1],
     )
-    counts = {}
+    counts: dict = {}
     for dim, key, week, count in cursor.fetchall():
         counts.setdefault((dim, key), {})[week] = count
     return counts
 
 
-def _reaches(cursor):
-    cursor.execute(
-        f"""
-        SELECT b.offering, r.milestone_id, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.clock_days)
-        FROM metric_base b JOIN {_table(MilestoneReach)} r ON r.engagement_id = b.id
-        GROUP BY b.offering, r.milestone_id
-        """  # noqa: S608
-    )
-    return {(offering, milestone_id): (count, median) for offering, milestone_id, count, median in cursor.fetchall()}
-
-
-def _summary(row, estimate, curve):
-    purchases, *statuses = row[3:9]
-    unowned, median, p75, p90, on_time, target = row[9:15]
-    reached = statuses[0]
-    km_median, s_target = estimate
-    return {
-        "purchases": purchases,
-        **dict(zip(STATUS_COUNTS, statuses, strict=True)),
-        "unowned": unowned,
-        "pov_rate": reached / purchases if purchases else None,
-        "median_days_to_value": median,
-        "p75_days_to_value": p75,
-        "p90_days_to_value": p90,
-        "on_time_rate": on_time / reached if reached else None,
-        "km_curve": curve,
-        "km_median_days": km_median,
-        "target_days": target,
-        "km_reached_by_target": 1.0 - (s_target if s_target is not None else 1.0) if target is not None else None,
-    }
-
-
-def _cohort(row, summary):
-    return {"month": row[2], **{k: summary[k] for k in COHORT_FIELDS}}
-
-
-COHORT_FIELDS = ("purchases", "reached", "pov_rate", "median_days_to_value", "km_reached_by_target")
-
-
-def _groups_and_reaches(engagements, tenant, now, *, dimensions, cohorts, funnel):
-    """({(dimension, key): {"summary", "cohorts"}}, {(offering key, milestone id): (reached, median days)})."""
-    grouped = _grouped(dimensions, cohorts)
-    with connection.cursor() as cursor:
-        _empty_work_tables(cursor)
-        _create_base(cursor, engagements, tenant, now)
-        rows = _aggregates(cursor, grouped)
-        estimates, curves = _kaplan_meier(cursor, grouped)
-        histograms = _histograms(cursor, _grouped(dimensions, cohorts=False))
-        reaches = _reaches(cursor) if funnel else {}
-    groups = {}
-    for row in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
-        dim, key, period = row[:3]
-        summary = _summary(row, estimates.get((dim, key, period), (None, None)), curves.get((dim, key), []))
-        if period:
-            groups[(dim, key)]["cohorts"].append(_cohort(row, summary))
-        else:
-            summary["histogram"] = dense_histogram(histograms.get((dim, key), {}))
-            groups[(dim, key)] = {"summary": summary, "cohorts": []}
-    return groups, reaches
-
-
-EMPTY_SUMMARY = {
-    "purchases": 0, **dict.fromkeys(STATUS_COUNTS, 0), "unowned": 0, "pov_rate": None,
-    "median_days_to_value": None, "p75_days_to_value": None, "p90_days_to_value": None, "on_time_rate": None,
-    "km_curve": [], "km_median_days": None, "target_days": None, "km_reached_by_target": None, "histogram": [],
-}  # fmt: skip
-
-
-def dense_histogram(counts):
+def dense_histogram(counts: dict) -> list[dict]:
     """[{week, count, open}] from {week: count}, every week from 0 to the last one with a count."""
     if not counts:
         return []
-    last = max(counts)
     return [
-        {"week": week, "count": counts.get(week, 0), "open": week == HISTOGRAM_WEEKS - 1} for week in range(last + 1)
+        {"week": week, "count": counts.get(week, 0), "open": week == HISTOGRAM_WEEKS - 1}
+        for week in range(max(counts) + 1)
     ]
 
 
-def _funnels(engagements, groups, reaches, also):
+# Putting a group together ------------------------------------------------------------------------------
+
+
+def empty_summary() -> dict:
+    return {
+        "purchases": 0, **dict.fromkeys(STATUS_COUNTS, 0), "unowned": 0, "at_risk": 0, "pov_rate": None,
+        **dict.fromkeys(QUANTILES), "target_days": None, "reached_by_target": None,
+        "median_days_among_reached": None, "reached_curve": [], "lost_curve": [], "value_backlog": [],
+        "histogram": [],
+    }  # fmt: skip
+
+
+def _groups(cursor: CursorWrapper, dimensions: tuple, rows: str) -> dict:
+    whole = grouped(dimensions, cohorts=False)
+    counts = _counts(cursor, rows)
+    quantiles, curves = _quantiles(cursor), _thinned_curves(cursor)
+    by_target = _by_target(cursor, rows)
+    backlog, histograms = _backlog(cursor, whole), _histograms(cursor, whole)
+    groups: dict = {}
+    for row in sorted(counts, key=lambda r: (r[0], r[1], r[2])):
+        dim, key, period = row[:3]
+        purchases, *statuses = row[3:9]
+        unowned, at_risk, median_among_reached, target, mature = row[9:14]
+        summary = {
+            "purchases": purchases, **dict(zip(STATUS_COUNTS, statuses, strict=True)), "unowned": unowned,
+            "at_risk": at_risk, "pov_rate": statuses[0] / purchases if purchases else None,
+            **quantiles.get((dim, key, period), dict.fromkeys(QUANTILES)), "target_days": target,
+            "reached_by_target": by_target.get((dim, key, period), {"share": 0.0, "low": None, "high": None}),
+            "median_days_among_reached": median_among_reached,
+        }  # fmt: skip
+        if period:
+            groups[(dim, key)]["cohorts"].append(
+                {"month": period, **{k: summary[k] for k in COHORT_FIELDS}, "mature": bool(mature)}
+            )
+            continue
+        reached_curve, lost_curve = curves.get((dim, key), ([], []))
+        summary |= {
+            "reached_curve": reached_curve, "lost_curve": lost_curve, "value_backlog": backlog.get((dim, key), []),
+            "histogram": dense_histogram(histograms.get((dim, key), {})),
+        }  # fmt: skip
+        groups[(dim, key)] = {"summary": summary, "cohorts": []}
+    return groups
+
+
+COHORT_FIELDS = ("purchases", "reached", "pov_rate", "reached_by_target")
+
+
+# Funnel ----------------------------------------------------------------------------------------------
+
+
+def _reaches(cursor: CursorWrapper) -> dict:
+    """{(offering key, milestone id): (reached, median clock days, dropped)}: dropped are those past the
+    milestone's due day (on the value clock) without it."""
+    cursor.execute(
+        f"""
+        SELECT b.offering, m.id, count(r.milestone_id), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.clock_days),
+               count(*) FILTER (WHERE r.milestone_id IS NULL AND b.t > m.due_day)
+        FROM metric_base b JOIN {table(Milestone)} m ON m.offering_id = b.offering_id
+        LEFT JOIN {table(MilestoneReach)} r ON r.engagement_id = b.id AND r.milestone_id = m.id
+        GROUP BY b.offering, m.id
+        """  # noqa: S608 - names only
+    )
+    return {(offering, milestone): tuple(rest) for offering, milestone, *rest in cursor.fetchall()}
+
+
+def _funnels(engagements: QuerySet[Engagement], groups: dict, reaches: dict, also: list) -> dict:
     """Per offering among the selected engagements (and the offerings in `also`, even with none of them):
-    each milestone's reached count, rate and median clock days."""
+    each milestone's reached count, rate, median clock days and dropped count."""
     purchases = dict.fromkeys(also, 0) | _purchases_per_offering(engagements, groups)
     milestones = Milestone.objects.filter(offering__key__in=purchases.keys()).select_related("offering")
     funnels = {key: {"offering": key, "purchases": count, "milestones": []} for key, count in purchases.items()}
     for milestone in milestones.order_by("offering__key", "order"):
         offering_key = milestone.offering.key
-        reached, median = reaches.get((offering_key, milestone.id), (0, None))
+        reached, median, dropped = reaches.get((offering_key, milestone.id), (0, None, 0))
         count = purchases[offering_key]
         funnels[offering_key]["milestones"].append(
             {
-                "milestone": milestone.key,
-                "name": milestone.name,
-                "due_day": milestone.due_day,
-                "is_pov": milestone.is_pov,
-                "reached": reached,
-                "rate": reached / count if count else None,
-                "median_clock_days": median,
+                "milestone": milestone.key, "name": milestone.name, "due_day": milestone.due_day,
+                "is_pov": milestone.is_pov, "reached": reached, "rate": reached / count if count else None,
+                "median_clock_days": median, "dropped": dropped,
             }
-        )
+        )  # fmt: skip
     return funnels
 
 
-def _purchases_per_offering(engagements, groups):
+def _purchases_per_offering(engagements: QuerySet[Engagement], groups: dict) -> dict:
     offering_groups = {key: g["summary"]["purchases"] for (dim, key), g in groups.items() if dim == "offering"}
     if offering_groups:
         return offering_groups
-    counts = engagements.order_by().values_list("offering__key").annotate(n=Count("id"))
-    return dict(counts)
+    return dict(engagements.order_by().values_list("offering__key").annotate(n=Count("id")))

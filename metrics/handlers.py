@@ -13,6 +13,12 @@ def on_engagements_changed(tenant, messages):
     request_recompute(tenant)
 
 
+def on_tenant_settings_changed(tenant, changed):
+    """Who is at risk depends on the threshold: the next recompute flags them anew."""
+    if "at_risk_threshold" in changed:
+        request_recompute(tenant)
+
+
 def rebuild_alerts(tenant, progress_file=None):
     result = stalled_scan(tenant, reconcile=True)
     if progress_file:

@@ -122,3 +122,39 @@ class RollupState(TenantOwned):
 
     def __str__(self):
         return f"rollups computed {self.computed_at or 'never'}"
+
+
+class Forecast(TenantOwned):
+    """An open engagement's chance to reach PoV by its target day, recomputed with the rollups from the
+    curves of similar engagements (docs/metrics.md, "Forecast"). Removed once the engagement ends."""
+
+    # The engagement's own key: one forecast each, found and removed with it.
+    engagement = models.OneToOneField(Engagement, on_delete=models.CASCADE, primary_key=True, related_name="forecast")
+    reach_by_target = models.FloatField(null=True, help_text="Null when no similar customer was still waiting.")
+    expected_pov_day = models.FloatField(null=True, help_text="Clock day; null when half never got there.")
+    at_risk = models.BooleanField(default=False)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "at_risk"], name="forecast_at_risk_idx")]
+
+    def __str__(self):
+        return f"{self.engagement_id}: {self.reach_by_target}"
+
+
+class BacktestRun(TenantOwned):
+    """The outcome of `manage.py backtest`: how well the forecasts made on `as_of` came true."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    as_of = models.DateField()
+    scored = models.PositiveIntegerField(help_text="Engagements open on as_of whose outcome is known now.")
+    brier = models.FloatField(null=True)
+    auc = models.FloatField(null=True)
+    calibration = models.JSONField(default=list, help_text="Per decile of predicted probability.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"backtest as of {self.as_of}"

@@ -18,20 +18,20 @@ from engagement.errors import Invalid, Missing
 from engagement.filters import EngagementFilter, filtered_engagements
 from engagement.models import Offering
 from metrics import rollups
-from metrics.compute import Computed, compute
+from metrics.compute import Computed, compute, empty_summary
 from metrics.models import Alert, MetricRollup
 from tenants.models import ACTING_ROLES, Member, Tenant
 
 GROUP_FILTERS = ("offering", "segment", "owner", "sales_rep")
-BASE_FIELDS = (
-    "purchases", "reached", "lost", "stalled", "on_track", "paused", "unowned", "pov_rate",
-    "median_days_to_value", "p75_days_to_value", "p90_days_to_value", "on_time_rate",
-)  # fmt: skip
+SCOREBOARD_FIELDS = ("purchases", "reached", "lost", "pov_rate", "reached_by_target", "days_to_value_p50")
+# A scoreboard row is ranked only on enough engagements and a narrow enough interval: a rep with four
+# customers must not top one with four hundred on noise.
+RANKABLE_PURCHASES, RANKABLE_WIDTH = 20, 0.30
 
 
 def stored_group(flt: EngagementFilter) -> tuple[str, str] | None:
     """The (dimension, key) of the rollup that answers `flt` exactly, or None."""
-    if flt.status or flt.purchased_from or flt.purchased_to:
+    if flt.status or flt.at_risk is not None or flt.purchased_from or flt.purchased_to:
         return None
     chosen = [(name, getattr(flt, name)) for name in GROUP_FILTERS if getattr(flt, name)]
     if not chosen:
@@ -50,7 +50,7 @@ def _stored(flt: EngagementFilter, now: datetime | None) -> MetricRollup | None:
 
 def _stored_summary(row: MetricRollup) -> dict:
     # Rows stored before a field existed answer with its empty value until the next recompute.
-    return {"histogram": [], **row.summary, "computed_at": row.computed_at}
+    return {**empty_summary(), **row.summary, "computed_at": row.computed_at}
 
 
 def _live(flt: EngagementFilter, tenant: Tenant, now: datetime | None, **options: Any) -> tuple[Computed, datetime]:
@@ -93,7 +93,8 @@ def funnel(flt: EngagementFilter, tenant: Tenant, offering: Offering, now: datet
 
 
 def scoreboard(flt: EngagementFilter, tenant: Tenant, by: str, now: datetime | None = None) -> dict:
-    """Base metrics grouped by `owner` or `sales_rep` (members with none of these engagements are omitted)."""
+    """Per `owner` or `sales_rep` (members with none of these engagements are left out): the ranked rows by
+    their share reaching PoV by the target day, best first, then those too few or too uncertain to rank."""
     rows = rollups.current_rows(by) if now is None and flt.is_empty else None
     if rows is not None:
         groups = {row.key: row.summary for row in rows}
@@ -101,12 +102,30 @@ def scoreboard(flt: EngagementFilter, tenant: Tenant, by: str, now: datetime | N
     else:
         computed, computed_at = _live(flt, tenant, now, dimensions=(by,))
         groups = {key: group["summary"] for (_, key), group in computed.groups.items()}
-    results = [{by: key or None, **{f: s[f] for f in BASE_FIELDS}} for key, s in groups.items()]
-    results.sort(key=lambda r: (r[by] is None, -(r["pov_rate"] or 0), r[by] or ""))
+    results = [scoreboard_row(by, key, {**empty_summary(), **s}) for key, s in groups.items()]
+    results.sort(key=rank)
     return {"results": results, "computed_at": computed_at}
 
 
-TREND_FIELDS = ("purchases", "reached", "stalled", "pov_rate", "median_days_to_value", "on_time_rate")
+def scoreboard_row(by: str, key: str, summary: dict) -> dict:
+    by_target = summary["reached_by_target"] or {"share": None, "low": None, "high": None}
+    # No interval: the share is exactly 0 or 1 (or nobody was left waiting); the count alone decides.
+    # The tolerance keeps 0.7 − 0.4 (0.30000000000000004) at 30 points.
+    narrow = by_target["low"] is None or by_target["high"] - by_target["low"] <= RANKABLE_WIDTH + 1e-9
+    rankable = bool(key) and summary["purchases"] >= RANKABLE_PURCHASES and by_target["share"] is not None and narrow
+    return {by: key or None, **{f: summary[f] for f in SCOREBOARD_FIELDS}, "rankable": rankable}
+
+
+def rank(row: dict) -> tuple:
+    """Rankable rows first, by share reaching PoV by the target day, then days to value; then the rest by name."""
+    name = next(value for field, value in row.items() if field in ("owner", "sales_rep")) or "~"
+    if not row["rankable"]:
+        return (1, 0.0, 0.0, name)
+    p50 = row["days_to_value_p50"]
+    return (0, -row["reached_by_target"]["share"], p50 if p50 is not None else float("inf"), name)
+
+
+TREND_FIELDS = ("purchases", "reached", "stalled", "pov_rate", "days_to_value_p50", "reached_by_target")
 
 
 def trend(flt: EngagementFilter, days: int) -> dict:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from engagement.models import Engagement
 from metrics.compute import DIMENSIONS, compute
+from metrics.forecast import store_forecasts
 from metrics.models import MetricRollup, RollupState
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
@@ -38,7 +39,10 @@ def local_day(tenant: Tenant, now: datetime) -> date:
 def recompute_rollups(tenant: Tenant, now: datetime | None = None) -> int:
     """Compute and store every group's metrics for the tenant's current day. Returns rows written."""
     now = now or timezone.now()
-    computed = compute(Engagement.objects.all(), tenant, now, dimensions=DIMENSIONS, cohorts=True, funnel=True)
+    computed = compute(
+        Engagement.objects.all(), tenant, now, dimensions=DIMENSIONS, cohorts=True, funnel=True,
+        after_curves=lambda cursor: store_forecasts(cursor, tenant, now),
+    )  # fmt: skip
     day = local_day(tenant, now)
     rows = [
         MetricRollup(

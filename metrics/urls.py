@@ -6,6 +6,7 @@ from metrics import views
 tenant_urlpatterns = [
     path("", views.overview, name="overview"),
     path("team/", views.team, name="team"),
+    path("help/metrics/", views.metrics_help, name="metrics-help"),
     path("alerts/", views.alerts, name="alerts"),
     re_path(
         r"^alerts/(?P<alert_id>[0-9a-f-]{36})/(?P<action>acknowledge|assign|resolve)/$",

@@ -19,14 +19,16 @@ from engagement.filters import filters_or_errors
 from engagement.models import Offering
 from metrics import charts, queries, rollups
 from metrics.alerts import LIVE, alert_acknowledge, alert_assign, alert_resolve
-from metrics.models import Alert, AlertState
-from tenants.models import ACTING_ROLES, Member
+from metrics.compute import BACKLOG_AGES
+from metrics.definitions import DEFINITIONS
+from metrics.models import Alert, AlertState, BacktestRun
+from tenants.models import ACTING_ROLES, Member, Role
 from tenants.scoping import get_or_404
 from tenants.web import error_messages, roles, web_actor
 
 
 def _filters(request):
-    return filters_or_errors(request.GET, allow_status=False)
+    return filters_or_errors(request.GET, for_lists=False)
 
 
 def filter_options():
@@ -41,6 +43,26 @@ def _funnel_offering(flt, offerings):
     return Offering.objects.prefetch_related("milestones").filter(key=key).first() if key else None
 
 
+def _percent(share):
+    return None if share is None else round(share * 100)
+
+
+def _by_target(summary):
+    """The share reaching PoV by the target day and its interval, in whole percents (None before any purchase)."""
+    by_target = summary["reached_by_target"]
+    if not by_target or by_target["share"] is None:
+        return None
+    return {name: _percent(by_target[name]) for name in ("share", "low", "high")}
+
+
+def _backlog_rows(backlog):
+    """The value backlog as table rows: one per age band, a cell per currency."""
+    return [
+        {"label": name, "cells": [block["ages"][index] for block in backlog]}
+        for index, (_, name) in enumerate(BACKLOG_AGES)
+    ]
+
+
 @roles(ACTING_ROLES)
 def overview(request, slug):
     tenant = request.tenant
@@ -53,6 +75,7 @@ def overview(request, slug):
     group = queries.stored_group(flt)
     trend = queries.trend(flt, 90)["results"] if group else []
     target = summary["target_days"]
+    reached_curve = summary["reached_curve"]
     context = {
         "flt": flt,
         "errors": errors,
@@ -60,8 +83,17 @@ def overview(request, slug):
         "funnel": funnel,
         "funnel_offering": offering,
         "trend": trend,
-        "km_svg": charts.km_chart(
-            summary["km_curve"], chart_id="km", target_days=target, median_days=summary["km_median_days"]
+        "by_target": _by_target(summary),
+        # Where the PoV curve stands on its last day: what "not yet" is short of.
+        "reached_so_far": _percent(reached_curve[-1]["share"]) if reached_curve else 0,
+        "backlog_rows": _backlog_rows(summary["value_backlog"]),
+        "outcomes_svg": charts.outcomes_chart(
+            reached_curve,
+            summary["lost_curve"],
+            chart_id="outcomes",
+            purchases=summary["purchases"],
+            target_days=target,
+            p50=summary["days_to_value_p50"],
         ),
         "histogram_svg": charts.histogram_chart(summary["histogram"], chart_id="dtv", target_days=target),
         "cohort_svg": charts.cohort_chart(cohorts, chart_id="cohorts"),
@@ -83,10 +115,17 @@ def team(request, slug):
     for by in ("owner", "sales_rep"):
         rows = queries.scoreboard(flt, tenant, by)
         boards[by] = {
-            "rows": [{**row, "member": names.get(row[by])} for row in rows["results"]],
+            "rows": [{**row, "member": names.get(row[by]), "by_target": _by_target(row)} for row in rows["results"]],
             "computed_at": rows["computed_at"],
         }
-    return render(request, "metrics/team.html", {"flt": flt, "errors": errors, "boards": boards, **filter_options()})
+    backtest = BacktestRun.objects.first() if request.member.role == Role.ADMIN else None
+    context = {"flt": flt, "errors": errors, "boards": boards, "backtest": backtest, **filter_options()}
+    return render(request, "metrics/team.html", context)
+
+
+@roles(ACTING_ROLES)
+def metrics_help(request, slug):
+    return render(request, "metrics/help.html", {"definitions": DEFINITIONS})
 
 
 ALERT_VIEWS = {"live": LIVE, "open": (AlertState.OPEN,), "acknowledged": (AlertState.ACKNOWLEDGED,)}

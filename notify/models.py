@@ -4,7 +4,6 @@ their deliveries. Every send is claimed by a row before the network call, so not
 import uuid
 
 from django.db import models
-from django_scopes import ScopedManager
 
 from engagement.models import Engagement, TenantOwned
 from tenants.models import Member, Role
@@ -17,7 +16,7 @@ class DigestFrequency(models.TextChoices):
 
 
 # Owners and service live in the daily queue; sales and admins want the weekly picture.
-DEFAULT_FREQUENCY = {
+DEFAULT_FREQUENCY: dict[str, str] = {
     Role.OWNER: DigestFrequency.DAILY,
     Role.SERVICE: DigestFrequency.DAILY,
     Role.SALES: DigestFrequency.WEEKLY,
@@ -39,7 +38,7 @@ class DigestPreference(TenantOwned):
 
 class DigestSend(TenantOwned):
     """One digest of one member for one period ("2026-11-25" daily, "2026-W48" weekly), claimed before
-    the SMTP call. `sent_at` set = delivered; a claim without it is retried by the next run."""
+    the SMTP call (notify.digests says what each state of a claim means)."""
 
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
     period = models.CharField(max_length=16)
@@ -81,15 +80,19 @@ class WebhookEvent(models.TextChoices):
     REACHED_POV = "engagement.reached_pov", "Engagement reached PoV"
     STALLED = "engagement.stalled", "Engagement stalled"
     LOST = "engagement.lost", "Engagement lost"
+    AT_RISK = "engagement.at_risk", "Engagement became at risk"
     ALERT_OPENED = "alert.opened", "Alert opened"
     ALERT_RESOLVED = "alert.resolved", "Alert resolved"
+
+
+WEBHOOK_URL_MAX_LENGTH = 500
 
 
 class WebhookEndpoint(TenantOwned):
     """An admin's receiver. The secret signs every delivery; it is shown once when created or rotated."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    url = models.URLField(max_length=500)
+    url = models.URLField(max_length=WEBHOOK_URL_MAX_LENGTH)
     events = models.JSONField(default=list, help_text="WebhookEvent values this endpoint receives.")
     secret = models.CharField(max_length=80)
     is_active = models.BooleanField(default=True)
@@ -115,10 +118,6 @@ class WebhookDelivery(TenantOwned):
     attempts = models.PositiveSmallIntegerField(default=0)
     delivered_at = models.DateTimeField(null=True, blank=True)
     given_up_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ScopedManager(tenant="tenant")
-    # Across tenants, for the beat task only: which tenants have deliveries due, never their contents.
-    unscoped = models.Manager()
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "next_attempt_at"], name="webhook_due_idx")]

@@ -1,32 +1,31 @@
-"""Outbound webhooks: an admin's endpoints, and the fan-out of the record's events into deliveries.
-
-The record never calls us: the outbox hands each drained batch of the five public kinds to `fan_out`,
-which writes one WebhookDelivery per engagement or alert a message names and subscribed active
-endpoint, with one INSERT per thousand, and asks, on commit, for a delivery run (notify.webhook_delivery signs and
-sends them, with retries for up to 24 h).
-"""
+"""Outbound webhooks: an admin's endpoints, and the fan-out of the record's events into deliveries
+(notify.webhook_delivery signs and sends them, with retries for up to RETRY_WINDOW)."""
 
 import secrets
+import uuid
 from collections import defaultdict
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from engagement import outbox
-from engagement.models import Engagement, Event, EventType, Status
+from engagement.models import Engagement, Event, EventType, OutboxMessage, Status
 from metrics.alerts import ALERT_OPENED, ALERT_RESOLVED
+from metrics.forecast import AT_RISK
 from metrics.models import Alert
-from notify.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from notify.mail import absolute
+from notify.models import WEBHOOK_URL_MAX_LENGTH, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from pov.enqueue import enqueue_on_commit
-from tenants.actors import audit
+from tenants.actors import Actor, audit
+from tenants.models import Tenant
 
-EVENT_KINDS = (outbox.REACHED_POV, outbox.STALLED, outbox.LOST, ALERT_OPENED, ALERT_RESOLVED)
+EVENT_KINDS = (outbox.REACHED_POV, outbox.STALLED, outbox.LOST, AT_RISK, ALERT_OPENED, ALERT_RESOLVED)
 TEST_EVENT = "webhook.test"  # sent by the "Send a test event" button; no endpoint subscribes to it
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS = 20
@@ -36,17 +35,16 @@ RETRY_WINDOW = timedelta(hours=24)
 CLAIM_TIMEOUT = timedelta(minutes=2)
 
 
-def register():
-    """NotifyConfig.ready(): fan out every public kind, once per drained batch."""
+def register() -> None:
     for kind in EVENT_KINDS:
         outbox.register(kind, fan_out, batch=True)
 
 
-def new_secret():
+def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
-def request_delivery(tenant):
+def request_delivery(tenant: Tenant) -> None:
     from notify.webhook_tasks import deliver_webhooks  # the tasks import this module
 
     enqueue_on_commit(deliver_webhooks, tenant_id=str(tenant.pk))
@@ -55,28 +53,27 @@ def request_delivery(tenant):
 # Endpoints ----------------------------------------------------------------------------------------
 
 
-def _clean_url(url):
-    url = (url or "").strip()
+def _url_error(url: str) -> str | None:
     if not url:
-        return url, "Enter the URL that should receive the events."
+        return "Enter the URL that should receive the events."
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        return url, "The URL must start with https:// (or http://); no other scheme is sent to."
+        return "The URL must start with https:// (or http://); no other scheme is sent to."
     if parts.username or parts.password:
-        return url, "Leave credentials out of the URL: receivers verify the PoV-Signature header instead."
-    if len(url) > WebhookEndpoint._meta.get_field("url").max_length:
-        return url, "The URL is too long (500 characters at most)."
+        return "Leave credentials out of the URL: receivers verify the PoV-Signature header instead."
+    if len(url) > WEBHOOK_URL_MAX_LENGTH:
+        return f"The URL is too long ({WEBHOOK_URL_MAX_LENGTH} characters at most)."
     try:
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError:
-        return url, "Enter a valid URL, e.g. https://example.com/hooks/pov."
-    return url, None
+        return "Enter a valid URL, e.g. https://example.com/hooks/pov."
+    return None
 
 
-def _clean(url, events):
+def _clean(url: str | None, events: Iterable[str] | None) -> tuple[str, list[str]]:
     errors = {}
-    url, url_error = _clean_url(url)
-    if url_error:
+    url = (url or "").strip()
+    if url_error := _url_error(url):
         errors["url"] = [url_error]
     asked = set(events or ())
     unknown = sorted(asked - set(WebhookEvent.values))
@@ -90,7 +87,9 @@ def _clean(url, events):
     return url, chosen
 
 
-def endpoint_create(*, tenant, url, events, actor):
+def endpoint_create(
+    *, tenant: Tenant, url: str | None, events: Iterable[str] | None, actor: Actor
+) -> tuple[WebhookEndpoint, str]:
     """A new endpoint; returns (endpoint, secret). The secret is shown to the admin once, on this response."""
     url, events = _clean(url, events)
     with transaction.atomic():
@@ -101,7 +100,7 @@ def endpoint_create(*, tenant, url, events, actor):
     return endpoint, endpoint.secret
 
 
-def endpoint_rotate_secret(*, tenant, endpoint, actor):
+def endpoint_rotate_secret(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor) -> str:
     """A new secret for the next attempts; returns it (shown once). The old one stops signing at once."""
     secret = new_secret()
     with transaction.atomic():
@@ -111,7 +110,10 @@ def endpoint_rotate_secret(*, tenant, endpoint, actor):
     return secret
 
 
-def endpoint_disable(*, tenant, endpoint, actor, reason="", now=None, failing_before=None):
+def endpoint_disable(
+    *, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor, reason: str = "", now: datetime | None = None,
+    failing_before: datetime | None = None,
+) -> bool:  # fmt: skip
     """Stop sending to the endpoint; True if this call disabled it. Its pending deliveries are paused,
     not given up: enabling it again within their 24 h window sends them.
 
@@ -131,7 +133,7 @@ def endpoint_disable(*, tenant, endpoint, actor, reason="", now=None, failing_be
     return disabled
 
 
-def endpoint_enable(*, tenant, endpoint, actor, now=None):
+def endpoint_enable(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor, now: datetime | None = None) -> bool:
     """Send again. Paused deliveries still inside their 24 h window go out at once; older ones are given up."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -151,14 +153,14 @@ def endpoint_enable(*, tenant, endpoint, actor, now=None):
     return bool(enabled)
 
 
-def endpoint_delete(*, tenant, endpoint, actor):
+def endpoint_delete(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor) -> None:
     """Delete the endpoint with its deliveries and their log."""
     with transaction.atomic():
         audit(tenant=tenant, actor=actor, action="webhook.deleted", target=endpoint, url=endpoint.url)
         WebhookEndpoint.objects.filter(pk=endpoint.pk, tenant=tenant).delete()
 
 
-def endpoint_send_test(*, tenant, endpoint, actor):
+def endpoint_send_test(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor) -> WebhookDelivery:
     """Queue a `webhook.test` delivery, signed and logged like any other."""
     if not endpoint.is_active:
         raise ValidationError("Enable the endpoint before sending it a test event.")
@@ -178,8 +180,12 @@ def endpoint_send_test(*, tenant, endpoint, actor):
 # holds a bounded number of rows in memory.
 FAN_OUT_SLICE = 1000
 
+Key = tuple[int, int]  # (outbox message id, the subject's position in its list)
+Subscribers = dict[str, list[uuid.UUID]]  # {kind: ids of the active endpoints subscribed to it}
+Done = set[tuple[int, int, uuid.UUID]]  # (message id, position, endpoint id) of the deliveries made
 
-def fan_out(tenant, messages):
+
+def fan_out(tenant: Tenant, messages: list[OutboxMessage]) -> int:
     """Outbox batch handler: one delivery per (subject of a message, subscribed active endpoint), with one
     INSERT per FAN_OUT_SLICE subjects (a message may list many engagements or alerts: outbox.subjects).
 
@@ -200,9 +206,8 @@ def fan_out(tenant, messages):
     return created
 
 
-def _subscribers(tenant):
-    """{kind: ids of the active endpoints subscribed to it}."""
-    subscribers = defaultdict(list)
+def _subscribers(tenant: Tenant) -> Subscribers:
+    subscribers: Subscribers = defaultdict(list)
     active = WebhookEndpoint.objects.filter(tenant=tenant, is_active=True)
     for endpoint_id, events in active.values_list("id", "events"):
         for kind in events:
@@ -210,7 +215,7 @@ def _subscribers(tenant):
     return subscribers
 
 
-def _fanned_out(tenant, messages):
+def _fanned_out(tenant: Tenant, messages: list[OutboxMessage]) -> Done:
     """{(message id, position, endpoint id)} already delivered or queued. A delivery from before messages
     listed their subjects has no position: its message named one subject, at position 0."""
     stored = WebhookDelivery.objects.filter(tenant=tenant, payload__outbox__in=[m.id for m in messages])
@@ -218,7 +223,7 @@ def _fanned_out(tenant, messages):
     return {(message_id, item or 0, endpoint_id) for message_id, item, endpoint_id in rows}
 
 
-def _insert_deliveries(tenant, todo, subscribers, done):
+def _insert_deliveries(tenant: Tenant, todo: list[tuple[Key, str, dict]], subscribers: Subscribers, done: Done) -> int:
     data = event_data(tenant, [(key, subject) for key, _, subject in todo])
     at = timezone.now()
     rows = [
@@ -232,7 +237,7 @@ def _insert_deliveries(tenant, todo, subscribers, done):
     return len(rows)
 
 
-def _stored(key, data):
+def _stored(key: Key, data: dict) -> dict:
     message_id, position = key
     return {"outbox": message_id, "item": position, "data": data}
 
@@ -240,30 +245,31 @@ def _stored(key, data):
 ENGAGEMENT_FIELDS = (
     "id", "status", "purchase__external_id", "customer__external_id", "customer__name", "offering__key", "pos_at",
     "next_step", "next_due_at", "pov_at", "days_to_value", "calendar_days_to_value", "lost_at",
+    "forecast__reach_by_target", "forecast__expected_pov_day", "forecast__at_risk",
 )  # fmt: skip
 ALERT_FIELDS = ("id", "step", "state", "due_at", "opened_at", "resolved_at", "resolution")
 
 
-def event_data(tenant, subjects):
+def event_data(tenant: Tenant, subjects: list[tuple[Key, dict]]) -> dict[Key, dict]:
     """{key: the event's `data`} for (key, subject) pairs, a subject being a one-subject payload
     (outbox.subjects), read with one query per kind of subject (engagements, alerts, loss reasons)
     however many there are."""
     engagement_ids = {s["engagement"] for _, s in subjects if s.get("engagement")}
     alert_ids = {s["alert"] for _, s in subjects if s.get("alert")}
-    engagements = {}
+    engagements: dict[str, dict] = {}
     if engagement_ids:
         rows = Engagement.objects.filter(tenant=tenant, id__in=engagement_ids).values(*ENGAGEMENT_FIELDS)
         reasons = _loss_reasons(tenant, [r["id"] for r in rows if r["status"] == Status.LOST])
         engagements = {str(r["id"]): _engagement_json(tenant, r, reasons=reasons) for r in rows}
-    alerts = {}
+    alerts: dict[str, dict] = {}
     if alert_ids:
         fields = (*ALERT_FIELDS, *(f"engagement__{f}" for f in ENGAGEMENT_FIELDS))
         for row in Alert.objects.filter(tenant=tenant, id__in=alert_ids).values(*fields):
             alerts[str(row["id"])] = {
-                "alert": {**{f: _json(row[f]) for f in ALERT_FIELDS}, "url": _absolute("alerts", tenant.slug)},
+                "alert": {**{f: _json(row[f]) for f in ALERT_FIELDS}, "url": absolute("alerts", tenant.slug)},
                 "engagement": _engagement_json(tenant, row, prefix="engagement__"),
             }
-    data = {}
+    data: dict[Key, dict] = {}
     for key, subject in subjects:
         if subject.get("engagement") in engagements:
             transition = {"from": subject.get("from"), "to": subject.get("to")}
@@ -273,7 +279,7 @@ def event_data(tenant, subjects):
     return data
 
 
-def _loss_reasons(tenant, engagement_ids):
+def _loss_reasons(tenant: Tenant, engagement_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not engagement_ids:
         return {}
     lost = Event.objects.filter(tenant=tenant, engagement_id__in=engagement_ids, type=EventType.LOST)
@@ -281,16 +287,18 @@ def _loss_reasons(tenant, engagement_ids):
     return dict(lost.order_by("-occurred_at").values_list("engagement_id", "reason"))
 
 
-def _engagement_json(tenant, row, *, prefix="", reasons=None):
+def _engagement_json(
+    tenant: Tenant, row: dict[str, Any], *, prefix: str = "", reasons: dict[uuid.UUID, str] | None = None
+) -> dict[str, Any]:
     """The same shape in every event, with null for what does not apply yet (pov_at before PoV...)."""
 
-    def get(field):
+    def get(field: str) -> Any:
         return _json(row[prefix + field])
 
     engagement_id = row[prefix + "id"]
     return {
         "id": str(engagement_id),
-        "url": _absolute("engagement", tenant.slug, engagement_id),
+        "url": absolute("engagement", tenant.slug, engagement_id),
         "status": get("status"),
         "purchase": {"external_id": get("purchase__external_id"), "purchased_at": get("pos_at")},
         "customer": {"external_id": get("customer__external_id"), "name": get("customer__name")},
@@ -302,10 +310,13 @@ def _engagement_json(tenant, row, *, prefix="", reasons=None):
         "calendar_days_to_value": get("calendar_days_to_value"),
         "lost_at": get("lost_at"),
         "lost_reason": (reasons or {}).get(engagement_id) or None,
+        "forecast": None  # an engagement that ended, or one not forecast yet
+        if get("forecast__at_risk") is None
+        else {name: get(f"forecast__{name}") for name in ("reach_by_target", "expected_pov_day", "at_risk")},
     }
 
 
-def _json(value):
+def _json(value: Any) -> Any:
     if value == "":
         return None  # an unset text field reads as null, like an unset date
     if hasattr(value, "isoformat"):
@@ -313,7 +324,3 @@ def _json(value):
     if value is not None and not isinstance(value, str | int | float | bool):
         return str(value)  # UUIDs
     return value
-
-
-def _absolute(name, *args):
-    return settings.SITE_URL.rstrip("/") + reverse(name, args=args)

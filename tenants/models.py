@@ -18,7 +18,7 @@ def validate_time_zone(value):
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
-    def _create_user(self, email, password, **extra):
+    def create_user(self, email, password=None, **extra):
         if not email:
             raise ValueError("An email address is required.")
         user = self.model(email=self.normalize_email(email).lower(), **extra)
@@ -26,14 +26,9 @@ class UserManager(BaseUserManager):
         user.save(using=self._db)
         return user
 
-    def create_user(self, email, password=None, **extra):
-        extra.setdefault("is_staff", False)
-        extra.setdefault("is_superuser", False)
-        return self._create_user(email, password, **extra)
-
     def create_superuser(self, email, password=None, **extra):
         extra.update(is_staff=True, is_superuser=True)
-        return self._create_user(email, password, **extra)
+        return self.create_user(email, password, **extra)
 
 
 class User(AbstractUser):
@@ -68,6 +63,11 @@ class Tenant(models.Model):
         default=7,
         validators=[MinValueValidator(1), MaxValueValidator(365)],
         help_text="Days an alert may stay open before it is escalated.",
+    )
+    at_risk_threshold = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="An open engagement is at risk when its chance to reach value by the target day is below this.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -122,10 +122,6 @@ class Member(models.Model):
     @property
     def can_act(self):
         return self.role in ACTING_ROLES
-
-    @property
-    def is_admin(self):
-        return self.role == Role.ADMIN
 
 
 class AuditEntry(models.Model):

@@ -77,15 +77,21 @@ settings_changed_hooks: list[Callable[[Tenant, set[str]], None]] = []
 
 
 def tenant_update(
-    *, tenant: Tenant, actor: Actor, name: str, time_zone: str, grace_days: int, escalation_days: int
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    name: str,
+    time_zone: str,
+    grace_days: int,
+    escalation_days: int,
+    at_risk_threshold: float | None = None,
 ) -> Tenant:
-    """Change the company's settings; validated like the model (time zone, day ranges)."""
-    changes = {
-        field: value
-        for field, value in
-        {"name": name, "time_zone": time_zone, "grace_days": grace_days, "escalation_days": escalation_days}.items()
-        if getattr(tenant, field) != value
-    }  # fmt: skip
+    """Change the company's settings; validated like the model (time zone, day ranges, a threshold from 0
+    to 1). A threshold of None keeps the current one."""
+    asked = {"name": name, "time_zone": time_zone, "grace_days": grace_days, "escalation_days": escalation_days}
+    if at_risk_threshold is not None:
+        asked["at_risk_threshold"] = at_risk_threshold
+    changes = {field: value for field, value in asked.items() if getattr(tenant, field) != value}
     for field, value in changes.items():
         setattr(tenant, field, value)
     tenant.full_clean()

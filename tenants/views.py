@@ -22,23 +22,18 @@ from tenants.scoping import get_or_404
 from tenants.services import member_add, member_set_role, tenant_update
 from tenants.web import ADMIN_ONLY, error_messages, roles, web_actor
 
-SECTIONS = ("members", "keys", "company", "audit")
 
-
-def settings_context(request, **extra):
-    return {
+def _render_settings(request, *, status=200, **extra):
+    context = {
         "members": Member.objects.select_related("user").order_by("user__email"),
         "roles": Role.choices,
         "keys": ApiKey.objects.order_by("-created_at"),
         "scopes": ApiScope.choices,
         "audit": AuditEntry.objects.order_by("-created_at")[:50],
-        "time_zones": _time_zones(),
+        "time_zones": sorted(zoneinfo.available_timezones()),
         **extra,
     }
-
-
-def _time_zones():
-    return sorted(zoneinfo.available_timezones())
+    return render(request, "tenants/settings.html", context, status=status)
 
 
 def locked_out(request, original_response=None, credentials=None):
@@ -53,7 +48,7 @@ def locked_out(request, original_response=None, credentials=None):
 
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def settings_page(request, slug):
-    return render(request, "tenants/settings.html", settings_context(request))
+    return _render_settings(request)
 
 
 def _back(slug, section):
@@ -89,8 +84,8 @@ def member_invite(request, slug):
             raise ValidationError({"email": [f"{email} is already a member; change their role in the table."]})
         member, created = member_add(tenant=request.tenant, email=email, role=role, actor=web_actor(request))
     except ValidationError as exc:
-        context = settings_context(request, invite_errors=error_messages(exc), invite={"email": email, "role": role})
-        return render(request, "tenants/settings.html", context, status=400)
+        invite = {"email": email, "role": role}
+        return _render_settings(request, status=400, invite_errors=error_messages(exc), invite=invite)
     if created:
         _invite_email(request, member.user, request.tenant)
         messages.success(request, f"Invitation sent to {member.user.email}.")
@@ -116,19 +111,19 @@ def member_role(request, slug, member_id):
 @require_POST
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def key_create(request, slug):
-    name, scope = request.POST.get("name", "").strip(), request.POST.get("scope", "")
+    name, scope = request.POST.get("name", "").strip()[:100], request.POST.get("scope", "")
     errors = []
     if not name:
         errors.append("Give the key a name, e.g. the system that will use it.")
     if scope not in ApiScope.values:
         errors.append(f"Scope must be one of: {', '.join(ApiScope.values)}.")
-    if name and ApiKey.objects.filter(name=name[:100]).exists():
-        errors.append(f"A key named {name[:100]!r} already exists.")
+    if name and ApiKey.objects.filter(name=name).exists():
+        errors.append(f"A key named {name!r} already exists.")
     if errors:
-        return render(request, "tenants/settings.html", settings_context(request, key_errors=errors), status=400)
-    key, raw = api_key_create(tenant=request.tenant, name=name[:100], scope=scope, actor=web_actor(request))
+        return _render_settings(request, status=400, key_errors=errors)
+    key, raw = api_key_create(tenant=request.tenant, name=name, scope=scope, actor=web_actor(request))
     # The raw key is shown on this response only; it is not stored.
-    return render(request, "tenants/settings.html", settings_context(request, new_key=key, new_key_raw=raw))
+    return _render_settings(request, new_key=key, new_key_raw=raw)
 
 
 @require_POST
@@ -148,15 +143,30 @@ def company_update(request, slug):
         tenant_update(
             tenant=request.tenant, actor=web_actor(request), name=post.get("name", "").strip(),
             time_zone=post.get("time_zone", ""), grace_days=_whole(post, "grace_days"),
-            escalation_days=_whole(post, "escalation_days"),
+            escalation_days=_whole(post, "escalation_days"), at_risk_threshold=_percent(post, "at_risk_percent"),
         )  # fmt: skip
     except ValidationError as exc:
         request.tenant.refresh_from_db()
-        return render(
-            request, "tenants/settings.html", settings_context(request, company_errors=error_messages(exc)), status=400
-        )
+        return _render_settings(request, status=400, company_errors=error_messages(exc))
     messages.success(request, "Company settings saved.")
     return _back(slug, "company")
+
+
+def _percent(post, field):
+    """A whole percent as a share; None when the field was not sent (the threshold stays)."""
+    if field not in post:
+        return None
+    raw = post.get(field, "").strip()
+    problem = ValidationError(
+        {"at_risk_threshold": [f"The at-risk threshold is a whole percent from 0 to 100, not {raw!r}."]}
+    )
+    try:
+        percent = int(raw)
+    except ValueError as exc:
+        raise problem from exc
+    if not 0 <= percent <= 100:
+        raise problem
+    return percent / 100
 
 
 def _whole(post, field):

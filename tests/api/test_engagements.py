@@ -6,11 +6,13 @@ import pytest
 
 from engagement.models import Note
 from engagement.services import customer_upsert, event_record, offering_save, purchase_record
+from metrics.rollups import recompute_rollups
 from tenants.scoping import tenant_scope
 from tests.api.conftest import JOURNEY, ago, count, error_of, z
 from tests.api.test_purchases import ENGAGEMENT_KEYS
 
-DETAIL_KEYS = ENGAGEMENT_KEYS | {"journey", "timeline"}
+LISTED_KEYS = ENGAGEMENT_KEYS | {"forecast"}
+DETAIL_KEYS = LISTED_KEYS | {"journey", "timeline"}
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def test_list_has_every_engagement_with_the_derived_fields(api, engagements):
     response = api.get("engagements/")
     assert _purchases(response) == sorted(engagements)
     rows = response.json()["results"]
-    assert all(set(row) == ENGAGEMENT_KEYS for row in rows)
+    assert all(set(row) == LISTED_KEYS for row in rows)
     assert {row["purchase"]["external_id"]: row["status"] for row in rows} == {f"P-{s}": s for s in engagements}
     # Newest purchase first.
     assert [row["purchase"]["external_id"] for row in rows] == [
@@ -65,6 +67,24 @@ def test_list_has_every_engagement_with_the_derived_fields(api, engagements):
     ]  # fmt: skip
     reached = next(row for row in rows if row["status"] == "reached")
     assert (reached["days_to_value"], reached["pov_at"], reached["owner"]) == (10.0, z(ago(30)), "owner@acme.test")
+
+
+def test_open_engagements_carry_their_forecast_and_filter_on_at_risk(acme, api, engagements):
+    with tenant_scope(acme):
+        recompute_rollups(acme)
+    rows = {row["status"]: row for row in api.get("engagements/").json()["results"]}
+
+    assert rows["reached"]["forecast"] is None and rows["lost"]["forecast"] is None
+    # Of the software customers, the one who reached PoV took 10 days; the target is day 14.
+    assert set(rows["on_track"]["forecast"]) == {"reach_by_target", "expected_pov_day", "at_risk"}
+    # The stalled training customer is past its 5-day target: no chance left, at risk.
+    assert rows["stalled"]["forecast"] == {"reach_by_target": 0.0, "expected_pov_day": None, "at_risk": True}
+    at_risk = {row["status"] for row in api.get("engagements/", {"at_risk": "true"}).json()["results"]}
+    not_at_risk = {row["status"] for row in api.get("engagements/", {"at_risk": "false"}).json()["results"]}
+    assert "stalled" in at_risk and at_risk.isdisjoint(not_at_risk)
+    assert at_risk | not_at_risk == set(engagements)
+    detail = api.get(f"engagements/{engagements['stalled']}/").json()
+    assert detail["forecast"]["at_risk"] is True
 
 
 def test_status_filter(api, engagements):
@@ -117,6 +137,7 @@ BAD_FILTERS = [
     ({"purchased_from": "notadate"}, "purchased_from"),
     ({"purchased_to": "2026-13-01"}, "purchased_to"),
     ({"purchased_from": "2026-05-02", "purchased_to": "2026-05-01"}, "purchased_to"),
+    ({"at_risk": "maybe"}, "at_risk"),
 ]
 
 
@@ -193,7 +214,7 @@ def test_patch_reassigns_the_owner_as_a_handoff_in_the_timeline(acme, api, acme_
     url = f"engagements/{engagements['reached']}/"
     response = api.patch(url, {"owner": "second@acme.test", "note": "Alex is on leave"})
     assert response.status_code == 200
-    assert set(response.json()) == ENGAGEMENT_KEYS
+    assert set(response.json()) == LISTED_KEYS
     assert (response.json()["owner"], response.json()["sales_rep"]) == ("second@acme.test", None)
     timeline = api.get(url).json()["timeline"]
     assert timeline[-1] == {

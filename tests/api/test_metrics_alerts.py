@@ -31,20 +31,27 @@ def record(acme, software, acme_purchase, actor):
     return acme
 
 
-def test_summary_counts_rates_and_kaplan_meier(api, record):
+def test_summary_counts_rates_and_the_competing_curves(api, record):
     response = api.get("metrics/summary/")
     assert response.status_code == 200, response.content
     body = response.json()
     counts = {k: body[k] for k in ("purchases", "reached", "lost", "stalled", "on_track", "paused", "unowned")}
     assert counts == {"purchases": 3, "reached": 1, "lost": 1, "stalled": 1, "on_track": 0, "paused": 0, "unowned": 3}
     assert body["pov_rate"] == pytest.approx(1 / 3)
-    assert body["median_days_to_value"] == pytest.approx(5.0)
-    assert body["on_time_rate"] == 1.0
-    # At risk at day 5: P-2 (event) and P-1 (censored at ~20 days); P-3 was censored at day 2.
-    assert body["km_curve"] == [{"day": pytest.approx(5.0), "reached_share": pytest.approx(0.5)}]
-    assert body["km_median_days"] == pytest.approx(5.0)
+    assert body["median_days_among_reached"] == pytest.approx(5.0)
+    # P-3 is lost on day 2, a third of the buyers; P-2 reaches PoV on day 5, when two of three are waiting:
+    # a third of all buyers, not the half a curve censoring the loss would claim. P-1 is still open.
+    assert [(p["day"], p["share"]) for p in body["reached_curve"]] == [
+        (2.0, 0.0),
+        (pytest.approx(5.0), pytest.approx(1 / 3)),
+    ]
+    assert [(p["day"], p["share"]) for p in body["lost_curve"]] == [
+        (2.0, pytest.approx(1 / 3)),
+        (pytest.approx(5.0), pytest.approx(1 / 3)),
+    ]
+    assert body["days_to_value_p50"] is None  # a third so far: not yet half
     assert body["target_days"] == 14
-    assert body["km_reached_by_target"] == pytest.approx(0.5)
+    assert body["reached_by_target"]["share"] == pytest.approx(1 / 3)
     assert body["computed_at"]
 
 
@@ -66,7 +73,8 @@ def test_cohorts_funnel_and_scoreboards(api, record):
     ]  # fmt: skip
     assert funnel["milestones"][2]["median_clock_days"] == pytest.approx(5.0)
     owners = api.get("metrics/owners/").json()["results"]
-    assert owners == [pytest.approx({**owners[0], "owner": None, "purchases": 3})]
+    assert [(o["owner"], o["purchases"], o["rankable"]) for o in owners] == [(None, 3, False)]  # three: too few to rank
+    assert owners[0]["reached_by_target"]["share"] == pytest.approx(1 / 3)
     assert api.get("metrics/sales-reps/").json()["results"][0]["sales_rep"] is None
 
 

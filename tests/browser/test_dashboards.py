@@ -34,7 +34,7 @@ SCREENSHOTS = ROOT / "var" / "screenshots"
 PASSWORD = "demo-pov-2026"
 LAPTOP = {"width": 1280, "height": 800}
 HEADLINE = "How many of your customers reach their point of value?"
-KM_CHART = re.compile(r"^Customers reaching PoV over time")
+KM_CHART = re.compile(r"^Customers reaching PoV, and lost, over time")
 # "reached PoV: 43 of 65 customers" on the overview.
 REACHED_OF = re.compile(r"([\d,]+)\s+of\s+([\d,]+)\s+customers")
 
@@ -100,8 +100,8 @@ def _shoot(page, shots, name):
     shots.append(name)
 
 
-def _sign_in(browser, live_server, email, shots=None):
-    context = browser.new_context(viewport=LAPTOP)
+def _sign_in(browser, live_server, email, shots=None, viewport=LAPTOP):
+    context = browser.new_context(viewport=viewport)
     page = context.new_page()
     page.goto(f"{live_server.url}/accounts/login/")
     _expect()(page.get_by_role("heading", level=1)).to_contain_text("Sign in")
@@ -171,7 +171,7 @@ def test_an_owner_reaches_pov_from_the_alert_queue_and_the_dashboards_follow(
     stored = _stored(tenant)
     page = _sign_in(browser, live_server, "owner@demo.pov", shots)
 
-    # The overview: the headline question, the PoV rate of every customer, the Kaplan–Meier chart.
+    # The overview: the headline question, the PoV rate of every customer, the reached-and-lost chart.
     expect(page.get_by_role("heading", level=1)).to_have_text(HEADLINE)
     reached, purchases = _reached_of(page)
     assert (reached, purchases) == (stored["reached"], stored["purchases"])

@@ -10,20 +10,30 @@ from metrics.charts import (
     cohort_chart,
     funnel_chart,
     histogram_chart,
-    km_chart,
     nice_step,
     nice_ticks,
+    outcomes_chart,
     sparkline,
 )
 
 NS = "{http://www.w3.org/2000/svg}"
-CURVE = [{"day": 3.0, "reached_share": 0.2}, {"day": 10.0, "reached_share": 0.45}, {"day": 40.0, "reached_share": 0.75}]
-BINS = [{"week": week, "count": count, "open": False} for week, count in enumerate([2, 6, 3, 0, 1])]
-COHORTS = [
-    {"month": "2025-11", "purchases": 10, "reached": 2, "pov_rate": 0.2, "median_days_to_value": 12.0},
-    {"month": "2025-12", "purchases": 0, "reached": 0, "pov_rate": None, "median_days_to_value": None},
-    {"month": "2026-01", "purchases": 5, "reached": 4, "pov_rate": 0.8, "median_days_to_value": 9.5},
+REACHED = [
+    {"day": 3.0, "share": 0.2, "low": 0.1, "high": 0.3},
+    {"day": 10.0, "share": 0.45, "low": 0.35, "high": 0.55},
+    {"day": 40.0, "share": 0.75, "low": None, "high": None},
 ]
+LOST = [{"day": 5.0, "share": 0.1, "low": 0.05, "high": 0.2}]
+BINS = [{"week": week, "count": count, "open": False} for week, count in enumerate([2, 6, 3, 0, 1])]
+
+
+def cohort(month, purchases, reached, by_target, mature=True):
+    share = {"share": by_target, "low": None, "high": None} if purchases else None
+    rate = reached / purchases if purchases else None
+    return {"month": month, "purchases": purchases, "reached": reached, "pov_rate": rate,
+            "reached_by_target": share, "mature": mature}  # fmt: skip
+
+
+COHORTS = [cohort("2025-11", 10, 2, 0.2), cohort("2025-12", 0, 0, None), cohort("2026-01", 5, 4, 0.8, mature=False)]
 
 
 def milestone(name, reached, purchases=20, *, is_pov=False, median=None):
@@ -37,6 +47,10 @@ FUNNEL = {
     "purchases": 20,
     "milestones": [milestone("Kickoff", 17, median=2), milestone("First report", 14), milestone("PoV", 8, is_pov=True)],
 }
+
+
+def outcomes(chart_id="outcomes", **kw):
+    return outcomes_chart(REACHED, LOST, chart_id=chart_id, purchases=20, **kw)
 
 
 def parse(svg):
@@ -71,7 +85,7 @@ def bar_heights(root):
 
 def every_chart(chart_id="c"):
     return [
-        km_chart(CURVE, chart_id=chart_id, target_days=14, median_days=10),
+        outcomes(chart_id, target_days=14, p50=10),
         histogram_chart(BINS, chart_id=chart_id, target_days=10),
         cohort_chart(COHORTS, chart_id=chart_id),
         funnel_chart(FUNNEL, chart_id=chart_id),
@@ -100,7 +114,7 @@ def test_each_chart_is_an_accessible_responsive_svg(index):
 
 
 def test_ids_follow_the_chart_id_so_two_charts_on_a_page_do_not_collide():
-    first, second = parse(km_chart(CURVE, chart_id="km-a")), parse(km_chart(CURVE, chart_id="km-b"))
+    first, second = parse(outcomes("km-a")), parse(outcomes("km-b"))
 
     assert first.find(f"{NS}title").get("id") == "km-a-title"
     assert second.find(f"{NS}title").get("id") == "km-b-title"
@@ -120,12 +134,12 @@ def test_coordinates_have_at_most_one_decimal(index):
 @pytest.mark.parametrize(
     "draw",
     [
-        lambda chart_id: km_chart(CURVE, chart_id=chart_id),
+        lambda chart_id: outcomes(chart_id),
         lambda chart_id: histogram_chart(BINS, chart_id=chart_id),
         lambda chart_id: cohort_chart(COHORTS, chart_id=chart_id),
         lambda chart_id: funnel_chart(FUNNEL, chart_id=chart_id),
         lambda chart_id: sparkline([1.0], chart_id=chart_id, label="x"),
-        lambda chart_id: km_chart([], chart_id=chart_id),  # the empty state checks it too
+        lambda chart_id: outcomes_chart([], [], chart_id=chart_id, purchases=0),  # the empty state checks it too
     ],
 )
 def test_an_invalid_chart_id_is_refused(draw, chart_id):
@@ -136,11 +150,11 @@ def test_an_invalid_chart_id_is_refused(draw, chart_id):
 @pytest.mark.parametrize(
     "draw",
     [
-        lambda **kw: km_chart([], **kw),
+        lambda **kw: outcomes_chart([], [], purchases=0, **kw),
         lambda **kw: histogram_chart([], **kw),
         lambda **kw: histogram_chart([{"week": 0, "count": 0, "open": False}], **kw),
         lambda **kw: cohort_chart([], **kw),
-        lambda **kw: cohort_chart([{"month": "2026-01", "purchases": 0, "reached": 0, "pov_rate": None}], **kw),
+        lambda **kw: cohort_chart([cohort("2026-01", 0, 0, None)], **kw),
         lambda **kw: funnel_chart({"offering": "o", "purchases": 0, "milestones": [milestone("PoV", 0, 1)]}, **kw),
         lambda **kw: funnel_chart(None, **kw),
         lambda **kw: sparkline([None, None], label="PoV rate", **kw),
@@ -165,47 +179,74 @@ def test_nice_steps_are_one_two_or_five_times_a_power_of_ten():
     assert nice_ticks(10.85, cover=False) == [0, 5, 10]
 
 
-# --- Kaplan–Meier -----------------------------------------------------------------------------------------------
+# --- reached and lost ------------------------------------------------------------------------------------------
 
 
-def km_path_points(root):
-    """(x, y) at the end of each command of the step path."""
-    d = only(with_class(root, "chart-step")).get("d")
+def path_points(d):
+    """(x, y) at the end of each command of a step path."""
     x = y = None
     points = []
-    for command, numbers in re.findall(r"([MHV])([-\d. ]+)", d):
+    for command, numbers in re.findall(r"([MHVZ])([-\d. ]*)", d):
         values = [float(number) for number in numbers.split()]
         if command == "M":
             x, y = values
         elif command == "H":
             x = values[0]
-        else:
+        elif command == "V":
             y = values[0]
+        else:
+            continue
         points.append((x, y))
     return points
 
 
-def test_km_is_a_step_path_from_zero_ending_at_the_last_share():
-    root = parse(km_chart(CURVE, chart_id="km"))
+def test_reached_is_a_step_line_from_zero_ending_at_the_last_share():
+    root = parse(outcomes())
     y_of = percent_to_y(root)
-    points = km_path_points(root)
+    points = path_points(only(with_class(root, "chart-step")).get("d"))
 
     assert points[0][1] == pytest.approx(y_of(0), abs=0.1)
     assert points[-1][1] == pytest.approx(y_of(75), abs=0.1)
-    assert re.fullmatch(r"M[\d.]+ [\d.]+(H[\d.]+V[\d.]+){3}", only(with_class(root, "chart-step")).get("d"))
 
 
-def test_km_x_axis_reaches_past_the_last_day_or_the_target():
-    short = tick_positions(parse(km_chart(CURVE, chart_id="km")), "x")
-    long = tick_positions(parse(km_chart(CURVE, chart_id="km", target_days=90)), "x")
+def test_lost_is_stacked_on_reached():
+    root = parse(outcomes())
+    y_of = percent_to_y(root)
+    lost_top = [y for _, y in path_points(only(with_class(root, "chart-lost")).get("d"))]
+
+    # After day 40: 75 % reached plus 10 % lost; the area is closed along the bottom (0 %).
+    assert min(lost_top) == pytest.approx(y_of(85), abs=0.1)
+    assert max(lost_top) == pytest.approx(y_of(0), abs=0.1)
+
+
+def test_the_band_spans_the_interval_and_stops_where_the_interval_does():
+    root = parse(outcomes())
+    y_of = percent_to_y(root)
+    ys = [y for _, y in path_points(only(with_class(root, "chart-band")).get("d"))]
+
+    assert min(ys) == pytest.approx(y_of(55), abs=0.1)
+    assert max(ys) == pytest.approx(y_of(10), abs=0.1)
+    assert with_class(parse(outcomes_chart(REACHED[2:], [], chart_id="c", purchases=1)), "chart-band") == []
+
+
+def test_n_is_shown_and_the_description_says_how_many_reached_and_were_lost():
+    root = parse(outcomes())
+
+    assert only(with_class(root, "chart-n")).text == "n = 20"
+    assert "75 % reached PoV and 10 % were lost by day 40" in root.find(f"{NS}desc").text
+
+
+def test_outcomes_x_axis_reaches_past_the_last_day_or_the_target():
+    short = tick_positions(parse(outcomes()), "x")
+    long = tick_positions(parse(outcomes(target_days=90)), "x")
 
     assert "40" in short and "100" not in short
     assert "80" in long
 
 
-def test_km_target_line_exists_only_with_a_target_and_sits_at_its_day():
-    without = parse(km_chart(CURVE, chart_id="km"))
-    root = parse(km_chart(CURVE, chart_id="km", target_days=14))
+def test_the_target_line_exists_only_with_a_target_and_sits_at_its_day():
+    without = parse(outcomes())
+    root = parse(outcomes(target_days=14))
     ticks = tick_positions(root, "x")
     per_day = (ticks["10"] - ticks["0"]) / 10
 
@@ -218,13 +259,15 @@ def test_km_target_line_exists_only_with_a_target_and_sits_at_its_day():
     assert float(point.get("cy")) == pytest.approx(percent_to_y(root)(45), abs=0.1)
 
 
-def test_km_median_is_dotted_and_only_drawn_when_given():
-    assert with_class(parse(km_chart(CURVE, chart_id="km")), "chart-median") == []
-    root = parse(km_chart(CURVE, chart_id="km", median_days=10))
+def test_the_half_marker_is_dotted_and_only_drawn_when_half_reached():
+    root = parse(outcomes())
+    assert with_class(root, "chart-median") == []
+    assert "Half have not reached PoV yet." in root.find(f"{NS}desc").text
+    root = parse(outcomes(p50=10))
 
     line = only([element for element in with_class(root, "chart-median") if element.tag == f"{NS}line"])
     assert line.get("stroke-dasharray")
-    assert only(with_class(root, "chart-median-label")).text == "median 10 d"
+    assert only(with_class(root, "chart-median-label")).text == "half by 10 d"
 
 
 # --- histogram --------------------------------------------------------------------------------------------------
@@ -262,26 +305,28 @@ def test_histogram_target_sits_at_target_days_over_seven_weeks():
 # --- cohorts ----------------------------------------------------------------------------------------------------
 
 
-def test_cohorts_have_one_bar_per_month_proportional_to_the_pov_rate():
+def test_cohorts_have_one_bar_per_month_proportional_to_the_share_by_the_target():
     root = parse(cohort_chart(COHORTS, chart_id="cohorts"))
     heights = bar_heights(root)
+    bars = with_class(root, "chart-bar")
 
     assert len(heights) == len(COHORTS)
     assert heights[2] / heights[0] == pytest.approx(0.8 / 0.2, rel=0.01)
-    assert heights[1] == 0 and "chart-bar-none" in with_class(root, "chart-bar")[1].get("class")
+    assert heights[1] == 0 and "chart-bar-none" in bars[1].get("class")
     assert [label.text for label in with_class(root, "chart-tick-x")] == ["Nov 25", "Dec 25", "Jan 26"]
 
 
-def test_each_cohort_bar_has_reached_over_purchases_as_its_tooltip():
+def test_a_young_month_is_marked_and_says_its_share_can_rise():
     bars = with_class(parse(cohort_chart(COHORTS, chart_id="cohorts")), "chart-bar")
 
-    assert "2/10" in bars[0].find(f"{NS}title").text
-    assert "4/5" in bars[2].find(f"{NS}title").text
+    assert "chart-young" not in bars[0].get("class") and "chart-young" in bars[2].get("class")
+    assert "2/10 reached PoV so far" in bars[0].find(f"{NS}title").text
+    assert "can rise" in bars[2].find(f"{NS}title").text and "80 %" in bars[2].find(f"{NS}title").text
 
 
 def test_cohort_month_labels_thin_out_beyond_twelve_months_but_every_bar_stays():
     months = [f"{2024 + index // 12}-{index % 12 + 1:02d}" for index in range(30)]
-    cohorts = [{"month": month, "purchases": 4, "reached": 1, "pov_rate": 0.25} for month in months]
+    cohorts = [cohort(month, 4, 1, 0.25) for month in months]
     root = parse(cohort_chart(cohorts, chart_id="cohorts"))
     labels = [label.text for label in with_class(root, "chart-tick-x")]
 
@@ -360,3 +405,12 @@ def test_a_flat_sparkline_sits_in_the_middle():
     (segment,) = sparkline_segments(parse(sparkline([2.0, 2.0], chart_id="spark", label="Flat")))
 
     assert [y for _, y in segment] == [16.0, 16.0]
+
+
+def test_a_funnel_step_tooltip_counts_those_past_its_due_day_without_it():
+    late = {**milestone("Kickoff", 17), "dropped": 3}
+    funnel = {**FUNNEL, "milestones": [late, milestone("PoV", 8, is_pov=True)]}
+    bars = with_class(parse(funnel_chart(funnel, chart_id="funnel")), "chart-funnel-bar")
+
+    assert "3 past the due day without it" in bars[0].find(f"{NS}title").text
+    assert "past the due day" not in bars[1].find(f"{NS}title").text

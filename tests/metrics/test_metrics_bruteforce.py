@@ -3,7 +3,7 @@
 Each hypothesis example builds a fresh tenant (New York time, so purchase months and date filters
 are local) with random offerings, members, segments, engagements and milestone reaches, and checks
 summary, cohorts, funnel and both scoreboards, unfiltered and under up to three random filters. The model
-uses NumPy's percentiles and its own naive Kaplan–Meier, never `metrics.stats`.
+uses NumPy's percentiles and the plain-Python Aalen–Johansen estimator of tests/metrics/aj_oracle.py.
 """
 
 import itertools
@@ -22,6 +22,8 @@ from engagement.models import Customer, Engagement, MilestoneReach, Purchase, St
 from metrics.queries import cohorts, funnel, scoreboard, summary
 from tenants.scoping import tenant_scope
 from tests.factories import MemberFactory, TenantFactory, make_offering
+from tests.metrics import aj_oracle
+from tests.metrics.aj_oracle import LOST, POV
 
 TZ = ZoneInfo("America/New_York")
 NOW = datetime(2025, 3, 20, 12, 0, tzinfo=UTC)
@@ -39,8 +41,8 @@ TARGETS = {"basic": 7, "pro": 14, "suite": 30}
 GRID = timedelta(minutes=90)
 # Day values that repeat (ties) and sit exactly on the targets (on time is <=).
 DAYS = st.one_of(st.sampled_from([0.5, 2.0, 7.0, 7.0, 14.0, 30.0]), st.integers(0, 60 * 16).map(lambda k: k / 16))
-BASE_KEYS = ("purchases", "reached", "lost", "stalled", "on_track", "paused", "unowned")
-RATE_KEYS = ("pov_rate", "median_days_to_value", "p75_days_to_value", "p90_days_to_value", "on_time_rate")
+BASE_KEYS = ("purchases", "reached", "lost", "stalled", "on_track", "paused", "unowned", "at_risk")
+RATE_KEYS = ("pov_rate", "median_days_among_reached", "days_to_value_p50", "days_to_value_p75", "days_to_value_p90")
 _slugs = itertools.count()
 
 
@@ -67,16 +69,16 @@ class Row:
     def local_date(self):
         return self.pos_at.astimezone(TZ).date()
 
-    def km(self):
-        """(duration, observed): PoV at days_to_value, lost at days_to_loss, others at the clock now."""
+    def outcome(self):
+        """(clock day, outcome): PoV at days_to_value, lost at days_to_loss, others open at the clock now."""
         if self.status == Status.REACHED:
-            return self.days, True
+            return self.days, POV
         if self.status == Status.LOST:
-            return self.days, False
+            return self.days, LOST
         open_pause = (NOW - self.paused_since).total_seconds() / 86400 if self.paused_since else 0.0
         # Elapsed minus all paused time, summed first: subtracting one by one can differ by an ulp and
         # split a censoring from an event on the same day.
-        return (NOW - self.pos_at).total_seconds() / 86400 - (self.paused_days + open_pause), False
+        return (NOW - self.pos_at).total_seconds() / 86400 - (self.paused_days + open_pause), 0
 
 
 @st.composite
@@ -197,42 +199,50 @@ def pct(values, q):
 def model_base(rows):
     reached = [r.days for r in rows if r.status == Status.REACHED]
     counts = {s: sum(r.status == s for r in rows) for s in Status.values}
-    on_time = sum(r.days <= r.target for r in rows if r.status == Status.REACHED)
+    curve = model_curve(rows, POV)
+    quantiles = {f"days_to_value_p{q}": aj_oracle.first_day_reaching(curve, q / 100) for q in (50, 75, 90)}
     return {
-        "purchases": len(rows),
-        **counts,
-        "unowned": sum(r.owner is None for r in rows),
-        "pov_rate": len(reached) / len(rows) if rows else None,
-        "median_days_to_value": pct(reached, 50),
-        "p75_days_to_value": pct(reached, 75),
-        "p90_days_to_value": pct(reached, 90),
-        "on_time_rate": on_time / len(reached) if reached else None,
-    }
+        "purchases": len(rows), **counts, "unowned": sum(r.owner is None for r in rows), "at_risk": 0,
+        "pov_rate": len(reached) / len(rows) if rows else None, "median_days_among_reached": pct(reached, 50),
+        **quantiles,
+    }  # fmt: skip
 
 
-def model_km(rows):
-    """[(day, reached_share)] by the textbook product over distinct event days."""
-    pairs = [r.km() for r in rows]
-    curve, survival = [], 1.0
-    for day in sorted({d for d, seen in pairs if seen}):
-        at_risk = sum(d >= day for d, _ in pairs)
-        events = sum(seen and d == day for d, seen in pairs)
-        survival *= 1 - events / at_risk
-        curve.append((day, 1 - survival))
-    return curve
+def model_curve(rows, outcome, shift=False):
+    """The incidence of `outcome` at each day with any outcome; `shift`: on the clock from each target day."""
+    pairs = [r.outcome() for r in rows]
+    days = [day - (r.target if shift else 0) for (day, _), r in zip(pairs, rows, strict=True)]
+    return aj_oracle.incidence(days, [o for _, o in pairs], outcome)
 
 
 def model_by_target(rows):
-    """reached_share at the target day, when the rows share one offering (per offering)."""
-    if len({r.offering for r in rows}) != 1:
+    if not rows:
         return None
-    return max((share for day, share in model_km(rows) if day <= rows[0].target), default=0.0)
+    share, low, high = aj_oracle.at(model_curve(rows, POV, shift=True), 0)
+    return {"share": share, "low": low, "high": high}
 
 
 def assert_same(actual, expected, keys):
     for key in keys:
         want = expected[key]
         assert actual[key] == (want if want is None or isinstance(want, int) else pytest.approx(want, abs=1e-9)), key
+
+
+def assert_same_by_target(actual, expected):
+    if expected is None:
+        assert actual is None
+        return
+    assert actual["share"] == pytest.approx(expected["share"], abs=1e-9)
+    for bound in ("low", "high"):
+        assert actual[bound] == (None if expected[bound] is None else pytest.approx(expected[bound], abs=1e-9))
+
+
+def assert_same_curve(actual, expected):
+    assert [(p["day"], p["share"], p["low"], p["high"]) for p in actual] == [
+        (pytest.approx(d, abs=1e-9), pytest.approx(s, abs=1e-9), *(None if b is None else pytest.approx(b, abs=1e-9)
+                                                                   for b in (lo, hi)))
+        for d, s, lo, hi in expected
+    ]  # fmt: skip
 
 
 # The checks ---------------------------------------------------------------------------------------
@@ -242,15 +252,11 @@ def check_summary(tenant, rows, flt, emails):
     chosen = select(rows, flt, emails)
     result = summary(flt, tenant, now=NOW)
     assert_same(result, model_base(chosen), BASE_KEYS + RATE_KEYS)
-    curve = model_km(chosen)
-    assert [(p["day"], p["reached_share"]) for p in result["km_curve"]] == [
-        (pytest.approx(d, abs=1e-9), pytest.approx(s, abs=1e-9)) for d, s in curve
-    ]
-    median = next((d for d, share in curve if share >= 0.5 - 1e-10), None)
-    assert result["km_median_days"] == (None if median is None else pytest.approx(median, abs=1e-9))
-    by_target = model_by_target(chosen)
-    assert result["km_reached_by_target"] == (None if by_target is None else pytest.approx(by_target, abs=1e-9))
-    assert result["target_days"] == (None if by_target is None else chosen[0].target)
+    assert_same_curve(result["reached_curve"], model_curve(chosen, POV))
+    assert_same_curve(result["lost_curve"], model_curve(chosen, LOST))
+    assert_same_by_target(result["reached_by_target"], model_by_target(chosen))
+    targets = {r.target for r in chosen}
+    assert result["target_days"] == (targets.pop() if len(targets) == 1 else None)
     assert result["computed_at"]
 
 
@@ -262,9 +268,10 @@ def check_cohorts(tenant, rows, flt, emails):
     assert [c["month"] for c in result] == sorted(months)  # oldest first
     for cohort in result:
         chosen = months[cohort["month"]]
-        expected = {**model_base(chosen), "km_reached_by_target": model_by_target(chosen)}
-        keys = ("purchases", "reached", "pov_rate", "median_days_to_value", "km_reached_by_target")
-        assert_same(cohort, expected, keys)
+        assert_same(cohort, model_base(chosen), ("purchases", "reached", "pov_rate"))
+        assert_same_by_target(cohort["reached_by_target"], model_by_target(chosen))
+        # Mature once its youngest purchase is at least its target day old.
+        assert cohort["mature"] == all((NOW - r.pos_at).total_seconds() / 86400 >= r.target for r in chosen)
 
 
 def check_funnel(tenant, rows, flt, emails, offering):
@@ -274,10 +281,13 @@ def check_funnel(tenant, rows, flt, emails, offering):
     assert [m["milestone"] for m in result["milestones"]] == [m.key for m in offering.milestones.all()]
     for step in result["milestones"]:
         clocks = [r.reaches[step["milestone"]] for r in chosen if step["milestone"] in r.reaches]
+        without = [r for r in chosen if step["milestone"] not in r.reaches]
         expected = {
             "reached": len(clocks),
             "rate": len(clocks) / len(chosen) if chosen else None,
             "median_clock_days": pct(clocks, 50),
+            # Only those past the milestone's due day without it dropped out; the others are not due yet.
+            "dropped": sum(r.outcome()[0] > step["due_day"] for r in without),
         }
         assert_same(step, expected, expected.keys())
 
@@ -290,7 +300,12 @@ def check_scoreboard(tenant, rows, flt, emails, by):
     assert {g[by] for g in result} == set(groups)  # unowned is None; members without rows are left out
     assert len(result) == len(groups)
     for group in result:
-        assert_same(group, model_base(groups[group[by]]), BASE_KEYS + RATE_KEYS)
+        rows_of = groups[group[by]]
+        assert_same(group, model_base(rows_of), ("purchases", "reached", "lost", "pov_rate", "days_to_value_p50"))
+        assert_same_by_target(group["reached_by_target"], model_by_target(rows_of))
+        by_target = model_by_target(rows_of)
+        narrow = by_target["low"] is not None and by_target["high"] - by_target["low"] <= 0.30
+        assert group["rankable"] == (group[by] is not None and len(rows_of) >= 20 and narrow)
 
 
 @given(world=worlds(), data=st.data())
@@ -324,7 +339,7 @@ def test_other_tenants_engagements_never_count(tenant, other_tenant):
     with tenant_scope(tenant):
         result = summary(EngagementFilter(), tenant, now=NOW)
         assert (result["purchases"], result["reached"], result["unowned"]) == (1, 1, 0)
-        assert [p["reached_share"] for p in result["km_curve"]] == [1.0]
+        assert [p["share"] for p in result["reached_curve"]] == [1.0]
         assert [c["purchases"] for c in cohorts(EngagementFilter(), tenant, now=NOW)["results"]] == [1]
         steps = funnel(EngagementFilter(), tenant, offers["pro"], now=NOW)["milestones"]
         assert [s["reached"] for s in steps] == [0, 0, 1]

@@ -55,6 +55,19 @@ def test_an_owner_gets_stalled_customers_with_days_overdue_reached_pov_and_due_m
     assert "/t/charlie/" not in text + html
 
 
+def test_an_owner_gets_the_customers_at_risk_least_likely_first(smtp, acme):
+    with tenant_scope(acme.tenant):
+        recompute_rollups(acme.tenant)  # the forecasts: Stalled Co is past its target day, its chance is 0
+    send_now(acme, "owner")
+    message = only_message_to(smtp, "owner@acme.test")
+    text, _ = parts(message)
+
+    assert "1 at risk" in subject(message)
+    assert "At risk of missing their target (1)" in text
+    assert "- Stalled Co: Chance by the target day 0%; Half of similar by not yet" in text
+    assert f"{SITE}/t/acme/engagements/?at_risk=true" in text
+
+
 def test_the_same_person_gets_each_tenants_own_customers_only(smtp, acme, charlie):
     send_now(charlie, "owner")
     text, html = parts(only_message_to(smtp, "owner@acme.test"))
@@ -108,19 +121,22 @@ def test_an_admin_gets_the_stored_headline_metrics_and_their_trend(smtp, acme):
         row = MetricRollup.objects.get(day=today, dimension="all", key="")
         # A week-old snapshot to compare with; and a stored value the live numbers could not produce,
         # so the digest is seen to read the rollups.
-        week_ago = {**row.summary, "pov_rate": 0.1, "purchases": 1}
+        week_ago = {**row.summary, "pov_rate": 0.1, "purchases": 1, "reached_by_target": {"share": 0.5}}
         MetricRollup.objects.create(
             tenant=tenant, day=today - timedelta(days=7), dimension="all", key="", summary=week_ago,
             computed_at=row.computed_at - timedelta(days=7),
         )  # fmt: skip
-        MetricRollup.objects.filter(pk=row.pk).update(summary={**row.summary, "pov_rate": 0.4})
+        now = {**row.summary, "pov_rate": 0.4, "reached_by_target": {"share": 0.25}, "days_to_value_p50": None}
+        MetricRollup.objects.filter(pk=row.pk).update(summary=now)
     assert send_now(acme, "admin") == digests.SENT
     message = only_message_to(smtp, "admin@acme.test")
     text, _ = parts(message)
     since = today - timedelta(days=7)
     assert subject(message) == "Acme: your weekly PoV digest · PoV rate 40%, 3 purchases"
-    assert f"- PoV rate: Now 40%; since {since.day} {since:%b} +30 pts" in text
+    assert f"- PoV rate so far: Now 40%; since {since.day} {since:%b} +30 pts" in text
     assert f"- Purchases: Now 3; since {since.day} {since:%b} +2" in text
+    assert f"- Reached PoV by the target day: Now 25%; since {since.day} {since:%b} -25 pts" in text
+    assert "- Half reach PoV by: Now –" in text
 
 
 def test_html_escapes_what_customers_are_called(smtp, tenant, actor):

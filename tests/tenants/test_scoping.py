@@ -13,6 +13,7 @@ from django_scopes import ScopeError
 
 from engagement.models import Customer
 from engagement.services import customer_upsert, event_record, note_add, offering_save, purchase_record
+from metrics import backtest
 from metrics.alerts import stalled_scan
 from metrics.rollups import run_recompute
 from pov.celery import app as celery_app
@@ -92,7 +93,8 @@ def _populate(tenant, marker, actor):
             purchased_at=now - timedelta(days=30), actor=actor,
         )  # fmt: skip
         stalled_scan(tenant, now=now)
-        run_recompute(tenant, force=True)  # MetricRollup and RollupState rows
+        run_recompute(tenant, force=True)  # MetricRollup, RollupState and Forecast rows
+        backtest.save(tenant, backtest.run(tenant, (now - timedelta(days=10)).date(), now))  # a BacktestRun
 
 
 @pytest.fixture

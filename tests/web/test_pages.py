@@ -61,10 +61,10 @@ def test_overview_shows_pov_rate_and_charts_from_stored_rollups(acme, login, act
     narrowed = client.get(acme.path("?offering=consulting"))
 
     assert response.status_code == 200
-    assert "reached PoV: 2 of 5 customers" in text(response)
+    assert "reached PoV so far: 2 of 5 customers" in text(response)
     assert response.content.decode().count("<svg") >= 4  # time to value, days to value, cohorts, funnel
     assert "Updated " in text(response)
-    assert "reached PoV: 0 of 1 customers" in text(narrowed)
+    assert "reached PoV so far: 0 of 1 customers" in text(narrowed)
     assert "Journey funnel: Consulting" in text(narrowed)
 
 

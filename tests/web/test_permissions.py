@@ -42,6 +42,7 @@ PERMISSIONS = [
     ("POST", A + "assign/",                       302,   302,       302,       302,       403),
     ("POST", A + "resolve/",                      302,   302,       302,       302,       403),
     ("GET",  "team/",                             200,   200,       200,       200,       200),
+    ("GET",  "help/metrics/",                     200,   200,       200,       200,       200),
     ("GET",  "journeys/",                         200,   NOT_ADMIN, NOT_ADMIN, NOT_ADMIN, NOT_ADMIN),
     ("GET",  "journeys/new/",                     200,   403,       403,       403,       403),
     ("POST", "journeys/new/",                     302,   403,       403,       403,       403),
