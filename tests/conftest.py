@@ -199,3 +199,17 @@ def wait_for(predicate, timeout=30.0, interval=0.2):
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout}s: {predicate.__doc__ or predicate}")
+
+
+@pytest.fixture
+def login(client):
+    """Sign the test client in as a member and return the client."""
+
+    def as_member(member):
+        # The factory sets the password after saving and does not save again; the session must carry
+        # the hash of the stored password, or the next request signs the user out.
+        member.user.refresh_from_db()
+        client.force_login(member.user)
+        return client
+
+    return as_member

@@ -103,7 +103,7 @@ def assert_curve(points, fitter):
 
 
 @pytest.mark.django_db
-def test_a_batch_loaded_history_gives_lifelines_curves_forecasts_and_a_backtest(acme, api, software, client):
+def test_a_batch_loaded_history_gives_lifelines_curves_forecasts_and_a_backtest(acme, api, software, login):
     rows = history(random.Random(19))
     load(api, batch_items(rows))
     with tenant_scope(acme):
@@ -124,9 +124,7 @@ def test_a_batch_loaded_history_gives_lifelines_curves_forecasts_and_a_backtest(
     }  # fmt: skip
 
     # The overview shows the same figures.
-    admin = MemberFactory(tenant=acme, role="admin").user
-    admin.refresh_from_db()  # the factory set the password after saving: the session carries the stored hash
-    client.force_login(admin)
+    client = login(MemberFactory(tenant=acme, role="admin"))
     page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(f"/t/{acme.slug}/").content.decode()))
     assert f"day {summary['days_to_value_p50']:.0f} half of all buyers reach PoV by" in page
     assert f"{round(share * 100)} % by the target day ({round(low * 100)}–{round(high * 100)} %)" in page

@@ -84,16 +84,6 @@ def test_a_bad_or_tampered_unsubscribe_link_is_a_clear_400(smtp, acme, client, t
 # Pages -------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def login(client):
-    def as_member(member):
-        member.user.refresh_from_db()
-        client.force_login(member.user)
-        return client
-
-    return as_member
-
-
 def test_every_member_previews_their_own_digest_and_chooses_how_often(acme, login):
     client = login(acme.members["owner"])
     page = client.get("/t/acme/digest/")

@@ -31,8 +31,9 @@ from tests.conftest import ROOT
 from tests.factories import MemberFactory
 from tests.web import conftest as dashboards
 
-# The dashboards' fixtures: tenant "acme" (and "charlie") with a member per role, an engagement, a key.
-acme, charlie, login = dashboards.acme, dashboards.charlie, dashboards.login
+# The dashboards' fixtures: tenant "acme" (and "charlie") with a member per role, an engagement, a key;
+# `login` comes from tests/conftest.py.
+acme, charlie = dashboards.acme, dashboards.charlie
 PASSWORD = "correct-horse-battery"  # the factories' password
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "

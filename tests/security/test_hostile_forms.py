@@ -4,14 +4,10 @@ NUL characters, overlong values, markup, undecodable bytes and times out of rang
 a form error, never a 500; and no raw markup comes back.
 """
 
-# The web fixture `login` is imported by name, so pytest finds it here; F811 flags each use.
-# ruff: noqa: F811
-
 import pytest
 
 from engagement.models import Event
 from tenants.scoping import tenant_scope
-from tests.web.conftest import login  # noqa: F401 - `login` is a fixture
 
 # Web pages: hostile query strings and form posts -------------------------------------------------------
 

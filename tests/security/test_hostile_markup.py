@@ -4,9 +4,6 @@ Markup in any free-text field is shown escaped wherever it appears, so it never 
 attribute; and no cell of the CSV export starts with a character a spreadsheet would run as a formula.
 """
 
-# The web fixture `login` is imported by name, so pytest finds it here; F811 flags each use.
-# ruff: noqa: F811
-
 import csv
 import io
 from datetime import timedelta
@@ -26,7 +23,6 @@ from tenants.api_keys import api_key_create
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 from tenants.services import member_add
-from tests.web.conftest import login  # noqa: F401 - `login` is a fixture
 
 # Markup in every text field, on every page and email that shows it ------------------------------------
 

@@ -100,20 +100,6 @@ def charlie(other_tenant, actor):
     return build_world(other_tenant, actor)
 
 
-@pytest.fixture
-def login(client):
-    """Sign the test client in as a member and return the client."""
-
-    def as_member(member):
-        # The factory sets the password after saving and does not save again; the session must carry
-        # the hash of the stored password, or the next request signs the user out.
-        member.user.refresh_from_db()
-        client.force_login(member.user)
-        return client
-
-    return as_member
-
-
 def snapshot(world):
     """What a refused or invalid request must leave as it was: the record's counts and the state of each
     object the routes act on (compare before and after)."""
