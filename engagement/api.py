@@ -230,7 +230,7 @@ class EngagementViewSet(TenantAPIView, mixins.ListModelMixin, viewsets.GenericVi
 
     def get_queryset(self):
         flt = parse_filters(self.request.query_params)
-        return filtered_engagements(flt, self.tenant).select_related(*queries.WITH_FORECAST)
+        return queries.with_related(filtered_engagements(flt, self.tenant))
 
     def retrieve(self, request, pk=None):
         engagement = queries.engagement_for(pk)

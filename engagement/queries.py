@@ -19,7 +19,7 @@ from tenants.scoping import current_tenant, get_or_404
 
 
 def engagement_for(engagement_id: object) -> Engagement:
-    return get_or_404(Engagement.objects.select_related(*WITH_FORECAST), id=uuid_or_404(engagement_id))
+    return get_or_404(with_related(Engagement.objects.all()), id=uuid_or_404(engagement_id))
 
 
 def customer_for(external_id: str) -> Customer:
@@ -42,8 +42,14 @@ def uuid_or_404(value: object) -> uuid.UUID:
 
 
 ENGAGEMENT_RELATED = ("purchase", "customer", "offering", "owner__user", "sales_rep__user")
-# Lists and pages show the forecast too (metrics.models.Forecast, one row per open engagement).
-WITH_FORECAST = (*ENGAGEMENT_RELATED, "forecast")
+
+
+def with_related(engagements: QuerySet[Engagement]) -> QuerySet[Engagement]:
+    """What lists and pages show of each engagement: ENGAGEMENT_RELATED joined, and its forecast
+    (metrics.models.Forecast) fetched for the rows read. Not joined: the row-level policy hides how many
+    forecasts the tenant has from the planner, which then scanned them all for each engagement (the
+    engagement list took 54 ms instead of 32 at 100k engagements)."""
+    return engagements.select_related(*ENGAGEMENT_RELATED).prefetch_related("forecast")
 
 
 # The engagement of a purchase with what the API shows of it (ENGAGEMENT_RELATED), row-locked, written by
@@ -81,7 +87,7 @@ def locked_by_purchase(tenant: Tenant, purchase: str) -> Engagement | None:
 
 
 def engagements() -> QuerySet[Engagement]:
-    return Engagement.objects.select_related(*WITH_FORECAST)
+    return with_related(Engagement.objects.all())
 
 
 def member_by_email(email: str | None, field: str) -> Member | None:

@@ -165,7 +165,7 @@ class EngagementState(serializers.Serializer):
 
 
 class EngagementOut(EngagementState):
-    """The engagement with its forecast (the row has queries.WITH_FORECAST selected). Responses to a purchase or
+    """The engagement with its forecast (read through queries.with_related). Responses to a purchase or
     an event carry the engagement without it: the forecast follows with the next metrics recompute."""
 
     forecast = serializers.SerializerMethodField(help_text="Null once the engagement ended, or until first forecast.")

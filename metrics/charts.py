@@ -9,6 +9,7 @@ offering and milestone names come from users.
 
 import math
 import re
+from bisect import bisect_right
 
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -183,9 +184,16 @@ def _bar(frame, slot, value, css_class, tooltip):
 # --- charts --------------------------------------------------------------------------------------------------------
 
 
-def _step_at(curve, day, name="share"):
-    """The value of a step curve at `day`: the last point on or before it, else 0 (nothing yet)."""
-    return max(((float(p["day"]), float(p[name])) for p in curve if float(p["day"]) <= day), default=(0.0, 0.0))[1]
+def _step_at(curve, day):
+    """The share of a step curve (points in day order) at `day`: the last point on or before it, else 0."""
+    return _steps_at(curve, [day])[0]
+
+
+def _steps_at(curve, days):
+    """_step_at for each of `days`, found by bisection: a curve has up to 500 points, a chart asks ~1,000 days."""
+    curve_days = [float(p["day"]) for p in curve]
+    shares = [0.0] + [float(p["share"]) for p in curve]  # index 0: before the first point, nothing yet
+    return [shares[bisect_right(curve_days, day)] for day in days]
 
 
 def _steps(frame, days, values):
@@ -234,8 +242,8 @@ def outcomes_chart(reached, lost, *, chart_id, purchases, target_days=None, p50=
         return _empty(chart_id, empty_text)
     days = sorted({float(p["day"]) for p in (*reached, *lost)})
     frame = _Frame(max(days[-1], target_days or 0, 1) * 1.05, 100)
-    reached_values = [_step_at(reached, day) * 100 for day in days]
-    stacked = [r + _step_at(lost, day) * 100 for r, day in zip(reached_values, days, strict=True)]
+    reached_values = [share * 100 for share in _steps_at(reached, days)]
+    stacked = [r + share * 100 for r, share in zip(reached_values, _steps_at(lost, days), strict=True)]
     bottom = f"H{_num(frame.right)}V{_num(frame.y(0))}H{_num(frame.x(0))}Z"
     body = [
         *_y_axis(frame, nice_ticks(100), lambda tick: f"{_num(tick)} %", "share of customers"),

@@ -116,6 +116,8 @@ def create_work_tables(cursor: CursorWrapper) -> None:
     cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS metric_base ({BASE_COLUMNS}) ON COMMIT DELETE ROWS")
     cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS metric_curve ({CURVE_COLUMNS}) ON COMMIT DELETE ROWS")
     cursor.execute("CREATE INDEX IF NOT EXISTS metric_curve_day ON metric_curve (dim, key, period, t)")
+    # For the forecasts' expected day (metrics.forecast): whole groups' PoV curves by share.
+    cursor.execute("CREATE INDEX IF NOT EXISTS metric_curve_share ON metric_curve (dim, key, pov, t) WHERE period = ''")
     cursor.execute("TRUNCATE metric_base, metric_curve")
 
 

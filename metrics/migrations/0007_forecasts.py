@@ -40,10 +40,10 @@ class Migration(migrations.Migration):
                 ('expected_pov_day', models.FloatField(help_text='Clock day; null when half never got there.', null=True)),
                 ('at_risk', models.BooleanField(default=False)),
                 ('computed_at', models.DateTimeField()),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                ('tenant', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
             ],
             options={
-                'indexes': [models.Index(fields=['tenant', 'at_risk'], name='forecast_at_risk_idx')],
+                'indexes': [models.Index(condition=models.Q(('at_risk', True)), fields=['tenant'], name='forecast_at_risk_idx')],
             },
         ),
         policies("metrics_forecast", "metrics_backtestrun"),

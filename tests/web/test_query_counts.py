@@ -70,15 +70,16 @@ QUERY_COUNTS = [
     pytest.param("", EVERY_PAGE + 10, id="overview"),
     # Engagement list: COUNT(*) of the filtered engagements (the pager), offering keys and names, the
     # distinct customer segments (one loose index scan on PostgreSQL), active members ⨝ user, and the
-    # page of 50 engagements ⨝ purchase, customer, offering, owner ⨝ user, sales rep ⨝ user.
-    pytest.param("engagements/", EVERY_PAGE + 5, id="engagements"),
+    # page of 50 engagements ⨝ purchase, customer, offering, owner ⨝ user, sales rep ⨝ user, and their
+    # forecasts by engagement key.
+    pytest.param("engagements/", EVERY_PAGE + 6, id="engagements"),
     # CSV export (no template, so no switcher): one SELECT of the filtered rows, a server-side cursor on
     # PostgreSQL.
     pytest.param("engagements/export.csv", REQUEST + 1, id="export"),
-    # Engagement detail: the engagement ⨝ purchase, customer, offering, owner ⨝ user, sales rep ⨝ user;
-    # the timeline's events ⨝ milestone, notes, and alerts ⨝ assignee ⨝ user; the journey's milestone
+    # Engagement detail: the engagement ⨝ purchase, customer, offering, owner ⨝ user, sales rep ⨝ user, and
+    # its forecast; the timeline's events ⨝ milestone, notes, and alerts ⨝ assignee ⨝ user; the journey's milestone
     # reaches and the offering's milestones; active members ⨝ user (the reassign menu).
-    pytest.param("engagements/{engagement}/", EVERY_PAGE + 7, id="detail"),
+    pytest.param("engagements/{engagement}/", EVERY_PAGE + 8, id="detail"),
     # Alerts: COUNT(*) of live alerts (the pager), acting members ⨝ user (the assignee menu), and the page
     # of alerts ⨝ engagement, customer, offering, owner ⨝ user, assignee ⨝ user.
     pytest.param("alerts/", EVERY_PAGE + 3, id="alerts"),
