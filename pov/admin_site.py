@@ -11,6 +11,8 @@ from functools import update_wrapper
 from django.contrib import admin
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 from django_scopes import scopes_disabled
 
 from tenants.models import Tenant
@@ -37,7 +39,7 @@ class PovAdminSite(admin.AdminSite):
         return super().admin_view(update_wrapper(in_company, view), cacheable)
 
     def get_urls(self):
-        choose = self.admin_view(self.choose_company)
+        choose = self.admin_view(require_POST(self.choose_company))
         return [path("company/<slug:slug>/", choose, name="choose_company"), *super().get_urls()]
 
     def choose_company(self, request, slug):
@@ -45,7 +47,7 @@ class PovAdminSite(admin.AdminSite):
         if tenant is None:
             raise Http404("No such company.")
         request.session[SESSION_KEY] = str(tenant.pk)
-        return HttpResponseRedirect(request.GET.get("next") or reverse("admin:index"))
+        return HttpResponseRedirect(_same_site(request, request.POST.get("next")) or reverse("admin:index"))
 
     def each_context(self, request):
         context = super().each_context(request)
@@ -69,6 +71,12 @@ def admin_company(request):
     allowed = companies_for(request.user)
     chosen = request.session.get(SESSION_KEY)
     return next((t for t in allowed if str(t.pk) == chosen), allowed[0] if allowed else None)
+
+
+def _same_site(request, url):
+    """`url` when it leads to this site; None for another host or scheme (`//evil.example/` included)."""
+    same_site = url_has_allowed_host_and_scheme(url, {request.get_host()}, require_https=request.is_secure())
+    return url if same_site else None
 
 
 def _company_setting(request):

@@ -47,9 +47,11 @@ def is_company_data(model):
     return any(f.name == "tenant" for f in model._meta.fields)
 
 
-def choose(client, tenant):
-    response = client.get(reverse("admin:choose_company", args=[tenant.slug]))
+def choose(client, tenant, next_url=None):
+    data = {"next": next_url} if next_url else {}
+    response = client.post(reverse("admin:choose_company", args=[tenant.slug]), data)
     assert response.status_code == 302
+    return response
 
 
 def _text(response):
@@ -113,8 +115,27 @@ def test_staff_member_of_one_tenant_sees_none_of_another_tenants_rows(data, b_st
 
 def test_staff_cannot_choose_a_company_they_do_not_belong_to(data, b_staff_client):
     tenant, _ = data
-    assert b_staff_client.get(reverse("admin:choose_company", args=[tenant.slug])).status_code == 404
+    assert b_staff_client.post(reverse("admin:choose_company", args=[tenant.slug])).status_code == 404
     assert A not in _text(b_staff_client.get(_url(Customer, "changelist")))
+
+
+def test_choosing_a_company_takes_a_post_and_returns_only_to_this_site(data, superuser_client):
+    tenant, other = data
+    url = reverse("admin:choose_company", args=[tenant.slug])
+    assert superuser_client.get(url).status_code == 405, "a link (or a mail scanner) switched the company"
+    customers = _url(Customer, "changelist")
+    assert choose(superuser_client, tenant, customers)["Location"] == customers
+    for elsewhere in ("https://evil.example/", "//evil.example/", "https:evil.example", "javascript:alert(1)"):
+        assert choose(superuser_client, other, elsewhere)["Location"] == reverse("admin:index"), elsewhere
+
+
+def test_the_company_switcher_posts(data, superuser_client):
+    tenant, other = data
+    choose(superuser_client, tenant)
+    page = superuser_client.get(reverse("admin:index")).content.decode()
+    switch = reverse("admin:choose_company", args=[other.slug])
+    assert f'<form method="post" action="{switch}"' in page
+    assert f'href="{switch}' not in page
 
 
 @pytest.mark.parametrize("model", REGISTERED, ids=_label)
