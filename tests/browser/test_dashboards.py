@@ -66,7 +66,7 @@ def browser():
 @pytest.fixture
 def demo(transactional_db):
     """The demo tenant with 60 customers, its stalled alerts opened and its metrics stored."""
-    call_command("seed_demo", "--customers", "60", stdout=io.StringIO(), stderr=io.StringIO())
+    call_command("seed_demo", "--i-know", "--customers", "60", stdout=io.StringIO(), stderr=io.StringIO())
     tenant = Tenant.objects.get(slug="demo")
     with tenant_scope(tenant):
         stalled_scan(tenant)

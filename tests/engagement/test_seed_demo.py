@@ -30,6 +30,12 @@ def _seed_demo(*args, customers=CUSTOMERS):
 
 
 @pytest.fixture(autouse=True)
+def _debug(settings):
+    # As under `make run`, which seeds with DEBUG=1; the tests below that turn it off say so.
+    settings.DEBUG = True
+
+
+@pytest.fixture(autouse=True)
 def _default_port(monkeypatch):
     # The printed URL follows $PORT like `make run`; the assertions expect the default.
     monkeypatch.delenv("PORT", raising=False)
@@ -185,6 +191,19 @@ def test_seeding_twice_without_if_empty_fails_clearly(seeded):
         _seed_demo()
     assert Tenant.objects.filter(slug="demo").count() == 1
     assert Customer.objects.count() == CUSTOMERS
+
+
+def test_without_debug_it_refuses_to_publish_a_superuser_password(db, settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match=r"runs only with DEBUG=1\. Pass --i-know"):
+        _seed_demo(customers=10)
+    assert not Tenant.objects.exists() and not User.objects.exists()
+
+
+def test_without_debug_it_seeds_when_told_the_risk_is_known(db, settings):
+    settings.DEBUG = False
+    _seed_demo("--i-know", customers=10)
+    assert User.objects.get(email="admin@demo.pov").is_superuser
 
 
 def test_customers_must_be_positive(db):

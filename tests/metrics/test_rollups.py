@@ -24,7 +24,7 @@ NOON = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)  # midday in Berlin: minutes eit
 
 @pytest.fixture
 def demo(db):
-    call_command("seed_demo", "--customers", str(CUSTOMERS), stdout=StringIO(), stderr=StringIO())
+    call_command("seed_demo", "--i-know", "--customers", str(CUSTOMERS), stdout=StringIO(), stderr=StringIO())
     tenant = Tenant.objects.get(slug="demo")
     with tenant_scope(tenant):
         yield tenant

@@ -1,5 +1,6 @@
 import os
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -59,8 +60,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-empty", action="store_true", help="Seed only when the database has no tenant yet; else skip."
         )
+        parser.add_argument(
+            "--i-know",
+            action="store_true",
+            help="Seed even with DEBUG off, knowing that the demo admin is a platform superuser whose password "
+            "is published in the README.",
+        )
 
-    def handle(self, customers, if_empty, **options):
+    def handle(self, customers, if_empty, i_know, **options):
+        if not settings.DEBUG and not i_know:
+            raise CommandError(
+                "The demo creates a platform superuser whose password is published in the README, so it runs only "
+                "with DEBUG=1. Pass --i-know to seed this (production-like) installation anyway."
+            )
         if customers < 1:
             raise CommandError("--customers must be at least 1.")
         existing = Tenant.objects.filter(slug=demo.SLUG).first()
