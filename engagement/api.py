@@ -28,6 +28,7 @@ from engagement.serializers import (
 from engagement.services import UNSET, engagement_reassign, offering_save
 from pov.api_errors import ConflictError
 from tenants.api_base import CursorPage, TenantAPIView
+from tenants.models import ADMIN_ONLY
 
 EXTERNAL_ID_PATTERN = "[^/]+"
 
@@ -102,6 +103,7 @@ class OfferingPage(CursorPage):
     retrieve=extend_schema(summary="An offering by key"),
 )
 class OfferingViewSet(TenantAPIView, viewsets.GenericViewSet):
+    write_roles = ADMIN_ONLY  # journeys are the admins' (as on the Journeys page)
     lookup_field = "key"
     lookup_value_regex = EXTERNAL_ID_PATTERN
     pagination_class = OfferingPage

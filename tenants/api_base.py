@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from tenants.actors import Actor
 from tenants.api_keys import api_key_lookup
 from tenants.idempotency import run_idempotently
-from tenants.models import ApiScope, Tenant
+from tenants.models import ACTING_ROLES, ApiScope, Role, Tenant
 from tenants.scoping import membership_for, memberships_of, tenant_scope
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,12 @@ class ApiPrincipal:
         return f"api key {self.key.prefix}"
 
 
-def _bind(request, tenant, scope, actor, throttle_id):
+def _bind(request, tenant, scope, actor, throttle_id, role=None):
     request._pov_tenant = tenant
     request._pov_scope = scope
     request._pov_actor = actor
     request._pov_throttle_id = throttle_id
+    request._pov_role = role  # a signed-in member's; None for an API key, whose scope decides
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -68,7 +69,7 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 class MemberSessionAuthentication(SessionAuthentication):
     """A signed-in member using the browsable API: the tenant is `?tenant=<slug>`, the one they
-    last opened, or their only one. Viewers read; other roles write."""
+    last opened, or their only one. Their role decides what they may write, as on the pages."""
 
     def authenticate(self, request):
         result = super().authenticate(request)
@@ -79,7 +80,7 @@ class MemberSessionAuthentication(SessionAuthentication):
         if member is None:
             raise exceptions.NotFound("Choose a tenant you belong to with ?tenant=<slug>.")
         scope = ApiScope.WRITE if member.can_act else ApiScope.READ
-        _bind(request, member.tenant, scope, Actor.for_member(member), f"member:{member.pk}")
+        _bind(request, member.tenant, scope, Actor.for_member(member), f"member:{member.pk}", member.role)
         return result
 
     def _member(self, request, user):
@@ -92,14 +93,23 @@ class MemberSessionAuthentication(SessionAuthentication):
 
 
 class TenantScopePermission(permissions.BasePermission):
-    """Deny by default: a tenant is required; writes need a write scope."""
+    """Deny by default: a tenant is required; writes need a key with the write scope, or a member whose
+    role is among the view's `write_roles` (the roles its page allows)."""
 
     message = "This API key has the read scope; writing needs a key with the write scope."
 
     def has_permission(self, request, view):
         if getattr(request, "_pov_tenant", None) is None:
             return False
-        return request.method in permissions.SAFE_METHODS or request._pov_scope == ApiScope.WRITE
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        role = request._pov_role
+        if role is None:
+            return request._pov_scope == ApiScope.WRITE
+        if role in view.write_roles:
+            return True
+        self.message = f"Your role ({Role(role).label}) cannot make this change; ask an admin of the company."
+        return False
 
 
 class KeyRateThrottle(throttling.BaseThrottle):
@@ -159,6 +169,8 @@ class TenantAPIView:
     authentication_classes = [ApiKeyAuthentication, MemberSessionAuthentication]
     permission_classes = [TenantScopePermission]
     throttle_classes = [KeyRateThrottle]
+    # The roles whose members may write here through a session (tenants.models says who may change what).
+    write_roles = ACTING_ROLES
 
     @property
     def tenant(self):

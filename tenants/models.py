@@ -90,8 +90,11 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
-# Roles that act on engagements (record milestones, notes, reassign); admin also manages the tenant.
+# Who may change what, on the pages (tenants.web.roles) and through the API (TenantAPIView.write_roles)
+# alike; viewers change nothing. Customers, purchases, events, engagements and alerts: the acting roles.
 ACTING_ROLES = frozenset({Role.ADMIN, Role.OWNER, Role.SALES, Role.SERVICE})
+# Journeys, members, API keys, webhooks and settings: admins.
+ADMIN_ONLY = frozenset({Role.ADMIN})
 
 
 class Member(models.Model):

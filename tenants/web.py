@@ -9,10 +9,10 @@ from functools import wraps
 from django.core.exceptions import PermissionDenied
 
 from tenants.actors import Actor
-from tenants.models import ACTING_ROLES, Role
+from tenants.models import ACTING_ROLES, ADMIN_ONLY, Role
 
 EVERY_ROLE = frozenset(Role.values)
-ADMIN_ONLY = frozenset({Role.ADMIN})
+__all__ = ["ACTING_ROLES", "ADMIN_ONLY", "EVERY_ROLE", "can_act", "error_messages", "roles", "web_actor"]
 
 
 def roles(allowed, *, read=EVERY_ROLE):
