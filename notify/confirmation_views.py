@@ -2,7 +2,7 @@
 
 The token's tenant id decides the scope the confirmation is looked up in, so a token can only ever
 touch its own tenant's rows; a forged one fails the signature. The page shows the tenant's and the
-offering's names and the recorded answer, nothing else.
+offering's names and the question or the recorded answer, nothing else.
 """
 
 from django.core import signing
@@ -18,8 +18,10 @@ from tenants.scoping import tenant_scope
 
 
 def _private(response):
-    # The token in the URL must not travel in a Referer header or end up in a search index.
-    response["Referrer-Policy"] = "no-referrer"
+    # The token in the URL must not travel to another site in a Referer header, nor end up in a search
+    # index. `same-origin` rather than `no-referrer`: with the latter browsers send the page's form with
+    # `Origin: null`, which the CSRF check refuses, so the customer's answer could never be sent.
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
@@ -31,6 +33,8 @@ def _invalid(request, *, expired=False, status=400):
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def value_confirmation(request, token):
+    """GET shows the question with the link's answer chosen (mail scanners follow links: a GET records
+    nothing); the POST of its one button records the answer and the optional comment."""
     try:
         answer = confirmations.read_token(token)
     except signing.SignatureExpired:
@@ -46,25 +50,30 @@ def value_confirmation(request, token):
         )
         if confirmation is None:
             return _invalid(request, status=404)
-        # HEAD (link checkers, mail scanners) shows the page without answering.
-        if request.method != "HEAD":
-            confirmation, _ = confirmations.confirmation_answer(
-                tenant=tenant, confirmation=confirmation, score=answer.score
-            )
         if request.method == "POST":
-            confirmations.confirmation_comment(
-                tenant=tenant, confirmation=confirmation, comment=request.POST.get("comment", "")
-            )
+            _record(request, tenant, confirmation, answer.score)
             return redirect("value-confirmation", token=token)
-        score = confirmation.score or answer.score
-        context = {
-            "company": tenant.name,
-            "offering": confirmation.engagement.offering.name,
-            "score": score,
-            "score_label": confirmations.SCORE_LABELS[score],
-            "commented": bool(confirmation.comment),
-        }
-        return _private(render(request, "notify/confirmation/thanks.html", context))
+        return _private(_page(request, tenant, confirmation, answer.score))
+
+
+def _record(request, tenant, confirmation, linked_score):
+    """The score chosen on the page (the link's unless the customer picked another) and the comment."""
+    chosen = request.POST.get("score", "")
+    score = int(chosen) if chosen in {str(s) for s in confirmations.SCORES} else linked_score
+    confirmation, _ = confirmations.confirmation_answer(tenant=tenant, confirmation=confirmation, score=score)
+    confirmations.confirmation_comment(tenant=tenant, confirmation=confirmation, comment=request.POST.get("comment"))
+
+
+def _page(request, tenant, confirmation, linked_score):
+    context = {"company": tenant.name, "offering": confirmation.engagement.offering.name}
+    if confirmation.answered_at is None:
+        scores = [{"score": s, "label": confirmations.SCORE_LABELS[s]} for s in confirmations.SCORES]
+        context |= {"scores": scores, "chosen": linked_score}
+        return render(request, "notify/confirmation/question.html", context)
+    score = confirmation.score
+    context |= {"score": score, "score_label": confirmations.SCORE_LABELS[score]}
+    context["commented"] = bool(confirmation.comment)
+    return render(request, "notify/confirmation/thanks.html", context)
 
 
 public_urlpatterns = [path("value/<str:token>/", value_confirmation, name="value-confirmation")]

@@ -226,15 +226,38 @@ def test_a_claimed_confirmation_is_left_to_its_claimer(tenant, actor, smtp):
 # The link ------------------------------------------------------------------------------------------------
 
 
-def test_a_click_records_one_satisfaction_event_and_says_thank_you(reached, tenant, client):
+def _answer(client, path, **form):
+    """Send the question page's form, as its one button does (the page's CSRF token included)."""
+    page = client.get(path).content.decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    return client.post(path, {**form, **({"csrfmiddlewaretoken": csrf.group(1)} if csrf else {})})
+
+
+def test_a_click_shows_the_question_with_its_answer_chosen_and_records_nothing(reached, tenant, client):
     engagement, message = reached
     response = client.get(_path(_link_for(message, 4)))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Thank you" in page and "Acme" in page and "Data &amp; Insights" in page and "4 of 5" in page
+    assert "Did Data &amp; Insights from Acme give you the value you expected?" in page
+    assert re.search(r'<input type="radio" name="score" value="4"\s+checked>', page)
+    assert len(re.findall(r"\bchecked\b", page)) == 1
+    assert re.search(r'<button type="submit" class="primary" autofocus>Send my answer</button>', page)
     for private in ("Globex", BUYER, "p-1", "owner-p-1", str(engagement.pk)):  # nothing beyond the two names
         assert private not in page
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert _satisfaction_events(tenant, engagement) == [], "a mail scanner following the link answered"
+    with tenant_scope(tenant):
+        assert ValueConfirmation.objects.get().answered_at is None
+
+
+def test_sending_records_one_satisfaction_event_and_says_thank_you(reached, tenant):
+    engagement, message = reached
+    browser, path = Client(enforce_csrf_checks=True), _path(_link_for(message, 4))
+    response = _answer(browser, path, score="4")
+    assert response.status_code == 302 and response["Location"] == path
+    thanks = browser.get(path)
+    assert "Thank you" in thanks.content.decode() and "4 of 5" in thanks.content.decode()
+    assert thanks["Referrer-Policy"] == "same-origin"
     [event] = _satisfaction_events(tenant, engagement)
     assert (event.score, event.source, event.recorded_by) == (4, "customer", BUYER)
     with tenant_scope(tenant):
@@ -242,9 +265,23 @@ def test_a_click_records_one_satisfaction_event_and_says_thank_you(reached, tena
     assert confirmation.score == 4 and confirmation.answered_at is not None
 
 
+def test_the_customer_may_choose_another_answer_than_the_link_s(reached, tenant, client):
+    engagement, message = reached
+    _answer(client, _path(_link_for(message, 4)), score="2")
+    assert [e.score for e in _satisfaction_events(tenant, engagement)] == [2]
+
+
+@pytest.mark.parametrize("score", ["", "0", "6", "five", "4.5"])
+def test_a_missing_or_impossible_score_sends_the_link_s_answer(reached, tenant, client, score):
+    engagement, message = reached
+    _answer(client, _path(_link_for(message, 3)), score=score)
+    assert [e.score for e in _satisfaction_events(tenant, engagement)] == [3]
+
+
 def test_the_first_answer_wins(reached, tenant, client):
     engagement, message = reached
-    client.get(_path(_link_for(message, 4)))
+    _answer(client, _path(_link_for(message, 4)), score="4")
+    _answer(client, _path(_link_for(message, 1)), score="1")
     again = client.get(_path(_link_for(message, 1)))
     assert again.status_code == 200 and "4 of 5" in again.content.decode()
     assert [e.score for e in _satisfaction_events(tenant, engagement)] == [4]
@@ -264,7 +301,7 @@ def test_with_requires_satisfaction_a_good_score_completes_pov(score, completes,
     _ask_and_send(tenant)  # asked although the status is not "reached" yet
     with tenant_scope(tenant):
         assert Engagement.objects.get(pk=engagement.pk).status != Status.REACHED
-    client.get(_path(_link_for(smtp.messages[0], score)))
+    _answer(client, _path(_link_for(smtp.messages[0], score)))
     with tenant_scope(tenant):
         engagement.refresh_from_db()
     assert (engagement.status == Status.REACHED) is completes
@@ -275,16 +312,25 @@ def test_a_comment_is_kept_once_and_added_to_the_timeline(reached, tenant):
     engagement, message = reached
     browser = Client(enforce_csrf_checks=True)
     path = _path(_link_for(message, 5))
-    page = browser.get(path).content.decode()
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    response = browser.post(path, {"comment": "  Onboarding <b>was</b> quick.  ", "csrfmiddlewaretoken": csrf})
+    response = _answer(browser, path, score="5", comment="  Onboarding <b>was</b> quick.  ")
     assert response.status_code == 302 and response["Location"] == path
-    browser.post(path, {"comment": "Second thoughts", "csrfmiddlewaretoken": csrf})
+    _answer(browser, path, comment="Second thoughts")  # from the thank-you page's comment form
     assert "We received your comment" in browser.get(path).content.decode()
     with tenant_scope(tenant):
         assert ValueConfirmation.objects.get().comment == "Onboarding <b>was</b> quick."
         [note] = Note.objects.filter(engagement=engagement)
     assert note.body.endswith("Onboarding <b>was</b> quick.") and note.author_label == BUYER
+    assert [e.score for e in _satisfaction_events(tenant, engagement)] == [5]
+
+
+def test_a_comment_may_follow_the_answer(reached, tenant):
+    engagement, message = reached
+    browser, path = Client(enforce_csrf_checks=True), _path(_link_for(message, 5))
+    _answer(browser, path, score="5")
+    assert 'name="comment"' in browser.get(path).content.decode()
+    _answer(browser, path, comment="Later thought")
+    with tenant_scope(tenant):
+        assert ValueConfirmation.objects.get().comment == "Later thought"
     assert [e.score for e in _satisfaction_events(tenant, engagement)] == [5]
 
 
@@ -297,8 +343,10 @@ def test_an_expired_link_is_a_400_page_and_records_nothing(reached, tenant, clie
         with mock.patch("django.core.signing.time.time", return_value=time.time() - days * 86400):
             return confirmations.make_token(confirmation, score)
 
-    response = client.get(f"/value/{signed_days_ago(31, 5)}/")
+    expired = f"/value/{signed_days_ago(31, 5)}/"
+    response = client.get(expired)
     assert response.status_code == 400 and "expired" in response.content.decode()
+    assert client.post(expired, {"score": "5"}).status_code == 400
     assert _satisfaction_events(tenant, engagement) == []
     assert client.get(f"/value/{signed_days_ago(29, 5)}/").status_code == 200  # still within the 30 days
 
@@ -311,6 +359,7 @@ def test_a_tampered_link_is_a_400_page_and_records_nothing(reached, tenant, clie
     for forged in (f"{raised}:{signature}", token[:-1] + ("A" if token[-1] != "A" else "B"), token + "x"):
         response = client.get(f"/value/{forged}/")
         assert response.status_code == 400 and "not valid" in response.content.decode()
+        assert client.post(f"/value/{forged}/", {"score": "5"}).status_code == 400
     assert _satisfaction_events(tenant, engagement) == []
 
 
@@ -324,6 +373,7 @@ def test_another_tenants_token_cannot_touch_this_tenants_engagements(
     crossed = signing.dumps({"t": str(other_tenant.pk), "c": str(ours.pk), "s": 1}, salt=confirmations.TOKEN_SALT)
     response = client.get(f"/value/{crossed}/")
     assert response.status_code == 404 and "Acme" not in response.content.decode()
+    assert client.post(f"/value/{crossed}/", {"score": "1"}).status_code == 404
     # Charlie's own link re-pointed at acme's confirmation without the key fails the signature.
     theirs = _engagement(other_tenant, _offering(other_tenant, name="Charlie Suite"), actor, email="cto@initech.test")
     _reach_pov(other_tenant, theirs, actor)
@@ -334,9 +384,11 @@ def test_another_tenants_token_cannot_touch_this_tenants_engagements(
     data = signing.loads(_token(their_url), salt=confirmations.TOKEN_SALT)
     repointed = _payload(data, t=str(tenant.pk), c=str(ours.pk))
     assert client.get(f"/value/{repointed}:{signature}/").status_code == 400
+    assert client.post(f"/value/{repointed}:{signature}/", {"score": "1"}).status_code == 400
     assert _satisfaction_events(tenant, engagement) == []
     # Charlie's real link answers charlie's engagement only.
     assert "Charlie Suite" in client.get(_path(their_url)).content.decode()
+    _answer(client, _path(their_url))
     assert [e.score for e in _satisfaction_events(other_tenant, theirs)] == [1]
     assert _satisfaction_events(tenant, engagement) == []
 
@@ -413,6 +465,6 @@ def test_a_worker_drains_the_outbox_and_the_customer_gets_the_email(tenant, acto
     assert all(url.startswith(f"{SITE}/value/") for url in _links(message)[0])
     with tenant_scope(tenant):
         assert ValueConfirmation.objects.get(engagement=engagement).sent_at is not None
-    assert client.get(_path(_link_for(message, 5))).status_code == 200
+    assert _answer(client, _path(_link_for(message, 5))).status_code == 302
     with tenant_scope(tenant):
         assert Engagement.objects.get(pk=engagement.pk).status == Status.REACHED
