@@ -233,7 +233,7 @@ def _candidate(batch: Batch, index: int, data: dict, offerings: dict, members: d
     offering = offerings.get(data["offering"])
     if offering is None:
         raise Missing("offering", f"No offering {data['offering']!r}.")
-    cleaners.not_in_future(data["purchased_at"], "purchased_at", batch.now)
+    cleaners.recorded_time(data["purchased_at"], "purchased_at", batch.now)
     owner, sales_rep = _member(members, data["owner"], "owner"), _member(members, data["sales_rep"], "sales_rep")
     return Candidate(index=index, data=data, offering=offering, owner=owner, sales_rep=sales_rep)
 

@@ -8,7 +8,7 @@ are functions of their own that the services call too.
 """
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -23,6 +23,9 @@ ID_MAX = 255
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# The years PoV accepts anywhere a date is given (README, "Connect your CRM"): far enough either side for any
+# real purchase or report, near enough that converting to any time zone or adding a day cannot overflow.
+FIRST_YEAR, LAST_YEAR = 1970, 2200
 ATTRIBUTES_MAX = 10_000
 NAIVE = "Give a time zone offset (e.g. 2026-05-01T09:00:00+02:00 or ...Z); naive times are ambiguous."
 ABSENT = object()
@@ -134,9 +137,18 @@ def aware(value: datetime | None, field: str) -> datetime:
     return value
 
 
-def not_in_future(value: datetime, field: str, now: datetime) -> None:
+def recorded_time(value: datetime, field: str, now: datetime) -> None:
+    """A time the record accepts: from 1970 to 5 minutes from now."""
+    if value.astimezone(UTC).year < FIRST_YEAR:
+        raise invalid(field, f"{value.isoformat()} is before {FIRST_YEAR}; give a date from {FIRST_YEAR} on.")
     if value > now + FUTURE_TOLERANCE:
         raise invalid(field, f"{value.isoformat()} is more than 5 minutes in the future.")
+
+
+def in_accepted_years(value: date, field: str) -> date:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise invalid(field, f"{value.isoformat()} is not between the years {FIRST_YEAR} and {LAST_YEAR}.")
+    return value
 
 
 def event_time(occurred_at: datetime, *, purchased_at: datetime, now: datetime) -> None:
@@ -144,7 +156,7 @@ def event_time(occurred_at: datetime, *, purchased_at: datetime, now: datetime) 
     aware(occurred_at, "occurred_at")
     if occurred_at < purchased_at:
         raise invalid("occurred_at", f"{occurred_at.isoformat()} is before the purchase ({purchased_at.isoformat()}).")
-    not_in_future(occurred_at, "occurred_at", now)
+    recorded_time(occurred_at, "occurred_at", now)
 
 
 def score(value: Any) -> int:

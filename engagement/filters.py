@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.db.models import Q, QuerySet
 
+from engagement import cleaners
 from engagement.errors import Invalid
 from engagement.models import Engagement, Offering, Status
 from tenants.models import Member, Tenant
@@ -42,10 +43,12 @@ def _date(params: Mapping, name: str, errors: dict) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        return cleaners.in_accepted_years(date.fromisoformat(raw), name)
     except ValueError:
         errors[name] = [f"{raw!r} is not a date (YYYY-MM-DD)."]
-        return None
+    except Invalid as exc:
+        errors |= exc.detail
+    return None
 
 
 def parse_filters(params: Mapping, *, for_lists: bool = True) -> EngagementFilter:

@@ -171,7 +171,7 @@ def purchase_record(
     """
     now = now or timezone.now()
     cleaners.aware(purchased_at, "purchased_at")
-    cleaners.not_in_future(purchased_at, "purchased_at", now)
+    cleaners.recorded_time(purchased_at, "purchased_at", now)
     amount, currency = cleaners.money(amount, currency)
     values = {"customer": customer.external_id, "offering": offering.pk, "purchased_at": purchased_at,
               "amount": amount, "currency": currency}  # fmt: skip

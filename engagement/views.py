@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import F, Q
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -128,7 +128,11 @@ class _Echo:
 
 @roles(ACTING_ROLES)
 def engagement_export(request, slug):
-    engagements, *_ = _listed(request)
+    engagements, _, errors, *_ = _listed(request)
+    if errors:
+        # A file of every engagement in place of the filtered ones would pass for what was asked.
+        problems = "\n".join(f"{name}: {message}" for name, messages in errors.items() for message in messages)
+        return HttpResponse(f"No export was made:\n{problems}\n", status=400, content_type="text/plain; charset=utf-8")
     tenant = request.tenant
     rows = engagements.values_list(*(field for _, field in CSV_COLUMNS))
     writer = csv.writer(_Echo())
