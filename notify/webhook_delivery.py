@@ -102,10 +102,16 @@ class _RefuseRedirects(HTTPRedirectHandler):
 _opener = build_opener(_RefuseRedirects)
 
 
+# What the tenant reads when a destination is refused. One reason for a name that does not resolve and a
+# name of our own network, so the delivery log cannot be used to tell which internal names exist.
+NOT_PUBLIC = "Refused: the address is not on the public internet, or its name does not resolve."
+
+
 def refused_destination(url: str) -> str:
     """Why `url` must not be called, or "": an admin's endpoint must not reach our own network
     (loopback, private, link-local such as cloud metadata) unless WEBHOOKS_ALLOW_PRIVATE_NETWORKS.
-    The name is resolved again by the request; the window between the two lookups is accepted."""
+    The name is resolved again by the request; the window between the two lookups is accepted.
+    The details (which addresses, which lookup error) go to the server's log only."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):  # checked at creation too; never open file:// etc.
         return f"Refused to send to {parts.scheme!r} URLs."
@@ -114,9 +120,13 @@ def refused_destination(url: str) -> str:
     try:
         addresses = {str(info[4][0]) for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
     except (OSError, UnicodeError) as exc:
-        return f"Cannot resolve {parts.hostname}: {exc}"
+        log.warning("webhook destination %s refused: cannot resolve it (%s)", parts.hostname, exc)
+        return NOT_PUBLIC
     private = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global)
-    return f"Refused: {parts.hostname} is a non-public address ({', '.join(private)})." if private else ""
+    if private:
+        log.warning("webhook destination %s refused: non-public addresses %s", parts.hostname, ", ".join(private))
+        return NOT_PUBLIC
+    return ""
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:

@@ -6,6 +6,7 @@ Time is driven with the services' explicit `now`, never by sleeping.
 """
 
 import itertools
+import logging
 import socket
 from datetime import timedelta
 
@@ -58,17 +59,29 @@ def test_a_500_is_logged_and_retried_later_with_the_same_event(scoped, actor, re
     assert endpoint.failing_since is None, "a success clears the failure streak"
 
 
-def test_private_addresses_are_refused_unless_allowed(scoped, actor, receiver, settings):
+def test_private_addresses_are_refused_unless_allowed(scoped, actor, receiver, settings, caplog):
     settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS = False
     _endpoint(scoped, actor, receiver.url)  # http://127.0.0.1:<port>/...
     _lose(scoped, _buy(scoped, actor), actor)
     outbox.drain(scoped)
-    assert webhook_delivery.deliver_due(scoped, now=timezone.now())["failed"] == 1
+    with caplog.at_level(logging.WARNING, logger="notify.webhook_delivery"):
+        assert webhook_delivery.deliver_due(scoped, now=timezone.now())["failed"] == 1
     assert receiver.requests == []
     [attempt] = WebhookAttempt.objects.all()
-    assert attempt.status is None and "non-public address (127.0.0.1)" in attempt.error
+    assert attempt.status is None and attempt.error == webhook_delivery.NOT_PUBLIC
+    assert "127.0.0.1" in caplog.text, "the server's log keeps the detail"
     assert webhook_delivery.refused_destination("http://169.254.169.254/latest/meta-data/")
     assert webhook_delivery.refused_destination("file:///etc/passwd").startswith("Refused to send to 'file'")
+
+
+def test_the_tenant_cannot_tell_an_internal_name_from_one_that_does_not_resolve(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS = False
+    reasons = {
+        url: webhook_delivery.refused_destination(url)
+        for url in ("http://localhost:8000/", "http://no-such-host.invalid/", "http://10.0.0.5/", "http://[::1]/")
+    }
+    assert set(reasons.values()) == {webhook_delivery.NOT_PUBLIC}, reasons
+    assert not any(word in reason for reason in reasons.values() for word in ("localhost", "127.", "10.0", "::1"))
 
 
 def test_no_answer_and_redirects_are_failures_with_the_error_logged(scoped, actor, receiver):
