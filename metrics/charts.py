@@ -345,17 +345,15 @@ def cohort_chart(cohorts, *, chart_id, empty_text=COHORT_EMPTY):
     return _svg(chart_id, "cohorts", "Reached PoV by the target day, by purchase month", desc, body)
 
 
-def _drop_text(previous, reached, purchases):
-    """Change from the previous step, in customers and in points of the purchases (the bars' scale)."""
-    change = reached - previous
-    if change == 0:
-        return "no drop"
-    sign = "−" if change < 0 else "+"
-    noun = "customer" if abs(change) == 1 else "customers"
-    return f"{sign}{abs(change)} {noun} ({sign}{round(abs(change) / purchases * 100)} %)"
+def _drop_text(dropped, purchases):
+    """Those past the milestone's due day without it, in customers and in points of the purchases (the
+    bars' scale). Customers not yet due are still on their way: they never count as dropped."""
+    if not dropped:
+        return "none dropped"
+    return f"{dropped} dropped ({round(dropped / purchases * 100)} %)"
 
 
-def _funnel_row(index, milestone, previous, purchases, width):
+def _funnel_row(index, milestone, purchases, width):
     top, full = FUNNEL_TOP + index * FUNNEL_ROW, width - 16
     name = str(milestone["name"])
     short = name if len(name) <= FUNNEL_NAME_CHARS else name[: FUNNEL_NAME_CHARS - 1] + "…"
@@ -370,14 +368,14 @@ def _funnel_row(index, milestone, previous, purchases, width):
     bar_width = full * min(rate, 1)
     return [
         _label(f"{short} — {reached} ({shown_rate})", "chart-label chart-funnel-label", 8, top + 12),
-        _label(_drop_text(previous, reached, purchases), "chart-label chart-drop", width - 8, top + 12, "end"),
+        _label(_drop_text(milestone.get("dropped"), purchases), "chart-label chart-drop", width - 8, top + 12, "end"),
         _el("rect", class_="chart-track", x=8, y=top + 18, width=full, height=16),
         _el("rect", _el("title", _text(tooltip)), class_=css_class, x=8, y=top + 18, width=bar_width, height=16),
     ]
 
 
 def funnel_chart(funnel, *, chart_id, empty_text=FUNNEL_EMPTY):
-    """One horizontal bar per milestone in journey order (length = rate), with the drop-off from the step before."""
+    """One horizontal bar per milestone in journey order (length = rate), with how many dropped out there."""
     _check_id(chart_id)
     milestones, purchases = (funnel or {}).get("milestones") or [], (funnel or {}).get("purchases") or 0
     if not milestones or not purchases:
@@ -385,11 +383,12 @@ def funnel_chart(funnel, *, chart_id, empty_text=FUNNEL_EMPTY):
     height = FUNNEL_TOP + len(milestones) * FUNNEL_ROW + 4
     noun = "purchase" if purchases == 1 else "purchases"
     body = [_label(f"{purchases} {noun}", "chart-label chart-funnel-total", 8, 16)]
-    previous = purchases  # the first milestone's drop-off counts from the purchase itself
     for index, milestone in enumerate(milestones):
-        body += _funnel_row(index, milestone, previous, purchases, WIDTH)
-        previous = milestone["reached"]
-    desc = f"Of {purchases} {noun}, how many reached each milestone, in journey order; the last is the point of value."
+        body += _funnel_row(index, milestone, purchases, WIDTH)
+    desc = (
+        f"Of {purchases} {noun}, how many reached each milestone, in journey order, and how many dropped out: "
+        "past its due day without it. The last is the point of value."
+    )
     return _svg(chart_id, "funnel", "Milestone funnel", desc, body, height=height)
 
 

@@ -36,16 +36,20 @@ def cohort(month, purchases, reached, by_target, mature=True):
 COHORTS = [cohort("2025-11", 10, 2, 0.2), cohort("2025-12", 0, 0, None), cohort("2026-01", 5, 4, 0.8, mature=False)]
 
 
-def milestone(name, reached, purchases=20, *, is_pov=False, median=None):
+def milestone(name, reached, purchases=20, *, is_pov=False, median=None, dropped=0):
     rate = reached / purchases
     return {"milestone": name.lower()[:8], "name": name, "due_day": 7, "is_pov": is_pov, "reached": reached,
-            "rate": rate, "median_clock_days": median}  # fmt: skip
+            "rate": rate, "median_clock_days": median, "dropped": dropped}  # fmt: skip
 
 
 FUNNEL = {
     "offering": "onboarding",
     "purchases": 20,
-    "milestones": [milestone("Kickoff", 17, median=2), milestone("First report", 14), milestone("PoV", 8, is_pov=True)],
+    "milestones": [
+        milestone("Kickoff", 17, median=2, dropped=3),
+        milestone("First report", 14, dropped=1),
+        milestone("PoV", 8, is_pov=True),
+    ],
 }
 
 
@@ -351,14 +355,15 @@ def test_funnel_has_one_bar_per_milestone_with_lengths_proportional_to_rates():
     ]
 
 
-def test_funnel_shows_the_drop_from_the_step_before_and_marks_the_pov():
+def test_funnel_shows_those_past_the_due_day_without_the_milestone_and_marks_the_pov():
     root = parse(funnel_chart(FUNNEL, chart_id="funnel"))
     bars = with_class(root, "chart-funnel-bar")
 
+    # Not the difference between steps: 3 of the 6 who have not reported yet are not due yet.
     assert [drop.text for drop in with_class(root, "chart-drop")] == [
-        "−3 customers (−15 %)",  # from the 20 purchases
-        "−3 customers (−15 %)",
-        "−6 customers (−30 %)",
+        "3 dropped (15 %)",
+        "1 dropped (5 %)",
+        "none dropped",
     ]
     assert [bar for bar in bars if "chart-pov" in bar.get("class").split()] == [bars[2]]
 
@@ -373,11 +378,11 @@ def test_funnel_escapes_user_text_so_a_script_stays_text():
     assert with_class(root, "chart-funnel-label")[0].text.startswith('<script>alert("x")</script> & co — 5')
 
 
-def test_funnel_counts_a_later_milestone_reached_by_more_customers_as_a_rise():
-    funnel = {**FUNNEL, "milestones": [milestone("Skipped by some", 4), milestone("PoV", 5, is_pov=True)]}
+def test_funnel_of_two_new_customers_not_yet_due_shows_no_drop():
+    funnel = {"offering": "x", "purchases": 2, "milestones": [milestone("Kickoff", 0, 2), milestone("PoV", 0, 2)]}
     drops = [drop.text for drop in with_class(parse(funnel_chart(funnel, chart_id="funnel")), "chart-drop")]
 
-    assert drops == ["−16 customers (−80 %)", "+1 customer (+5 %)"]
+    assert drops == ["none dropped", "none dropped"]
 
 
 # --- sparkline --------------------------------------------------------------------------------------------------
