@@ -26,7 +26,6 @@ from engagement.serializers import (
     timeline_rows,
 )
 from engagement.services import UNSET, engagement_reassign, offering_save
-from pov.api_errors import ConflictError
 from tenants.api_base import CursorPage, TenantAPIView
 from tenants.models import ADMIN_ONLY
 
@@ -126,10 +125,7 @@ class OfferingViewSet(TenantAPIView, viewsets.GenericViewSet):
         responses={201: OfferingOut},
     )
     def create(self, request):
-        data = _validated(OfferingIn, request.data)
-        if Offering.objects.filter(key=data["key"]).exists():
-            raise ConflictError(f"Offering {data['key']!r} exists; PUT /offerings/{data['key']}/ replaces it.")
-        return self._save(data)
+        return self._save(_validated(OfferingIn, request.data), new=True)
 
     @extend_schema(
         summary="Replace an offering and its journey (creates it when new)",
@@ -143,9 +139,9 @@ class OfferingViewSet(TenantAPIView, viewsets.GenericViewSet):
             raise Invalid({"key": [f"The body's key {data['key']!r} differs from the URL's {key!r}."]})
         return self._save(data)
 
-    def _save(self, data):
+    def _save(self, data, new=False):
         milestones = [dict(m) for m in data.pop("milestones")]
-        offering, created = offering_save(tenant=self.tenant, actor=self.actor, milestones=milestones, **data)
+        offering, created = offering_save(tenant=self.tenant, actor=self.actor, milestones=milestones, new=new, **data)
         return Response(OfferingOut(queries.offering_for(offering.key)).data, status=_code(created))
 
 

@@ -16,12 +16,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
 
+from engagement.currencies import ISO_4217
 from engagement.errors import Invalid
 from engagement.models import EventType
+from tenants.models import ACTING_ROLES, Member
 
 ID_MAX = 255
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 FUTURE_TOLERANCE = timedelta(minutes=5)
 # The years PoV accepts anywhere a date is given (README, "Connect your CRM"): far enough either side for any
 # real purchase or report, near enough that converting to any time zone or adding a day cannot overflow.
@@ -172,6 +173,13 @@ def score(value: Any) -> int:
     return whole
 
 
+def responsible(member: Member | None, field: str) -> None:
+    """Only an active member who acts (admin, owner, sales, service) owns an engagement or takes an alert."""
+    if member is not None and not (member.is_active and member.role in ACTING_ROLES):
+        reason = "is deactivated" if not member.is_active else "is a viewer"
+        raise invalid(field, f"{member.user.email} {reason}; only admins, owners, sales and service can take this on.")
+
+
 def money(amount: Any, currency: str | None) -> tuple[Decimal | None, str]:
     """(amount, currency): at most 12 digits before and 2 after the point, and an ISO 4217 code with it."""
     if isinstance(amount, str) and not amount.strip():
@@ -185,9 +193,11 @@ def money(amount: Any, currency: str | None) -> tuple[Decimal | None, str]:
             raise invalid("amount", "A valid number is required.") from None
         if not amount.is_finite() or (amount != 0 and amount.adjusted() >= 12) or amount.as_tuple().exponent < -2:
             raise invalid("amount", "Use at most 12 digits before and 2 after the decimal point.")
+        if amount < 0:
+            raise invalid("amount", f"{amount} is negative; a purchase's amount is zero or more.")
     currency = (currency or "").strip().upper()
-    if currency and not CURRENCY_RE.match(currency):
-        raise invalid("currency", f"{currency!r} is not an ISO 4217 code (e.g. EUR, USD).")
+    if currency and currency not in ISO_4217:
+        raise invalid("currency", f"{currency[:10]!r} is not a currency's ISO 4217 code (e.g. EUR, USD).")
     if amount is not None and not currency:
         raise invalid("currency", "Give the currency of the amount (ISO 4217, e.g. EUR).")
     return amount, currency
@@ -214,13 +224,21 @@ def _present(**values: Any) -> dict:
     return {k: v for k, v in values.items() if v is not ABSENT}
 
 
+def _customer_id(data: dict) -> str:
+    """A customer's external_id, which names it in an address (/api/v1/customers/<external_id>/)."""
+    value = _string(data, "external_id", ID_MAX, required=True)
+    if "/" in value:
+        raise invalid("external_id", f"{value!r} contains '/', which an address cannot carry; use another character.")
+    return value
+
+
 def clean_customer(data: Any) -> dict:
     if not isinstance(data, dict):
         raise invalid("non_field_errors", "Send an object.")
     _unknown(data, CUSTOMER_FIELDS)
     given = data.get("attributes", ABSENT)
     return _present(
-        external_id=_string(data, "external_id", ID_MAX, required=True),
+        external_id=_customer_id(data),
         name=_string(data, "name", 255, required=True),
         email=_email(data, "email", allow_blank=True),
         segment=_string(data, "segment", 64, allow_blank=True),

@@ -12,7 +12,7 @@ from django.utils import timezone
 from engagement.errors import Invalid
 from engagement.models import Customer, Engagement, Event, Note, Offering, Purchase, Status
 from pov import rows
-from tenants.models import Member, Tenant, User
+from tenants.models import ACTING_ROLES, Member, Tenant, User
 from tenants.scoping import current_tenant, get_or_404
 
 # One lookup helper per object: the same 404 for "absent" and "not yours" (the scope filters).
@@ -125,7 +125,7 @@ def filter_options(segments: list[str] | None = None) -> dict:
     return {
         "offerings": list(Offering.objects.order_by("name").values_list("key", "name")),
         "segments": sorted(segments),
-        "members": active_members(),
+        "members": responsible_members(),
     }
 
 
@@ -154,8 +154,10 @@ def customer_segments() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def active_members() -> list[Member]:
-    return list(Member.objects.filter(is_active=True).select_related("user").order_by("user__email"))
+def responsible_members() -> list[Member]:
+    """Who can own or sell an engagement or take an alert: active members whose role acts (cleaners.responsible)."""
+    members = Member.objects.filter(is_active=True, role__in=ACTING_ROLES).select_related("user")
+    return list(members.order_by("user__email"))
 
 
 def journey_progress(engagement: Engagement) -> list[dict]:

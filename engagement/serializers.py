@@ -14,7 +14,7 @@ ID_MAX = 255
 
 
 class CustomerIn(StrictSerializer):
-    external_id = serializers.CharField(max_length=ID_MAX)
+    external_id = serializers.CharField(max_length=ID_MAX, help_text="Without '/': it names the customer in URLs.")
     name = serializers.CharField(max_length=255)
     # Omitted optional fields keep their stored values on an update.
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)

@@ -101,9 +101,10 @@ def _validate_journey(milestones: list[dict], requires_satisfaction: bool, satis
 
 def offering_save(
     *, tenant: Tenant, key: str, name: str, milestones: list[dict], actor: Actor, requires_satisfaction: bool = False,
-    satisfaction_threshold: int = 4, confirm_value: bool = False,
+    satisfaction_threshold: int = 4, confirm_value: bool = False, new: bool = False,
 ) -> tuple[Offering, bool]:  # fmt: skip
-    """Create or replace an offering and its journey (list order = milestone order; last = PoV).
+    """Create or replace an offering and its journey (list order = milestone order; last = PoV); with
+    `new`, an existing key is a Conflict instead (creating must never overwrite).
 
     Milestones are matched by key; removing one that has events is refused. Projections of the
     offering's engagements are rebuilt because due days and the PoV milestone may have moved.
@@ -118,6 +119,9 @@ def offering_save(
         offering, created = Offering.objects.select_for_update().get_or_create(
             tenant=tenant, key=key, defaults={"name": name}
         )
+        if new and not created:
+            message = f"The key {key!r} is taken by the journey {offering.name!r}; edit that one or choose another key."
+            raise Conflict(message, {"key": [message]})
         before = [] if created else list(Milestone.objects.filter(offering=offering).values_list("key", flat=True))
         offering.name = name
         offering.requires_satisfaction = bool(requires_satisfaction)
@@ -172,6 +176,8 @@ def purchase_record(
     now = now or timezone.now()
     cleaners.aware(purchased_at, "purchased_at")
     cleaners.recorded_time(purchased_at, "purchased_at", now)
+    cleaners.responsible(owner, "owner")
+    cleaners.responsible(sales_rep, "sales_rep")
     amount, currency = cleaners.money(amount, currency)
     values = {"customer": customer.external_id, "offering": offering.pk, "purchased_at": purchased_at,
               "amount": amount, "currency": currency}  # fmt: skip
@@ -317,6 +323,9 @@ def engagement_reassign(
 ) -> tuple[Engagement, Note | None]:  # fmt: skip
     """Change the owner and/or sales rep; recorded as a handoff note and an audit row. Returns the
     engagement after the change and the handoff note (None when nothing changed)."""
+    for member, name in ((owner, "owner"), (sales_rep, "sales_rep")):
+        if member is not UNSET:
+            cleaners.responsible(member, name)
     changes = []
     with transaction.atomic():
         locked = (

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import F, Q
-from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -131,8 +131,7 @@ def engagement_export(request, slug):
     engagements, _, errors, *_ = _listed(request)
     if errors:
         # A file of every engagement in place of the filtered ones would pass for what was asked.
-        problems = "\n".join(f"{name}: {message}" for name, messages in errors.items() for message in messages)
-        return HttpResponse(f"No export was made:\n{problems}\n", status=400, content_type="text/plain; charset=utf-8")
+        return render(request, "engagement/export_refused.html", {"errors": errors}, status=400)
     tenant = request.tenant
     rows = engagements.values_list(*(field for _, field in CSV_COLUMNS))
     writer = csv.writer(_Echo())
@@ -159,7 +158,7 @@ def detail_context(request, engagement):
         "journey": queries.journey_progress(engagement),
         "timeline": list(reversed(queries.timeline(engagement, include_sources=True))),
         "can_act": can_act(request.member),
-        "members": queries.active_members(),
+        "members": queries.responsible_members(),
         "event_types": EventType.choices,
         "now_local": timezone.localtime(timezone.now(), request.tenant.tzinfo).strftime("%Y-%m-%dT%H:%M"),
     }
@@ -277,7 +276,7 @@ def journey_edit(request, slug, key=None):
             values["satisfaction_threshold"] = threshold or 4
             rows = _journey_rows(post)
             saved, created = services.offering_save(
-                tenant=request.tenant, milestones=rows, actor=web_actor(request), **values
+                tenant=request.tenant, milestones=rows, actor=web_actor(request), new=key is None, **values
             )
             messages.success(request, f"Journey {'created' if created else 'saved'}: {saved.name}.")
             return HttpResponseRedirect(reverse("journeys", args=[slug]))

@@ -18,7 +18,7 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.utils import timezone
 
-from engagement import outbox, projections
+from engagement import cleaners, outbox, projections
 from engagement.errors import Invalid
 from engagement.models import Engagement, OutboxMessage, Status
 from engagement.sql import table
@@ -145,6 +145,7 @@ def _escalate(tenant: Tenant, now: datetime) -> int:
 
 
 def alert_acknowledge(*, tenant: Tenant, alert: Alert, actor: Actor, assignee: Member | None = None) -> Alert:
+    cleaners.responsible(assignee, "assignee")
     with transaction.atomic():
         locked = Alert.objects.select_for_update().get(pk=alert.pk)
         if locked.state == AlertState.RESOLVED:
@@ -160,6 +161,7 @@ def alert_acknowledge(*, tenant: Tenant, alert: Alert, actor: Actor, assignee: M
 
 
 def alert_assign(*, tenant: Tenant, alert: Alert, actor: Actor, assignee: Member | None) -> Alert:
+    cleaners.responsible(assignee, "assignee")
     with transaction.atomic():
         Alert.objects.filter(pk=alert.pk).update(assignee=assignee)
         audit(tenant=tenant, actor=actor, action="alert.assigned", target=alert,

@@ -20,7 +20,7 @@ from engagement.models import Offering
 from metrics import rollups
 from metrics.compute import Computed, compute, empty_summary
 from metrics.models import Alert, MetricRollup
-from tenants.models import ACTING_ROLES, Member, Tenant
+from tenants.models import Member, Tenant
 
 GROUP_FILTERS = ("offering", "segment", "owner", "sales_rep")
 SCOREBOARD_FIELDS = ("purchases", "reached", "lost", "pov_rate", "reached_by_target", "days_to_value_p50")
@@ -152,11 +152,6 @@ def alert_queue(states: Iterable[str], assignee: Member | None = None) -> QueryS
     if assignee is not None:
         alerts = alerts.filter(assignee=assignee)
     return alerts.order_by("due_at", "id")
-
-
-def assignable_members() -> list[Member]:
-    """Who an alert can be assigned to: the active members whose role acts on engagements."""
-    return list(Member.objects.filter(is_active=True, role__in=ACTING_ROLES).select_related("user"))
 
 
 def offering_for_funnel(key: str) -> Offering:

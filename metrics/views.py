@@ -140,7 +140,7 @@ def alerts(request, slug):
     return render(
         request,
         "metrics/alerts.html",
-        {"page": page, "state": state, "mine": mine, "members": queries.assignable_members()},
+        {"page": page, "state": state, "mine": mine, "members": engagement_queries.responsible_members()},
     )
 
 
@@ -149,8 +149,8 @@ def alerts(request, slug):
 def alert_action(request, slug, alert_id, action):
     alert = get_or_404(Alert.objects.all(), id=alert_id)
     actor = web_actor(request)
-    assignee = _assignee(request)
     try:
+        assignee = _assignee(request)
         if action == "acknowledge":
             alert = alert_acknowledge(tenant=request.tenant, alert=alert, actor=actor, assignee=assignee)
         elif action == "assign":
@@ -162,7 +162,8 @@ def alert_action(request, slug, alert_id, action):
     back = request.POST.get("next") or reverse("alerts", args=[slug])
     if request.htmx:
         alert = queries.alert_queue(ALERT_VIEWS["live"] + (AlertState.RESOLVED,)).get(pk=alert.pk)
-        return render(request, "metrics/_alert_row.html", {"alert": alert, "members": queries.assignable_members()})
+        members = engagement_queries.responsible_members()
+        return render(request, "metrics/_alert_row.html", {"alert": alert, "members": members})
     return HttpResponseRedirect(back if back.startswith("/t/") else reverse("alerts", args=[slug]))
 
 
@@ -170,7 +171,10 @@ def _assignee(request):
     raw = request.POST.get("assignee", "")
     if not raw:  # the menu's "Me"
         return request.member
-    return Member.objects.filter(id=raw, is_active=True).first() if _is_uuid(raw) else None
+    member = Member.objects.select_related("user").filter(id=raw).first() if _is_uuid(raw) else None
+    if member is None:  # another company's member is not in this scope either
+        raise Invalid({"assignee": ["That person is not a member of this company."]})
+    return member
 
 
 def _is_uuid(value):

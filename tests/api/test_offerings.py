@@ -55,7 +55,9 @@ def test_post_with_satisfaction_settings(api):
 def test_post_an_existing_key_is_409_and_changes_nothing(acme, api, software):
     response = api.post("offerings/", {"key": "software", "name": "Other", "milestones": JOURNEY[:1]})
     error = error_of(response, 409, "conflict")
-    assert error["message"] == "Offering 'software' exists; PUT /offerings/software/ replaces it."
+    assert error["message"] == (
+        "The key 'software' is taken by the journey 'Software'; edit that one or choose another key."
+    )
     with tenant_scope(acme):
         assert Offering.objects.get().name == "Software"
         assert Milestone.objects.count() == 3

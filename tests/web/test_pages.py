@@ -267,6 +267,15 @@ def test_create_a_journey(acme, login):
     assert milestones == [("kickoff", 1, False), ("trained", 10, False), ("live", 21, True)]
 
 
+def test_new_journey_with_a_taken_key_overwrites_nothing(acme, login):
+    before = snapshot(acme)
+    taken = acme.offering.key
+    response = login(acme.members["admin"]).post(acme.path("journeys/new/"), journey_post(taken, [("x", "X", 3)]))
+    assert response.status_code == 400
+    assert f"The key '{taken}' is taken by the journey '{acme.offering.name}'" in text(response)
+    assert snapshot(acme) == before
+
+
 # Invalid input ---------------------------------------------------------------------------------------
 
 
