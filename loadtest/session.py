@@ -36,9 +36,10 @@ class LoadServer(Server):
 
 
 def start_worker(env):
+    # No -Q: the worker consumes every queue of its CELERY_QUEUE (settings.CELERY_TASK_QUEUES).
     cmd = [
         sys.executable, "-m", "celery", "-A", "pov", "worker", "--pool=solo", "--loglevel=INFO",
-        "--without-mingle", "--without-gossip", "--without-heartbeat", "-Q", settings.CELERY_QUEUE,
+        "--without-mingle", "--without-gossip", "--without-heartbeat",
     ]  # fmt: skip
     env = {**env, "METRICS_DEBOUNCE_SECONDS": WORKER_DEBOUNCE_SECONDS}
     with (VAR / "worker.log").open("ab") as log:
@@ -111,6 +112,7 @@ def _purge_queue():
 
     try:
         with app.connection_for_write() as conn:
-            conn.default_channel.queue_delete(settings.CELERY_QUEUE)
+            for queue in settings.CELERY_QUEUES.values():
+                conn.default_channel.queue_delete(queue)
     except Exception:  # noqa: BLE001, S110 - best effort: the queue may not exist
         pass

@@ -6,6 +6,7 @@ workers never send the same one at once; a worker that dies mid-POST frees it af
 Receivers deduplicate on the delivery id, which every retry keeps.
 """
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -14,16 +15,15 @@ import logging
 import random
 import smtplib
 import socket
+import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.client import HTTPException
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from typing import Any
-from urllib.error import HTTPError, URLError
-from urllib.parse import urlsplit
-from urllib.request import HTTPRedirectHandler, Request, build_opener
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.mail import get_connection
@@ -41,11 +41,14 @@ from tenants.scoping import tenant_scope
 log = logging.getLogger(__name__)
 
 USER_AGENT = "PoV-Webhooks/1.0"
-TIMEOUT_SECONDS = 10
+DEADLINE_SECONDS = 10  # for one attempt's whole exchange: connect, send, the answer's status, headers and excerpt
 FIRST_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
 EXCERPT_CHARS = 500
 BATCH_SIZE = 50
+# A run starts no new attempt after this long, and asks for another run instead: with every attempt under
+# DEADLINE_SECONDS a run ends within RUN_SECONDS + DEADLINE_SECONDS, well inside its task's time limit.
+RUN_SECONDS = 60
 
 
 # Signing ------------------------------------------------------------------------------------------
@@ -91,17 +94,6 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
-class _RefuseRedirects(HTTPRedirectHandler):
-    """A 3xx fails the attempt: a redirect could send the signed event to another scheme or host, and
-    urllib would replay the POST as a GET without its body."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = build_opener(_RefuseRedirects)
-
-
 # What the tenant reads when a destination is refused. One reason for a name that does not resolve and a
 # name of our own network, so the delivery log cannot be used to tell which internal names exist.
 NOT_PUBLIC = "Refused: the address is not on the public internet, or its name does not resolve."
@@ -130,24 +122,43 @@ def refused_destination(url: str) -> str:
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    """POST within DEADLINE_SECONDS for the whole exchange. A socket timeout alone bounds each read, so a
+    receiver sending a byte every few seconds held a worker for ten minutes; the watchdog closes the
+    connection when the deadline passes, whatever it is waiting for. A 3xx is a failure, never followed:
+    it could send the signed event elsewhere."""
     if refusal := refused_destination(url):
         return Outcome(None, 0, error=refusal)
-    request = Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - scheme checked above
+    parts = urlsplit(url)
+    kind = HTTPSConnection if parts.scheme == "https" else HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=DEADLINE_SECONDS)
+    cut = threading.Event()
+    watchdog = threading.Timer(DEADLINE_SECONDS, _cut, args=(connection, cut))
     started = time.monotonic()
-    error = ""
+    watchdog.start()
+    status, excerpt, error = None, "", ""
     try:
-        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-            status, excerpt = response.status, _excerpt(response)
-    except HTTPError as exc:  # an answer outside 2xx
-        with exc:
-            status, excerpt = exc.code, _excerpt(exc)
+        connection.request("POST", urlunsplit(("", "", parts.path or "/", parts.query, "")), body, headers)
+        response = connection.getresponse()
+        status, excerpt = response.status, _excerpt(response)
         if 300 <= status < 400:
-            error = f"Redirect to {exc.headers.get('Location', '?')} not followed."
-    except (URLError, OSError, HTTPException, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)  # a URLError wraps the socket's error
-        status, excerpt, error = None, "", f"{type(reason).__name__}: {reason}"
+            error = f"Redirect to {response.getheader('Location', '?')} not followed."
+    except (OSError, HTTPException, ValueError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        watchdog.cancel()
+        connection.close()
+    if cut.is_set():  # even with a status read in time: the exchange as a whole was too slow
+        status, excerpt, error = None, "", f"No complete answer within {DEADLINE_SECONDS} s."
     latency = int((time.monotonic() - started) * 1000)
     return Outcome(status, latency, excerpt[:EXCERPT_CHARS], error[:EXCERPT_CHARS])
+
+
+def _cut(connection: HTTPConnection, cut: threading.Event) -> None:
+    """Unblock whatever the request waits for: shutting the socket down ends a pending connect or read."""
+    cut.set()
+    if connection.sock is not None:
+        with contextlib.suppress(OSError):
+            connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 def _excerpt(response: Any) -> str:
@@ -181,7 +192,10 @@ def deliver_due(tenant: Tenant, *, now: datetime | None = None, limit: int = BAT
     recovered = False
     pending = due(now or timezone.now()).filter(tenant=tenant).select_related("endpoint")
     batch = list(pending.order_by("next_attempt_at")[:limit])
+    ends = time.monotonic() + RUN_SECONDS
     for delivery in batch:
+        if time.monotonic() > ends:
+            return {**counts, "more": True}
         if delivery.endpoint_id in failing:  # its receiver just failed: see _hold_back
             counts["deferred"] += 1
             continue

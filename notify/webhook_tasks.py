@@ -2,12 +2,16 @@
 
 from celery import shared_task
 
-from notify.webhook_delivery import deliver_due, tenants_with_due_deliveries
+from notify.webhook_delivery import DEADLINE_SECONDS, RUN_SECONDS, deliver_due, tenants_with_due_deliveries
 from pov.enqueue import enqueue
 from tenants.tasks import TenantTask
 
 
-@shared_task(base=TenantTask, bind=True)
+# A run ends within RUN_SECONDS + DEADLINE_SECONDS (webhook_delivery.deliver_due): these limits only catch a bug.
+@shared_task(
+    base=TenantTask, bind=True, soft_time_limit=RUN_SECONDS + 3 * DEADLINE_SECONDS,
+    time_limit=RUN_SECONDS + 6 * DEADLINE_SECONDS,
+)  # fmt: skip
 def deliver_webhooks(self, *, tenant):
     """Send the tenant's due deliveries; a full batch (or a receiver back from failing) asks for another run."""
     result = deliver_due(tenant)

@@ -14,6 +14,7 @@ import environ
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -277,7 +278,18 @@ STALLED_SCAN_SECONDS = _positive("STALLED_SCAN_SECONDS", 300)
 OUTBOX_DRAIN_SECONDS = _positive("OUTBOX_DRAIN_SECONDS", 30)
 # Metric rollups are recomputed at most once per this many seconds per tenant after writes.
 METRICS_DEBOUNCE_SECONDS = _positive("METRICS_DEBOUNCE_SECONDS", 60)
-CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE
+# Queues by kind, so one slow kind cannot starve another (README, "Workers and queues"): the record's
+# drain and the stalled scan on CELERY_QUEUE itself, metrics, mail and outgoing HTTP on their own.
+CELERY_QUEUES = {"record": CELERY_QUEUE, **{kind: f"{CELERY_QUEUE}.{kind}" for kind in ("metrics", "mail", "http")}}
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUES.values()]
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUES["record"]
+CELERY_TASK_ROUTES = {
+    "metrics.tasks.recompute_metrics": {"queue": CELERY_QUEUES["metrics"]},
+    "metrics.tasks.reconcile_metrics": {"queue": CELERY_QUEUES["metrics"]},
+    "notify.digest_tasks.*": {"queue": CELERY_QUEUES["mail"]},
+    "notify.confirmation_tasks.*": {"queue": CELERY_QUEUES["mail"]},
+    "notify.webhook_tasks.*": {"queue": CELERY_QUEUES["http"]},
+}
 # Webhook endpoints may not resolve to loopback/private/link-local addresses unless this is on (dev, tests).
 WEBHOOKS_ALLOW_PRIVATE_NETWORKS = _bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", DEBUG)
 CELERY_BEAT_SCHEDULE = {

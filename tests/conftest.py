@@ -51,7 +51,8 @@ def pytest_sessionfinish(session, exitstatus):
 
     try:
         with app.connection_for_write() as conn:
-            conn.default_channel.queue_purge(settings.CELERY_QUEUE)
+            for queue in settings.CELERY_QUEUES.values():
+                conn.default_channel.queue_purge(queue)
     except Exception:  # noqa: BLE001 - best effort: the queue may not exist or the broker be gone
         pass
 
@@ -136,9 +137,10 @@ class WorkerProcess:
             "CELERY_QUEUE": settings.CELERY_QUEUE,
             **(extra_env or {}),
         }
+        # No -Q: the worker consumes every queue of its CELERY_QUEUE (settings.CELERY_TASK_QUEUES).
         cmd = [
             sys.executable, "-m", "celery", "-A", "pov", "worker", "--pool=solo", "--loglevel=INFO",
-            "--without-mingle", "--without-gossip", "--without-heartbeat", "-Q", settings.CELERY_QUEUE,
+            "--without-mingle", "--without-gossip", "--without-heartbeat",
         ]  # fmt: skip
         self.log.parent.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
