@@ -321,6 +321,8 @@ def _rate(name, default):
 
 
 API_RATE_LIMIT = _rate("API_RATE_LIMIT", "3000/minute")
+# Unknown API keys per client address; past it the address gets 429 until the window ends.
+API_BAD_KEY_LIMIT = _rate("API_BAD_KEY_LIMIT", "30/minute")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

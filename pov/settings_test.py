@@ -8,6 +8,9 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("EMAIL_URL", "memorymail://")
 # The tests' webhook receivers listen on 127.0.0.1.
 os.environ.setdefault("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "1")
+# Every test client is 127.0.0.1, and the suite sends many bad keys on purpose; tests/api/test_limits.py
+# sets the limit it tests.
+os.environ.setdefault("API_BAD_KEY_LIMIT", "1000000/minute")
 # A queue of its own, so a worker started by the tests never takes tasks of a dev server (or vice versa).
 os.environ.setdefault("CELERY_QUEUE", f"pov-test-{uuid.uuid4().hex[:8]}")
 TEST_APPLICATION_ROLE = "pov_test_app"

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from tenants.actors import Actor
 from tenants.api_keys import api_key_lookup
+from tenants.forms import client_ip
 from tenants.idempotency import run_idempotently
 from tenants.models import ACTING_ROLES, ApiScope, Role, Tenant
 from tenants.scoping import membership_for, memberships_of, tenant_scope
@@ -57,8 +58,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         keyword, _, raw = header.partition(" ")
         if keyword != self.keyword or not raw.strip():
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
+        refuse_guessing(request)
         key = api_key_lookup(raw.strip())
         if key is None:
+            note_bad_key(request)
             raise exceptions.AuthenticationFailed("This API key is not valid or has been revoked.")
         _bind(request, key.tenant, key.scope, Actor.for_api_key(key), f"key:{key.pk}")
         return ApiPrincipal(key), key
@@ -125,26 +128,53 @@ class KeyRateThrottle(throttling.BaseThrottle):
         cache_key = f"throttle:{request._pov_tenant.pk}:{ident}:{bucket}"
         self._wait = (bucket + 1) * window - now
         try:
-            count = self._count(cache_key, window)
+            count = count_in_window(cache_key, window)
         except (RedisError, OSError):
             # Fail open: the limiter guards capacity, and a write must never fail because Redis is down.
             log.warning("rate limiter unavailable; request allowed", exc_info=True)
             return True
         return count <= limit
 
-    def _count(self, cache_key, window):
-        """This request's number in its window: the window's first request ADDs its key (which expires
-        with the window), the others INCR it."""
-        if cache.add(cache_key, 1, timeout=window + 5):
-            return 1
-        try:
-            return cache.incr(cache_key)
-        except ValueError:  # the key expired between the two calls
-            cache.add(cache_key, 1, timeout=window + 5)
-            return 1
-
     def wait(self):
         return max(1, round(self._wait))
+
+
+def count_in_window(cache_key, window):
+    """This request's number in its window: the window's first request ADDs its key (which expires
+    with the window), the others INCR it."""
+    if cache.add(cache_key, 1, timeout=window + 5):
+        return 1
+    try:
+        return cache.incr(cache_key)
+    except ValueError:  # the key expired between the two calls
+        cache.add(cache_key, 1, timeout=window + 5)
+        return 1
+
+
+def _bad_key_bucket(request):
+    limit, window = settings.API_BAD_KEY_LIMIT
+    now = time.time()
+    return f"badkey:{client_ip(request)}:{int(now // window)}", limit, window, (int(now // window) + 1) * window - now
+
+
+def refuse_guessing(request):
+    """A client address that sent API_BAD_KEY_LIMIT unknown keys in the window gets 429 until it ends,
+    before any lookup: keys cannot be guessed at the speed of the server."""
+    cache_key, limit, _, wait = _bad_key_bucket(request)
+    try:
+        failed = cache.get(cache_key, 0)
+    except (RedisError, OSError):
+        return
+    if failed >= limit:
+        raise exceptions.Throttled(wait=max(1, round(wait)))
+
+
+def note_bad_key(request):
+    cache_key, _, window, _ = _bad_key_bucket(request)
+    try:
+        count_in_window(cache_key, window)
+    except (RedisError, OSError):
+        log.warning("bad-key counter unavailable", exc_info=True)
 
 
 def refuse_nul_in_query(request):

@@ -191,3 +191,37 @@ def test_unknown_api_path_is_404_json(db, api, path):
         error = error_of(client.get(path), 404, "not_found")
         assert error == {"code": "not_found", "message": "No such endpoint or object.", "fields": {}}
     error_of(api.post(path, {}), 404, "not_found")
+
+
+# Guessing keys ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_bad_keys_a_minute(monkeypatch):
+    """API_BAD_KEY_LIMIT = 3 a minute at the frozen instant, with this address's bucket empty."""
+    monkeypatch.setattr(api_base, "time", SimpleNamespace(time=lambda: FROZEN))
+    bucket = f"badkey:127.0.0.1:{int(FROZEN // WINDOW)}"
+    with override_settings(API_BAD_KEY_LIMIT=(3, WINDOW)):
+        cache.delete(bucket)
+        yield
+        cache.delete(bucket)
+
+
+def test_an_address_guessing_keys_is_throttled_before_any_lookup(acme, api, three_bad_keys_a_minute, monkeypatch):
+    guesser = Api("pov_guess_0000000000000000")
+    assert [guesser.get("customers/").status_code for _ in range(3)] == [401, 401, 401]
+    looked_up = []
+    monkeypatch.setattr(api_base, "api_key_lookup", lambda raw: looked_up.append(raw))
+    response = guesser.get("customers/")
+    error_of(response, 429, "throttled")
+    assert response["Retry-After"] == "45"
+    assert looked_up == [], "a throttled guess still reached the database"
+
+
+def test_a_valid_key_from_elsewhere_is_not_held_back(acme, api, three_bad_keys_a_minute):
+    guesser = Api("pov_guess_0000000000000000")
+    for _ in range(3):
+        guesser.get("customers/")
+    other = Api(api.raw_key)
+    other.client.defaults["REMOTE_ADDR"] = "198.51.100.7"
+    assert other.get("customers/").status_code == 200

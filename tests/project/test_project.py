@@ -53,7 +53,7 @@ def test_healthz_is_503_when_the_database_fails(client, db, monkeypatch):
 CONFIG_VARIABLES = (
     "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "SITE_URL", "ALLOWED_HOSTS",
     "CONN_MAX_AGE", "DEFAULT_FROM_EMAIL", "CELERY_QUEUE", "OUTBOX_DRAIN_SECONDS", "STALLED_SCAN_SECONDS",
-    "API_RATE_LIMIT", "DATABASE_OWNER_URL", "SECURE_SSL_REDIRECT", "TRUSTED_PROXY_COUNT",
+    "API_RATE_LIMIT", "API_BAD_KEY_LIMIT", "DATABASE_OWNER_URL", "SECURE_SSL_REDIRECT", "TRUSTED_PROXY_COUNT",
     "DATABASE_PREPARED_STATEMENTS",
 )  # fmt: skip
 VALID = {
@@ -109,6 +109,7 @@ def test_valid_configuration_starts():
         pytest.param("EMAIL_URL", {"EMAIL_URL": "smtp://mail:port"}, id="EMAIL_URL-bad-port"),
         pytest.param("OUTBOX_DRAIN_SECONDS", {"OUTBOX_DRAIN_SECONDS": "soon"}, id="OUTBOX_DRAIN_SECONDS=soon"),
         pytest.param("API_RATE_LIMIT", {"API_RATE_LIMIT": "lots"}, id="API_RATE_LIMIT=lots"),
+        pytest.param("API_BAD_KEY_LIMIT", {"API_BAD_KEY_LIMIT": "0/minute"}, id="API_BAD_KEY_LIMIT=0"),
         pytest.param("OUTBOX_DRAIN_SECONDS", {"OUTBOX_DRAIN_SECONDS": "0"}, id="OUTBOX_DRAIN_SECONDS=0"),
         pytest.param("CONN_MAX_AGE", {"CONN_MAX_AGE": "-3"}, id="CONN_MAX_AGE=-3"),
         pytest.param(
