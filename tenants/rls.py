@@ -143,9 +143,11 @@ def grant_application_role(sender=None, using="default", **kwargs):
         cursor.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")
 
 
-def policies(*tables, using=TENANT_MATCH):
+def policies(*tables, using=TENANT_MATCH, check=None):
     """The migration operation putting the tenant policy on `tables`: row-level security enabled and
-    forced, one policy for all commands."""
+    forced, one policy for all commands. Rows are seen where `using` holds and written where `check`
+    does (by default the same)."""
+    check = check or using
     from django.db import migrations
 
     def forward(apps, schema_editor):
@@ -153,7 +155,7 @@ def policies(*tables, using=TENANT_MATCH):
             schema_editor.execute(f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY')
             schema_editor.execute(f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY')
             schema_editor.execute(f'DROP POLICY IF EXISTS tenant_isolation ON "{table}"')
-            schema_editor.execute(f'CREATE POLICY tenant_isolation ON "{table}" USING ({using}) WITH CHECK ({using})')
+            schema_editor.execute(f'CREATE POLICY tenant_isolation ON "{table}" USING ({using}) WITH CHECK ({check})')
 
     def backward(apps, schema_editor):
         for table in tables:

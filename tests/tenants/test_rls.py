@@ -13,7 +13,7 @@ from django.db import DatabaseError, connection, transaction
 
 from tenants.rls import rls_context
 from tenants.scoping import tenant_scope
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, MemberFactory
 
 
 def _count(table, where="", params=()):
@@ -132,3 +132,28 @@ def test_the_policy_settings_are_named_values_only(tenant):
     with rls_context(tenant_id=tenant.pk, user_id=7), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('app.tenant_id', true), current_setting('app.user_id', true)")
         assert cursor.fetchone() == (str(tenant.pk), "7")
+
+
+def test_a_user_cannot_write_themselves_into_another_company(tenant, other_tenant):
+    """The members policy shows a user their own memberships everywhere, but writes only in the tenant's scope."""
+    member = MemberFactory(tenant=tenant, role="viewer")
+    insert = (
+        "INSERT INTO tenants_member (id, tenant_id, user_id, role, is_active, created_at)"
+        " VALUES (gen_random_uuid(), %s, %s, 'admin', true, now())"
+    )
+    promote = "UPDATE tenants_member SET tenant_id = %s, role = 'admin' WHERE user_id = %s"
+    for context, sql in (
+        ({"user_id": member.user_id}, insert),  # signed in, before choosing a company
+        ({"user_id": member.user_id, "tenant_id": tenant.pk}, insert),  # inside their own company
+        ({"user_id": member.user_id, "tenant_id": tenant.pk}, promote),
+    ):
+        with (
+            rls_context(**context),
+            pytest.raises(DatabaseError, match="row-level security"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [other_tenant.pk, member.user_id])
+    with rls_context(user_id=member.user_id), connection.cursor() as cursor:
+        cursor.execute("SELECT tenant_id, role FROM tenants_member")
+        assert cursor.fetchall() == [(tenant.pk, "viewer")], "the user still reads their own membership"
