@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from engagement.models import Engagement
@@ -134,17 +134,28 @@ def _needs_reconcile(state: Mapping[str, Any] | None, tenant: Tenant, now: datet
 
 
 def current(dimension: str, key: str = "") -> MetricRollup | None:
-    """The newest stored row of one group, or None (never computed, or no engagements in it then)."""
-    day = RollupState.objects.values("day")[:1]
-    return MetricRollup.objects.filter(day=day, dimension=dimension, key=key).first()
+    """The newest stored row of one group, or None: never computed, no engagements in it then, or a
+    count of none that a write has made stale since (a new company's first minute, when its rows still
+    say "no purchases yet": readers compute live then, over few engagements by nature)."""
+    state = RollupState.objects.all()[:1]
+    row = (
+        MetricRollup.objects.filter(day=Subquery(state.values("day")), dimension=dimension, key=key)
+        .annotate(stale=Subquery(state.values("dirty_since")))
+        .first()
+    )
+    if row is None or (row.stale is not None and row.summary.get("purchases") == 0):
+        return None
+    return row
 
 
 def current_rows(dimension: str) -> list[MetricRollup] | None:
-    """The newest stored rows of every group of one dimension, or None when never computed."""
-    day = RollupState.objects.values_list("day", flat=True).first()
+    """The newest stored rows of every group of one dimension, or None when there are none to trust
+    (never computed, or none yet while the company's first purchases wait for their recompute)."""
+    day, stale = RollupState.objects.values_list("day", "dirty_since").first() or (None, None)
     if day is None:
         return None
-    return list(MetricRollup.objects.filter(day=day, dimension=dimension))
+    rows = list(MetricRollup.objects.filter(day=day, dimension=dimension))
+    return None if not rows and stale is not None and current("all") is None else rows
 
 
 def trend(dimension: str = "all", key: str = "", days: int = 90, fields: tuple | None = None) -> list[tuple]:

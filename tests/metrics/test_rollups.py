@@ -11,12 +11,13 @@ from django.utils import timezone
 from engagement import outbox
 from engagement.filters import EngagementFilter
 from engagement.models import Engagement, EventType, Offering
-from engagement.services import event_record
+from engagement.services import event_record, purchase_record
 from metrics import queries, rollups
 from metrics.alerts import stalled_scan
 from metrics.models import Alert, MetricRollup, RollupState
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
+from tests.factories import CustomerFactory, make_offering
 
 CUSTOMERS = 150
 NOON = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)  # midday in Berlin: minutes either side stay on one day
@@ -166,3 +167,36 @@ def test_an_event_marks_the_rollups_stale_through_the_outbox(demo, actor):
     assert RollupState.objects.get().dirty_since is None
     outbox.drain(demo)
     assert RollupState.objects.get().dirty_since is not None
+
+
+def test_a_new_company_s_first_purchases_are_counted_before_the_next_recompute(tenant, scoped, actor):
+    """Its rollups were first computed with no purchases (the day's snapshot); the first purchases then
+    must not read "no purchases yet" for the minute until the next recompute, nor make a digest empty."""
+    now = timezone.now()
+    rollups.request_recompute(tenant, now=now)
+    rollups.run_recompute(tenant, now=now)
+    assert queries.summary(EngagementFilter(), tenant)["purchases"] == 0
+    offering = make_offering(tenant)
+    for ref in ("p-1", "p-2"):
+        purchase_record(
+            tenant=tenant, external_id=ref, customer=CustomerFactory(tenant=tenant), offering=offering,
+            purchased_at=now - timedelta(days=2), actor=actor,
+        )  # fmt: skip
+    outbox.drain(tenant)  # the writes mark the rollups stale; the recompute waits for its minute
+    assert RollupState.objects.get().dirty_since is not None
+    assert queries.summary(EngagementFilter(), tenant)["purchases"] == 2
+    assert queries.summary(EngagementFilter(offering=offering.key), tenant)["purchases"] == 2
+    assert sum(row["purchases"] for row in queries.scoreboard(EngagementFilter(), tenant, "owner")["results"]) == 2
+    rollups.run_recompute(tenant, now=now + timedelta(minutes=2))
+    stored = queries.summary(EngagementFilter(), tenant)
+    assert stored["purchases"] == 2 and stored["computed_at"] == now + timedelta(minutes=2), "read from the rollup"
+
+
+def test_stale_rollups_of_a_company_with_purchases_are_still_read(demo, actor):
+    """Only the first minute reads live: later writes wait for the debounced recompute, as documented."""
+    computed = timezone.now()
+    rollups.run_recompute(demo, force=True, now=computed)
+    engagement = Engagement.objects.filter(status="on_track").first()
+    event_record(tenant=demo, engagement=engagement, type=EventType.PAUSED, occurred_at=timezone.now(), actor=actor)
+    outbox.drain(demo)
+    assert queries.summary(EngagementFilter(), demo)["computed_at"] == computed
