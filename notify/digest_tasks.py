@@ -8,10 +8,12 @@ from tenants.models import Tenant
 from tenants.tasks import TenantTask
 
 
-@shared_task(base=TenantTask, bind=True)
+# An SMTP failure is an OSError (smtplib.SMTPException is one): the claim is released and the task retried
+# 30 s later, then twice as long each time up to an hour apart, for as long as the period lasts (a retry in
+# the next period returns "no longer due"); a mail outage of minutes costs no digest. The DigestSend claim
+# keeps a retry from sending twice.
+@shared_task(base=TenantTask, bind=True, max_retries=None, retry_backoff=30, retry_backoff_max=3600)
 def send_digest(self, *, tenant, member_id, period):
-    # An SMTP failure is an OSError (smtplib.SMTPException is one): the claim is released and
-    # TenantTask retries with backoff; the DigestSend claim keeps the retry from sending twice.
     return digests.send_member_digest(tenant=tenant, member_id=member_id, period=period)
 
 

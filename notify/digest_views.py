@@ -57,8 +57,9 @@ def settings_digests(request, slug):
     members = list(Member.objects.filter(is_active=True).select_related("user").order_by("user__email"))
     chosen = digests.frequencies(members)
     last = dict(DigestSend.objects.values("member_id").annotate(last=Max("sent_at")).values_list("member_id", "last"))
-    rows = [{"member": m, "frequency": DigestFrequency(chosen[m.id]).label, "last_sent_at": last.get(m.id)}
-            for m in members]  # fmt: skip
+    unsent = digests.unsent(tenant, timezone.now())
+    rows = [{"member": m, "frequency": DigestFrequency(chosen[m.id]).label, "last_sent_at": last.get(m.id),
+             "unsent": unsent.get(m.id)} for m in members]  # fmt: skip
     context = {"rows": rows}
     if "member" in request.GET:
         previewed = get_or_404(Member.objects.select_related("user"), id=uuid_or_404(request.GET["member"]))

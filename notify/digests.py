@@ -6,8 +6,9 @@ the local date ("2026-11-25") or the ISO week ("2026-W48"); DigestSend is unique
 
 The content is rendered first, then the send is claimed by a committed DigestSend row, and only then is
 the SMTP server called. A claim is sent (sent_at), skipped (nothing to report), released by an SMTP
-failure (claim_token and sent_at NULL: retried up to MAX_ATTEMPTS times) or held (claim_token set,
-sent_at NULL): a sender is at work or died mid-send, and the mail may have left, so it is never sent again.
+failure (claim_token and sent_at NULL: retried with backoff up to an hour apart until its period ends) or
+held (claim_token set, sent_at NULL): a sender is at work or died mid-send, and the mail may have left, so
+it is never sent again.
 """
 
 import uuid
@@ -31,10 +32,12 @@ from tenants.scoping import tenant_scope
 
 SEND_HOUR = 8
 WINDOWS: dict[str, timedelta] = {DigestFrequency.DAILY: timedelta(days=1), DigestFrequency.WEEKLY: timedelta(days=7)}
-MAX_ATTEMPTS = 5  # SMTP failures of one digest before the hourly runs stop retrying it
+# The send task retries its own SMTP failures (digest_tasks); the hourly run takes over a released claim
+# only when its last attempt is this old, i.e. when the task's retries were lost.
+LOST_RETRY_AFTER = timedelta(hours=2)
 UNSUBSCRIBE_SALT = "notify.digest.unsubscribe"
 
-SENT, EMPTY, ALREADY, GAVE_UP = "sent", "empty", "already sent", "given up"
+SENT, EMPTY, ALREADY = "sent", "empty", "already sent"
 OFF, EXPIRED = "off", "no longer due"
 
 
@@ -85,35 +88,56 @@ class Due:
 
 
 MemberPeriod = tuple[uuid.UUID, str]
-CLAIM_FIELDS = ("sent_at", "claim_token", "skipped", "attempts")
+CLAIM_FIELDS = ("sent_at", "claim_token", "skipped")
 
 
-def _settled(sent_at: datetime | None, claim_token: uuid.UUID | None, skipped: bool, attempts: int) -> str | None:
-    """Why a claim rules its digest out (ALREADY: sent, skipped or held; GAVE_UP: failed too often), or
-    None for a released one to retry."""
-    if sent_at or claim_token or skipped:
-        return ALREADY
-    return GAVE_UP if attempts >= MAX_ATTEMPTS else None
+def _settled(sent_at: datetime | None, claim_token: uuid.UUID | None, skipped: bool) -> str | None:
+    """ALREADY when a claim rules its digest out (sent, skipped or held); None for a released one to retry."""
+    return ALREADY if sent_at or claim_token or skipped else None
 
 
-def _claims(periods: set[str]) -> tuple[set[MemberPeriod], set[MemberPeriod]]:
-    """(member id, period) of the claims that rule a send out, and of the released ones to retry."""
+def _claims(periods: set[str], now: datetime) -> tuple[set[MemberPeriod], set[MemberPeriod]]:
+    """(member id, period) of the claims the hourly run leaves alone (settled, or released recently: the send
+    task's own retries have them), and of the released ones whose retries were lost, to take over."""
     done: set[MemberPeriod] = set()
     retry: set[MemberPeriod] = set()
-    rows = DigestSend.objects.filter(period__in=periods).values_list("member_id", "period", *CLAIM_FIELDS)
-    for member_id, period, *claim in rows:
-        (done if _settled(*claim) else retry).add((member_id, period))
+    rows = DigestSend.objects.filter(period__in=periods).values_list("member_id", "period", "claimed_at", *CLAIM_FIELDS)
+    for member_id, period, claimed_at, *claim in rows:
+        lost = not _settled(*claim) and claimed_at < now - LOST_RETRY_AFTER
+        (retry if lost else done).add((member_id, period))
     return done, retry
+
+
+def unsent(tenant: Tenant, now: datetime) -> dict[uuid.UUID, str]:
+    """Per member, what became of their latest digest the mail server refused: still retried while its
+    period lasts, or not sent once the period ended. For the admins' digest page; the server's error itself
+    stays in DigestSend.last_error and the worker's log."""
+    failed = DigestSend.objects.filter(sent_at__isnull=True, skipped=False, attempts__gt=0)
+    found: dict[uuid.UUID, str] = {}
+    current = {period_key(f, now.astimezone(tenant.tzinfo)) for f in WINDOWS}
+    for member_id, period, attempts in failed.order_by("member_id", "-claimed_at").values_list(
+        "member_id", "period", "attempts"
+    ):
+        if member_id in found:
+            continue
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if period in current:
+            found[member_id] = f"Retrying: the mail server refused {tries} so far; retried until {period} ends."
+        else:
+            found[member_id] = f"Not sent: the mail server refused all {tries} until {period} ended."
+    return found
 
 
 def due_members(
     tenant: Tenant, now: datetime | None = None, *, force: bool = False, include_done: bool = False
 ) -> list[Due]:
     """The digests of `tenant` to send at `now`: scheduled this hour (every member's current period
-    with `force`), plus released claims of a current period (an SMTP failure to retry). Those already
-    sent or claimed are left out unless `include_done` (for a report). Runs inside the tenant's scope."""
-    local = (now or timezone.now()).astimezone(tenant.tzinfo)
-    done, retry = _claims({period_key(f, local) for f in WINDOWS})
+    with `force`), plus released claims of a current period whose task retries were lost. Those already
+    sent, claimed or being retried are left out unless `include_done` (for a report). Runs inside the
+    tenant's scope."""
+    now = now or timezone.now()
+    local = now.astimezone(tenant.tzinfo)
+    done, retry = _claims({period_key(f, local) for f in WINDOWS}, now)
     if not (force or local.hour == SEND_HOUR or retry):
         return []
     members = list(Member.objects.filter(is_active=True).select_related("user").order_by("user__email"))
@@ -212,15 +236,14 @@ def _claim(tenant: Tenant, member: Member, period: str, now: datetime, *, token:
     except IntegrityError:
         pass
     released = DigestSend.objects.filter(
-        member=member, period=period, sent_at__isnull=True, claim_token__isnull=True, skipped=False,
-        attempts__lt=MAX_ATTEMPTS,
-    )  # fmt: skip
+        member=member, period=period, sent_at__isnull=True, claim_token__isnull=True, skipped=False
+    )
     return released.update(claim_token=token, claimed_at=now, skipped=skipped) == 1
 
 
 def deliver(*, tenant: Tenant, member: Member, frequency: str, period: str, now: datetime | None = None) -> str:
     """Send one member's digest for `period` unless it was sent (or claimed) already. Returns SENT,
-    EMPTY, ALREADY or GAVE_UP; an SMTP failure releases the claim and raises (the caller retries).
+    EMPTY or ALREADY; an SMTP failure releases the claim and raises (the caller retries).
     Call it outside a transaction: the claim must be committed before the SMTP call."""
     now = now or timezone.now()
     existing = DigestSend.objects.filter(member=member, period=period).values_list(*CLAIM_FIELDS).first()

@@ -1,5 +1,5 @@
 """Each digest is delivered exactly once, to a real SMTP server (tests/notify/conftest.py): an SMTP failure
-releases the claim for a retry, a failing digest is given up after the last attempt, a claim whose sender
+releases the claim for a retry, a failing digest is retried until its period ends, a claim whose sender
 may have sent it is never sent again, and of two concurrent senders one sends. Then the same through a
 real Celery worker, and the send_digests command.
 """
@@ -37,8 +37,10 @@ def test_an_smtp_failure_releases_the_claim_and_the_retry_delivers_exactly_one(s
         (claim,) = DigestSend.objects.filter(member=owner)
         assert (claim.attempts, claim.sent_at, claim.claim_token) == (1, None, None)
         assert "451" in claim.last_error
-        # The next hourly run picks the released claim up whatever the hour.
-        retry = [d for d in digests.due_members(tenant) if d.member == owner]
+        # The task's own retries have it; the hourly run takes it over only once they look lost.
+        assert owner not in [d.member for d in digests.due_members(tenant)]
+        later = timezone.now() + digests.LOST_RETRY_AFTER + timedelta(minutes=1)
+        retry = [d for d in digests.due_members(tenant, later) if d.member == owner]
         assert [d.period for d in retry] == [claim.period]
     assert send_now(acme, "owner") == digests.SENT
     assert send_now(acme, "owner") == digests.ALREADY
@@ -48,16 +50,33 @@ def test_an_smtp_failure_releases_the_claim_and_the_retry_delivers_exactly_one(s
         assert claim.attempts == 2 and claim.sent_at is not None and claim.last_error == ""
 
 
-def test_after_max_attempts_a_failing_digest_is_given_up(smtp, acme):
+def test_a_mail_outage_costs_no_digest_however_many_attempts_fail(smtp, acme, login):
+    tenant = acme.tenant
+    smtp.fail_next = 8
+    for _ in range(8):
+        with pytest.raises(OSError):
+            send_now(acme, "owner")
+    admin_page = login(acme.members["admin"]).get(f"/t/{tenant.slug}/settings/digests/").content.decode()
+    assert "Retrying: the mail server refused 8 attempts so far" in admin_page
+    assert send_now(acme, "owner") == digests.SENT
+    assert len(smtp.to("owner@acme.test")) == 1
+
+
+def test_a_digest_whose_period_ended_unsent_says_so_to_the_admins(smtp, acme):
     tenant, owner = acme.tenant, acme.members["owner"]
-    smtp.fail_next = digests.MAX_ATTEMPTS
-    for _ in range(digests.MAX_ATTEMPTS):
+    smtp.fail_next = 2
+    for _ in range(2):
         with pytest.raises(OSError):
             send_now(acme, "owner")
     with tenant_scope(tenant):
-        assert owner not in [d.member for d in digests.due_members(tenant)]
-    assert send_now(acme, "owner") == digests.GAVE_UP
-    assert smtp.messages == []
+        period = DigestSend.objects.get(member=owner).period
+        next_month = timezone.now() + timedelta(days=31)
+        assert digests.unsent(tenant, next_month)[owner.id] == (
+            f"Not sent: the mail server refused all 2 attempts until {period} ended."
+        )
+        assert digests.send_member_digest(tenant=tenant, member_id=owner.id, period=period, now=next_month) == (
+            digests.EXPIRED
+        )
 
 
 def test_a_claim_whose_sender_died_after_smtp_is_never_sent_again(smtp, acme):

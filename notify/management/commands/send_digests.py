@@ -30,7 +30,7 @@ class Command(BaseCommand):
             with tenant_scope(each):
                 counts = self._send(each, force=now)
             failed += counts["failed"]
-            # The usual outcomes always, the rare one (given up) when it happens.
+            # The usual outcomes always, a rarer one (no longer due) when it happens.
             shown = (*OUTCOMES, *(outcome for outcome in counts if outcome not in OUTCOMES))
             summary = ", ".join(f"{counts[outcome]} {outcome}" for outcome in shown)
             self.stdout.write(f"{each.slug}: {summary}.")
