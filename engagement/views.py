@@ -223,13 +223,19 @@ def engagement_act(request, slug, engagement_id, action):
     try:
         done = _act(request, engagement, action)
     except (Invalid, Conflict, Missing) as exc:
-        context = {**detail_context(request, engagement), "action_errors": error_messages(exc), "failed": action}
+        context = {**detail_context(request, engagement), "action_errors": error_messages(exc), "focus": action}
         return render(request, "engagement/detail.html", context, status=200 if request.htmx else 400)
-    messages.success(request, done)
-    if request.htmx:  # swap the fresh detail in place, without a second request
+    if request.htmx:  # swap the fresh detail in place, the message beside the controls, focus kept on them
         engagement = queries.engagement_for(engagement.id)
-        return render(request, "engagement/detail.html", detail_context(request, engagement))
+        context = {**detail_context(request, engagement), "done": done, "focus": FOCUS_AFTER.get(action, action)}
+        return render(request, "engagement/detail.html", context)
+    messages.success(request, done)
     return HttpResponseRedirect(reverse("engagement", args=[slug, engagement.id]))
+
+
+# Where focus goes after an in-place action whose own control is gone: pausing shows "Resume" and the other
+# way round; a lost engagement has no actions left but its message.
+FOCUS_AFTER = {"paused": "resumed", "resumed": "paused", "lost": "feedback"}
 
 
 # Journeys (admin) ----------------------------------------------------------------------------------

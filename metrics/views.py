@@ -149,21 +149,28 @@ def alerts(request, slug):
 def alert_action(request, slug, alert_id, action):
     alert = get_or_404(Alert.objects.all(), id=alert_id)
     actor = web_actor(request)
+    done, error = "", ""
     try:
         assignee = _assignee(request)
         if action == "acknowledge":
             alert = alert_acknowledge(tenant=request.tenant, alert=alert, actor=actor, assignee=assignee)
+            done = "Acknowledged."
         elif action == "assign":
             alert = alert_assign(tenant=request.tenant, alert=alert, actor=actor, assignee=assignee)
+            done = "Assigned."
         else:
             alert = alert_resolve(tenant=request.tenant, alert=alert, actor=actor)
+            done = "Resolved."
     except Invalid as exc:
-        messages.error(request, " ".join(error_messages(exc)))
+        error = " ".join(error_messages(exc))
     back = request.POST.get("next") or reverse("alerts", args=[slug])
-    if request.htmx:
+    if request.htmx:  # the row swapped in place says what happened, in its live region
         alert = queries.alert_queue(ALERT_VIEWS["live"] + (AlertState.RESOLVED,)).get(pk=alert.pk)
         members = engagement_queries.responsible_members()
-        return render(request, "metrics/_alert_row.html", {"alert": alert, "members": members})
+        context = {"alert": alert, "members": members, "done": done, "error": error, "focus": action}
+        return render(request, "metrics/_alert_row.html", context)
+    if error:
+        messages.error(request, error)
     return HttpResponseRedirect(back if back.startswith("/t/") else reverse("alerts", args=[slug]))
 
 
