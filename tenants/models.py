@@ -105,6 +105,9 @@ class Member(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     is_active = models.BooleanField(default=True)
+    # An existing user invited here, who has not accepted yet: inactive, so nothing of the company shows
+    # until they do (tenants.invitations).
+    invitation_pending = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ScopedManager(tenant="tenant")

@@ -33,7 +33,9 @@ def member_add(
     """Add a user (created if new) to `tenant` with `role`. Returns (member, user_created).
 
     A password is set only on a new user; an existing user keeps theirs. With an `actor` (an admin
-    inviting), the addition is audited; set-up commands that create a company pass none.
+    inviting), the addition is audited, and an existing user's membership waits for them to accept it
+    (tenants.invitations): nobody is put into a company without their consent. Set-up commands that
+    create a company pass no actor.
     """
     if role not in Role.values:
         raise ValidationError({"role": [f"{role!r} is not one of: {', '.join(Role.values)}."]})
@@ -48,8 +50,9 @@ def member_add(
             user.set_password(password) if password else user.set_unusable_password()
             user.full_clean(exclude=["password"])
             user.save()
+        pending = actor is not None and not created
         member, _ = Member.unscoped.update_or_create(
-            tenant=tenant, user=user, defaults={"role": role, "is_active": True}
+            tenant=tenant, user=user, defaults={"role": role, "is_active": not pending, "invitation_pending": pending}
         )
         if actor is not None:
             audit(tenant=tenant, actor=actor, action="member.invited", target=member, email=email, role=role)

@@ -23,6 +23,8 @@ urlpatterns = [
         ),
         name="password_reset_confirm",
     ),
+    # People who have an account already accept an invitation here (tenants.invitations).
+    path("invitations/<str:token>/", views.invitation, name="invitation"),
 ]
 
 # Under /t/<slug>/ (pov/urls.py).

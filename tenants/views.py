@@ -4,6 +4,7 @@ import zoneinfo
 
 from django.conf import settings as conf
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -13,8 +14,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
+from tenants import invitations
 from tenants.api_keys import api_key_create, api_key_revoke
 from tenants.forms import sign_in_name
 from tenants.models import ApiKey, ApiScope, AuditEntry, Member, Role
@@ -55,8 +57,9 @@ def _back(slug, section):
     return HttpResponseRedirect(f"{reverse('settings', args=[slug])}#{section}")
 
 
-def _invite_email(request, user, tenant):
+def _invite_email(request, member, tenant):
     """A link to choose a password (Django's reset token: single use, expires)."""
+    user = member.user
     link = conf.SITE_URL.rstrip("/") + reverse(
         "password_reset_confirm",
         kwargs={
@@ -73,6 +76,34 @@ def _invite_email(request, user, tenant):
     )
 
 
+def _join_email(request, member, tenant):
+    """Someone with an account already: a link to accept, signed in as themselves."""
+    link = conf.SITE_URL.rstrip("/") + reverse("invitation", args=[invitations.token_for(member)])
+    context = {"tenant": tenant, "link": link, "inviter": request.user.email, "role": member.get_role_display(),
+               "days": invitations.MAX_AGE_DAYS}  # fmt: skip
+    send_mail(
+        subject=f"You are invited to {tenant.name} on PoV",
+        message=render_to_string("tenants/email/join.txt", context),
+        from_email=None,
+        recipient_list=[member.user.email],
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invitation(request, token):
+    """GET shows whom the invitation is from and for what (a link scanner accepts nothing); POST accepts."""
+    found = invitations.pending_for(token, request.user)
+    if found is None:
+        return render(request, "tenants/invitation_invalid.html", status=404)
+    tenant, member = found
+    if request.method == "POST":
+        invitations.invitation_accept(tenant=tenant, member=member)
+        messages.success(request, f"Welcome to {tenant.name}.")
+        return HttpResponseRedirect(reverse("overview", args=[tenant.slug]))
+    return render(request, "tenants/invitation.html", {"company": tenant, "invited": member})
+
+
 @require_POST
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def member_invite(request, slug):
@@ -81,16 +112,14 @@ def member_invite(request, slug):
         if not email:
             raise ValidationError({"email": ["Enter the email address to invite."]})
         if Member.objects.filter(user__email__iexact=email).exists():
-            raise ValidationError({"email": [f"{email} is already a member; change their role in the table."]})
+            raise ValidationError({"email": [f"{email} is already a member or invited; see the table below."]})
         member, created = member_add(tenant=request.tenant, email=email, role=role, actor=web_actor(request))
     except ValidationError as exc:
         invite = {"email": email, "role": role}
         return _render_settings(request, status=400, invite_errors=error_messages(exc), invite=invite)
-    if created:
-        _invite_email(request, member.user, request.tenant)
-        messages.success(request, f"Invitation sent to {member.user.email}.")
-    else:
-        messages.success(request, f"{member.user.email} already has an account and can now open {request.tenant.name}.")
+    # One answer whether or not the address has an account elsewhere: the page must not tell.
+    (_invite_email if created else _join_email)(request, member, request.tenant)
+    messages.success(request, f"Invitation sent to {member.user.email}.")
     return _back(slug, "members")
 
 

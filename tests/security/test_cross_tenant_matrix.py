@@ -36,6 +36,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from engagement.models import Engagement
 from notify import confirmations, digests
+from tenants import invitations
 from tenants.api_keys import api_key_create
 from tenants.models import Tenant, User
 from tenants.scoping import tenant_scope
@@ -55,6 +56,7 @@ PUBLIC = {
     "value-confirmation": "signed link",
     "digest-unsubscribe": "signed link",
     "password_reset_confirm": "invitation link",
+    "invitation": "signed link for a signed-in user",
 }
 
 # Methods whose answer for another tenant's id is not a 404 by design; the answer must still equal the one for
@@ -187,6 +189,7 @@ FILL = {
     "digest-unsubscribe.token": lambda m, r: tampered(digests.unsubscribe_token(m.a.members["owner"])),
     "password_reset_confirm.uidb64": lambda m, r: _invitee_uid(m),
     "password_reset_confirm.token": lambda m, r: tampered(default_token_generator.make_token(m.invitee.user)),
+    "invitation.token": lambda m, r: invitations.token_for(m.a.teammate),  # genuine, but not B's to accept
     "object_id": _admin_object_id,
     "id": lambda m, r: m.a.members["admin"].user.pk,
     "content_type_id": lambda m, r: ContentType.objects.get_for_model(Engagement).pk,
@@ -457,6 +460,9 @@ def run_public(m, route, variant, who):
         check_no_leak(m, sent)
         if PUBLIC[route.ident] == "signed link":
             assert sent.status in (400, 404, 405), f"{sent.label}: {sent.status} for a tampered signature"
+        if PUBLIC[route.ident] == "signed link for a signed-in user":
+            to_login = sent.status == 302 and sent.response["Location"].startswith("/accounts/login/")
+            assert sent.status in (404, 405) or to_login, f"{sent.label}: {sent.status} for another's invitation"
         if PUBLIC[route.ident] == "invitation link" and sent.response.context is not None:
             assert sent.response.context.get("validlink") is not True, f"{sent.label}: a tampered token passed"
 
