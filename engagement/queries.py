@@ -5,12 +5,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
 from engagement.errors import Invalid
-from engagement.models import Customer, Engagement, Event, Note, Offering, Purchase, Status
+from engagement.models import Customer, Engagement, Event, Milestone, Note, Offering, Purchase, Status
 from pov import rows
 from tenants.models import ACTING_ROLES, Member, Tenant, User
 from tenants.scoping import current_tenant, get_or_404
@@ -44,12 +44,20 @@ def uuid_or_404(value: object) -> uuid.UUID:
 ENGAGEMENT_RELATED = ("purchase", "customer", "offering", "owner__user", "sales_rep__user")
 
 
+def milestone_name(offering: str, key: str) -> Subquery:
+    """The name of the milestone `key` (a field holding a milestone key) of `offering` (a field holding the
+    offering's id): pages show names, never keys."""
+    names = Milestone.objects.filter(offering_id=OuterRef(offering), key=OuterRef(key)).values("name")[:1]
+    return Subquery(names)
+
+
 def with_related(engagements: QuerySet[Engagement]) -> QuerySet[Engagement]:
     """What lists and pages show of each engagement: ENGAGEMENT_RELATED joined, and its forecast
     (metrics.models.Forecast) fetched for the rows read. Not joined: the row-level policy hides how many
     forecasts the tenant has from the planner, which then scanned them all for each engagement (the
     engagement list took 54 ms instead of 32 at 100k engagements)."""
-    return engagements.select_related(*ENGAGEMENT_RELATED).prefetch_related("forecast")
+    related = engagements.select_related(*ENGAGEMENT_RELATED).prefetch_related("forecast")
+    return related.annotate(next_step_name=milestone_name("offering_id", "next_step"))
 
 
 # The engagement of a purchase with what the API shows of it (ENGAGEMENT_RELATED), row-locked, written by

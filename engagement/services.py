@@ -314,7 +314,8 @@ def _insert_once(event: Event) -> bool:
 
 
 def _who(member: Member | None) -> str:
-    return member.user.email if member else "nobody"
+    """A member in a handoff note, as people call them."""
+    return (member.user.get_full_name() or member.user.email) if member else "nobody"
 
 
 def engagement_reassign(

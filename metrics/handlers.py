@@ -2,6 +2,7 @@
 
 from tqdm import tqdm
 
+from engagement.queries import milestone_name
 from metrics.alerts import stalled_scan, sync_alerts
 from metrics.models import Alert
 from metrics.rollups import recompute_rollups, request_recompute
@@ -34,4 +35,5 @@ def rebuild_metrics(tenant, progress_file=None):
 
 def alert_timeline(engagement):
     alerts = Alert.objects.filter(engagement=engagement).select_related("assignee__user")
+    alerts = alerts.annotate(step_name=milestone_name("engagement__offering_id", "step"))
     return [(alert.opened_at, "alert", alert) for alert in alerts]

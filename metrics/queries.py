@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from engagement import queries as engagement_queries
 from engagement.errors import Invalid, Missing
 from engagement.filters import EngagementFilter, filtered_engagements
 from engagement.models import Offering
@@ -146,8 +147,10 @@ def trend(flt: EngagementFilter, days: int) -> dict:
 
 def alert_queue(states: Iterable[str], assignee: Member | None = None) -> QuerySet[Alert]:
     """Alerts in `states`, most overdue first (the earliest due date has waited longest)."""
-    alerts = Alert.objects.filter(state__in=states).select_related(
-        "engagement__customer", "engagement__offering", "engagement__owner__user", "assignee__user"
+    alerts = (
+        Alert.objects.filter(state__in=states)
+        .select_related("engagement__customer", "engagement__offering", "engagement__owner__user", "assignee__user")
+        .annotate(step_name=engagement_queries.milestone_name("engagement__offering_id", "step"))
     )
     if assignee is not None:
         alerts = alerts.filter(assignee=assignee)

@@ -44,3 +44,30 @@ def days_since(moment):
     if moment is None:
         return None
     return max(0, int((timezone.now() - moment) / timedelta(days=1)))
+
+
+@register.filter
+def person(member):
+    """A member as people call them: their name, or their email while they have none."""
+    if member is None:
+        return ""
+    return member.user.get_full_name() or member.user.email
+
+
+@register.filter
+def day(moment):
+    """"7 Dec", with the year when it is not this year ("7 Dec 2025"), in the current time zone."""
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment) if hasattr(moment, "hour") else moment
+    this_year = timezone.localtime(timezone.now()).year
+    return f"{local.day} {local:%b}" + ("" if local.year == this_year else f" {local.year}")
+
+
+@register.filter
+def step(key, name=None):
+    """A journey step as people read it: the milestone's name (queries.milestone_name), or the customer's
+    satisfaction for the step after the last milestone of a journey that requires it."""
+    if key == "satisfaction":
+        return "Customer's satisfaction"
+    return name or key or ""

@@ -172,9 +172,12 @@ def test_detail_shows_the_journey_and_the_timeline(acme, login, actor):
     response = login(acme.members["viewer"]).get(acme.path(f"engagements/{acme.engagement.id}/"))
 
     page = text(response)
-    assert page.index("Milestone 1") < page.index("Milestone 2") < page.index("Milestone 3 PoV")
+    journey = page[page.index("Journey") :]
+    assert journey.index("Milestone 1") < journey.index("Milestone 2") < journey.index("Milestone 3 PoV")
+    assert "Next step Milestone 2" in page  # names, never keys
     assert "Milestone 1 reached" in page  # the event on the timeline
-    assert "Alert: stuck before m1" in page  # the alert the scan opened
+    assert "Alert: stuck before Milestone 1" in page  # the alert the scan opened, its step by name
+    assert " m1 " not in page and " m2 " not in page
     assert "Record milestone" not in page  # a viewer reads, without the action forms
 
 
