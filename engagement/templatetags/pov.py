@@ -56,7 +56,7 @@ def person(member):
 
 @register.filter
 def day(moment):
-    """"7 Dec", with the year when it is not this year ("7 Dec 2025"), in the current time zone."""
+    """A day as "7 Dec", with the year when it is not this year ("7 Dec 2025"), in the current time zone."""
     if moment is None:
         return ""
     local = timezone.localtime(moment) if hasattr(moment, "hour") else moment
