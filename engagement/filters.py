@@ -36,6 +36,8 @@ FILTER_NAMES = tuple(f.name for f in fields(EngagementFilter))
 # Filters of lists only: metrics are computed over every status, and at-risk is itself a metric.
 LIST_ONLY = ("status", "at_risk")
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+# The owner filter's value for the engagements nobody owns (no email can be it: it has no "@").
+UNOWNED = "unowned"
 
 
 def _date(params: Mapping, name: str, errors: dict) -> date | None:
@@ -91,9 +93,11 @@ def apply(queryset: QuerySet[Engagement], flt: EngagementFilter, tenant: Tenant)
         queryset = queryset.filter(status=flt.status)
     if flt.offering:
         queryset = queryset.filter(offering__in=Offering.objects.filter(key=flt.offering).values("id"))
+    if flt.owner.lower() == UNOWNED:
+        queryset = queryset.filter(owner__isnull=True)
     for name in ("owner", "sales_rep"):
         email = getattr(flt, name)
-        if email:
+        if email and not (name == "owner" and email.lower() == UNOWNED):
             members = Member.objects.filter(user__email__iexact=email).values("id")
             queryset = queryset.filter(**{f"{name}__in": members})
     if flt.segment:

@@ -318,6 +318,19 @@ def _who(member: Member | None) -> str:
     return (member.user.get_full_name() or member.user.email) if member else "nobody"
 
 
+def engagements_reassign(
+    *, tenant: Tenant, engagement_ids: list[Any], owner: Member | None, actor: Actor, note: str = ""
+) -> int:
+    """Hand several engagements to `owner`, each as engagement_reassign does (a handoff note and an audit
+    row each, in one transaction). Returns how many changed hands; ids of other tenants are not found."""
+    moved = 0
+    with transaction.atomic():
+        for engagement in Engagement.objects.filter(id__in=engagement_ids).order_by("id"):
+            _, handoff = engagement_reassign(tenant=tenant, engagement=engagement, actor=actor, owner=owner, note=note)
+            moved += handoff is not None
+    return moved
+
+
 def engagement_reassign(
     *, tenant: Tenant, engagement: Engagement, actor: Actor, owner: Any = UNSET, sales_rep: Any = UNSET,
     note: str = "",

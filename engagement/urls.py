@@ -8,6 +8,7 @@ ACTIONS = "milestone|satisfaction|lost|paused|resumed|note|reassign"
 tenant_urlpatterns = [
     path("engagements/", views.engagement_list, name="engagements"),
     path("engagements/export.csv", views.engagement_export, name="engagements-export"),
+    path("engagements/reassign/", views.engagement_bulk_reassign, name="engagements-reassign"),
     path("engagements/<uuid:engagement_id>/", views.engagement_detail, name="engagement"),
     re_path(
         rf"^engagements/(?P<engagement_id>[0-9a-f-]{{36}})/(?P<action>{ACTIONS})/$",

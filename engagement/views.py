@@ -149,6 +149,34 @@ def engagement_export(request, slug):
     return response
 
 
+# A page of the list at most, so one click cannot hand over more than a person looked at.
+BULK_LIMIT = PAGE_SIZE
+
+
+@require_POST
+@roles(ACTING_ROLES)
+def engagement_bulk_reassign(request, slug):
+    """Hand the ticked engagements of the list to one owner (or to nobody): one handoff each, as on an
+    engagement's own page."""
+    back = request.POST.get("next", "")
+    back = back if back.startswith(f"/t/{slug}/engagements/") else reverse("engagements", args=[slug])
+    try:
+        ids = [queries.uuid_or_404(raw) for raw in request.POST.getlist("engagement")[:BULK_LIMIT]]
+        if not ids:
+            raise Invalid({"engagement": ["Tick the engagements to hand over first."]})
+        owner = queries.member_by_email(request.POST.get("owner") or None, "owner")
+        moved = services.engagements_reassign(
+            tenant=request.tenant, engagement_ids=ids, owner=owner, actor=web_actor(request),
+            note=request.POST.get("note", ""),
+        )  # fmt: skip
+    except Invalid as exc:
+        messages.error(request, "Not reassigned — " + " ".join(error_messages(exc)))
+    else:
+        to = (owner.user.get_full_name() or owner.user.email) if owner else "nobody (unowned)"
+        messages.success(request, f"{moved} engagement{'s' if moved != 1 else ''} handed to {to}.")
+    return HttpResponseRedirect(back)
+
+
 # One engagement ------------------------------------------------------------------------------------
 
 

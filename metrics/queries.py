@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from engagement import queries as engagement_queries
 from engagement.errors import Invalid, Missing
-from engagement.filters import EngagementFilter, filtered_engagements
+from engagement.filters import UNOWNED, EngagementFilter, filtered_engagements
 from engagement.models import Offering
 from metrics import rollups
 from metrics.compute import Computed, compute, empty_summary
@@ -40,6 +40,8 @@ def stored_group(flt: EngagementFilter) -> tuple[str, str] | None:
     if len(chosen) > 1:
         return None
     name, value = chosen[0]
+    if name == "owner" and value.lower() == UNOWNED:
+        return ("owner", "")  # the rollups' group of engagements without an owner
     # Member emails are stored lower-cased; the filter matches them case-insensitively.
     return (name, value.lower() if name in ("owner", "sales_rep") else value)
 
