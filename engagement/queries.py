@@ -112,6 +112,17 @@ def member_by_email(email: str | None, field: str) -> Member | None:
 # AppConfig.ready(), so the timeline shows them without this app importing them.
 timeline_sources: list[Callable[[Engagement], list[tuple]]] = []
 
+# Apps that act on a journey's settings add `notice(offering, values)` here in their AppConfig.ready(): what
+# saving `values` over `offering` would set off at once (say, emails to customers), for the admin to confirm
+# before it is saved, or None.
+journey_save_notices: list[Callable[[Offering, dict], str | None]] = []
+
+
+def notices_for_journey_save(offering: Offering | None, values: dict) -> list[str]:
+    if offering is None:  # a new journey has no customers yet
+        return []
+    return [notice for check in journey_save_notices if (notice := check(offering, values))]
+
 
 def timeline(engagement: Engagement, *, include_sources: bool = False) -> list[tuple]:
     """Events and notes of an engagement (and what other apps add), oldest first, as (at, kind, object)."""

@@ -309,6 +309,11 @@ def journey_edit(request, slug, key=None):
             threshold = _int_or_none(values["satisfaction_threshold"], "satisfaction_threshold")
             values["satisfaction_threshold"] = threshold or 4
             rows = _journey_rows(post)
+            notices = queries.notices_for_journey_save(offering, values)
+            if notices and post.get("confirmed") != "yes":
+                # Nothing saved yet: the same form again, saying what saving sets off, with a button to go ahead.
+                context = {"offering": offering, "values": values, "rows": rows + BLANK_ROWS, "notices": notices}
+                return render(request, "engagement/journey_form.html", context)
             saved, created = services.offering_save(
                 tenant=request.tenant, milestones=rows, actor=web_actor(request), new=key is None, **values
             )

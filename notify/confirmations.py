@@ -23,7 +23,8 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from engagement import outbox
-from engagement.models import Engagement, Event, EventType, MilestoneReach, OutboxMessage, Status
+from engagement.models import Engagement, Event, EventType, MilestoneReach, Offering, OutboxMessage, Status
+from engagement.queries import journey_save_notices
 from engagement.services import event_record, note_add
 from notify.mail import absolute, email_from_templates
 from notify.models import ValueConfirmation
@@ -47,6 +48,22 @@ SEND_BATCH = 200
 
 def register() -> None:
     outbox.register(outbox.CHANGED, on_engagements_changed, batch=True)
+    if notice_on_turning_on not in journey_save_notices:
+        journey_save_notices.append(notice_on_turning_on)
+
+
+def notice_on_turning_on(offering: Offering, values: dict) -> str | None:
+    """Turning the question on asks at once every customer who reached PoV in the last ASK_WITHIN: say how many."""
+    if offering.confirm_value or not values.get("confirm_value"):
+        return None
+    count = engagements_to_ask(timezone.now(), offering=offering).count()
+    if not count:
+        return None
+    people = "customer" if count == 1 else "customers"
+    return (
+        f"Turning on the value question emails {count} {people} of {offering.name} who reached PoV in the "
+        f"last {ASK_WITHIN.days} days, right after you save."
+    )
 
 
 # Asking: one set-based pass per drained batch ------------------------------------------------------
@@ -59,8 +76,9 @@ def on_engagements_changed(tenant: Tenant, messages: list[OutboxMessage]) -> Non
         request_send(tenant)
 
 
-def engagements_to_ask(now: datetime) -> QuerySet[Engagement, tuple[uuid.UUID, str]]:
-    """(engagement id, customer email) of every engagement that should be asked and was not yet.
+def engagements_to_ask(now: datetime, offering: Offering | None = None) -> QuerySet[Engagement, tuple[uuid.UUID, str]]:
+    """(engagement id, customer email) of every engagement that should be asked and was not yet; with
+    `offering`, those of that offering that would be if it asked (whether it does yet or not).
 
     Keyed on the PoV milestone's reach, not on status: with requires_satisfaction the status is not
     "reached" until the customer answers. A customer who already answered (say, through the CRM and
@@ -71,8 +89,9 @@ def engagements_to_ask(now: datetime) -> QuerySet[Engagement, tuple[uuid.UUID, s
     )
     asked = ValueConfirmation.objects.filter(engagement=OuterRef("pk"))
     answered = Event.objects.filter(engagement=OuterRef("pk"), type=EventType.SATISFACTION)
+    which = Q(offering=offering) if offering else Q(offering__confirm_value=True)
     return (
-        Engagement.objects.filter(Exists(pov_reached), offering__confirm_value=True)
+        Engagement.objects.filter(which, Exists(pov_reached))
         .exclude(customer__email="")
         .exclude(status=Status.LOST)
         .exclude(Exists(asked))

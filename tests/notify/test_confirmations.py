@@ -468,3 +468,46 @@ def test_a_worker_drains_the_outbox_and_the_customer_gets_the_email(tenant, acto
     assert _answer(client, _path(_link_for(message, 5))).status_code == 302
     with tenant_scope(tenant):
         assert Engagement.objects.get(pk=engagement.pk).status == Status.REACHED
+
+
+# Turning the question on -----------------------------------------------------------------------------------
+
+
+def test_turning_the_question_on_says_how_many_will_be_asked_and_waits_for_a_yes(tenant, actor, login, smtp):
+    offering = _offering(tenant, confirm_value=False)
+    for ref, ago in (("p-1", timedelta(days=2)), ("p-2", timedelta(days=10)), ("p-old", timedelta(days=40))):
+        engagement = _engagement(tenant, offering, actor, email=f"{ref}@globex.test", external_id=ref)
+        _reach_pov(tenant, engagement, actor, ago=ago)
+    admin = login(MemberFactory(tenant=tenant, role="admin"))
+    form = {
+        "name": offering.name, "confirm_value": "on", "satisfaction_threshold": "4",
+        "m_key": ["m1", "m2", "m3"], "m_name": ["M1", "M2", "M3"], "m_due": ["2", "7", "14"],
+    }  # fmt: skip
+    path = f"/t/{tenant.slug}/journeys/{offering.key}/"
+    first = admin.post(path, form)
+    page = first.content.decode()
+    assert first.status_code == 200
+    assert "emails 2 customers of Data &amp; Insights who reached PoV in the last 30 days" in page
+    assert "Nothing is saved yet." in page and 'name="confirmed" value="yes"' in page
+    with tenant_scope(tenant):
+        offering.refresh_from_db()
+        assert offering.confirm_value is False and not ValueConfirmation.objects.exists()
+
+    assert admin.post(path, {**form, "confirmed": "yes"}).status_code == 302
+    with tenant_scope(tenant):
+        offering.refresh_from_db()
+        assert offering.confirm_value is True
+        outbox.drain(tenant)
+        asked = set(ValueConfirmation.objects.values_list("email", flat=True))
+    assert asked == {"p-1@globex.test", "p-2@globex.test"}, "the notice said how many, and so many were asked"
+
+
+def test_saving_a_journey_that_asks_already_needs_no_yes(tenant, actor, login):
+    offering = _offering(tenant, confirm_value=True)
+    _reach_pov(tenant, _engagement(tenant, offering, actor), actor)
+    admin = login(MemberFactory(tenant=tenant, role="admin"))
+    form = {
+        "name": "Renamed", "confirm_value": "on", "satisfaction_threshold": "4",
+        "m_key": ["m1", "m2", "m3"], "m_name": ["M1", "M2", "M3"], "m_due": ["2", "7", "14"],
+    }  # fmt: skip
+    assert admin.post(f"/t/{tenant.slug}/journeys/{offering.key}/", form).status_code == 302
