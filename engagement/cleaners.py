@@ -138,12 +138,19 @@ def aware(value: datetime | None, field: str) -> datetime:
     return value
 
 
+def when(value: datetime) -> str:
+    """A time as people read it, in the zone it was given in: "1 Jan 2030, 10:00 (UTC+01:00)"."""
+    offset = value.strftime("%z")
+    zone = "UTC" if offset in ("", "+0000") else f"UTC{offset[:3]}:{offset[3:]}"
+    return f"{value.day} {value:%b %Y, %H:%M} ({zone})"
+
+
 def recorded_time(value: datetime, field: str, now: datetime) -> None:
     """A time the record accepts: from 1970 to 5 minutes from now."""
     if value.astimezone(UTC).year < FIRST_YEAR:
-        raise invalid(field, f"{value.isoformat()} is before {FIRST_YEAR}; give a date from {FIRST_YEAR} on.")
+        raise invalid(field, f"{when(value)} is before {FIRST_YEAR}; give a date from {FIRST_YEAR} on.")
     if value > now + FUTURE_TOLERANCE:
-        raise invalid(field, f"{value.isoformat()} is more than 5 minutes in the future.")
+        raise invalid(field, f"{when(value)} is more than 5 minutes in the future.")
 
 
 def in_accepted_years(value: date, field: str) -> date:
@@ -156,7 +163,8 @@ def event_time(occurred_at: datetime, *, purchased_at: datetime, now: datetime) 
     """An event happens at or after its purchase, and not (more than 5 minutes) in the future."""
     aware(occurred_at, "occurred_at")
     if occurred_at < purchased_at:
-        raise invalid("occurred_at", f"{occurred_at.isoformat()} is before the purchase ({purchased_at.isoformat()}).")
+        bought = purchased_at.astimezone(occurred_at.tzinfo)  # in the zone the time was given in
+        raise invalid("occurred_at", f"{when(occurred_at)} is before the purchase ({when(bought)}).")
     recorded_time(occurred_at, "occurred_at", now)
 
 

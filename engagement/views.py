@@ -21,7 +21,7 @@ from engagement.errors import Conflict, Invalid, Missing
 from engagement.filters import apply, filters_or_errors
 from engagement.models import EventType, Offering, Status
 from tenants.scoping import memberships_of, tenant_scope
-from tenants.web import ACTING_ROLES, ADMIN_ONLY, can_act, error_messages, roles, web_actor
+from tenants.web import ACTING_ROLES, ADMIN_ONLY, ROW_FIELD, can_act, error_messages, roles, web_actor
 
 # Engagements with nothing due (reached, lost, paused) sort after the ones still under way.
 SORTS = {
@@ -294,7 +294,7 @@ def _journey_rows(post):
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def journey_edit(request, slug, key=None):
     offering = queries.offering_for(key) if key else None
-    errors = []
+    errors, bad_rows = [], set()
     if request.method == "POST":
         post = request.POST
         values = {
@@ -321,10 +321,12 @@ def journey_edit(request, slug, key=None):
             return HttpResponseRedirect(reverse("journeys", args=[slug]))
         except (Invalid, Conflict) as exc:
             errors = error_messages(exc)
+            bad_rows = {int(row[1]) for field in getattr(exc, "message_dict", {}) if (row := ROW_FIELD.match(field))}
     elif offering is None:
         values, rows = dict(JOURNEY_DEFAULTS), []
     else:
         values = {name: getattr(offering, name) for name in JOURNEY_DEFAULTS}
         rows = [{"key": m.key, "name": m.name, "due_day": m.due_day} for m in offering.milestones.all()]
     context = {"offering": offering, "values": values, "rows": rows + BLANK_ROWS, "errors": errors}
+    context["bad_rows"] = bad_rows  # highlighted, as the messages name them ("Milestone 3, due day")
     return render(request, "engagement/journey_form.html", context, status=400 if errors and not request.htmx else 200)

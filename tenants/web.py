@@ -4,6 +4,7 @@ The middleware has already resolved /t/<slug>/ to a membership (or answered 404)
 the roles that may use it, so a member without one gets 403, never the page.
 """
 
+import re
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
@@ -34,13 +35,33 @@ def roles(allowed, *, read=EVERY_ROLE):
     return decorate
 
 
+# How the forms label the fields the services name; a row of a list is "milestones.<index>.<field>".
+FIELD_LABELS = {
+    "occurred_at": "When", "score": "Score", "reason": "Reason", "body": "Note", "owner": "New owner",
+    "milestone": "Milestone", "assignee": "Assign to", "key": "Key", "name": "Name", "due_day": "due day",
+    "satisfaction_threshold": "Lowest satisfying score", "email": "Email", "role": "Role",
+    "purchased_from": "Purchased from", "purchased_to": "Purchased to", "engagement": "Engagements",
+    "at_risk": "Forecast", "status": "Status", "offering": "Offering", "segment": "Segment", "sales_rep": "Sales rep",
+}  # fmt: skip
+ROW_FIELD = re.compile(r"^milestones\.(\d+)\.(\w+)$")
+
+
+def field_label(field):
+    """The label a person sees for a field the services name: "milestones.2.due_day" -> "Milestone 3, due day"."""
+    if row := ROW_FIELD.match(field):
+        return f"Milestone {int(row[1]) + 1}, {FIELD_LABELS.get(row[2], row[2]).lower()}"
+    return FIELD_LABELS.get(field, field)
+
+
 def error_messages(exc):
-    """Readable lines from a ValidationError ("field: message", or the message alone when it concerns the
+    """Readable lines from a ValidationError ("Label: message", or the message alone when it concerns the
     whole form), or from any error with a `message`, for pages that show them."""
     if hasattr(exc, "error_dict"):
         whole = ("__all__", "non_field_errors")
         return [
-            msg if field in whole else f"{field}: {msg}" for field, msgs in exc.message_dict.items() for msg in msgs
+            msg if field in whole else f"{field_label(field)}: {msg}"
+            for field, msgs in exc.message_dict.items()
+            for msg in msgs
         ]
     if hasattr(exc, "messages"):
         return list(exc.messages)

@@ -7,6 +7,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from engagement.models import Status
+from tenants.web import field_label
 
 register = template.Library()
 
@@ -71,3 +72,9 @@ def step(key, name=None):
     if key == "satisfaction":
         return "Customer's satisfaction"
     return name or key or ""
+
+
+@register.filter
+def label(field):
+    """A field the services name, as the form labels it (tenants.web.field_label)."""
+    return field_label(field)

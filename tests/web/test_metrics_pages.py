@@ -92,7 +92,7 @@ def test_the_list_shows_each_chance_sorts_by_it_and_filters_the_at_risk(record, 
     assert customer_links(listed, record)[:2] == [record.engagement.customer.name, "Fresh Co"]
     assert "Chance by target" in text(listed) and "0% at risk" in text(listed)
     assert customer_links(at_risk, record) == [record.engagement.customer.name]
-    assert "at_risk: 'perhaps' is neither true nor false." in text(wrong)
+    assert "Forecast: 'perhaps' is neither true nor false." in text(wrong)
 
 
 def test_the_engagement_page_says_the_forecast_in_words(record, login):

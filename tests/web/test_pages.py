@@ -292,9 +292,9 @@ COMPANY = {"name": "Acme", "time_zone": "Europe/Berlin", "grace_days": "3", "esc
 INVALID_INPUTS = [
     # role, method, route, body, sent by htmx;  then the answer: status, message shown
     broken("viewer", "GET", "?purchased_from=2024-13-45", None, False,
-           200, "purchased_from: '2024-13-45' is not a date (YYYY-MM-DD)."),
+           200, "Purchased from: '2024-13-45' is not a date (YYYY-MM-DD)."),
     broken("viewer", "GET", "engagements/?purchased_to=yesterday", None, False,
-           200, "purchased_to: 'yesterday' is not a date (YYYY-MM-DD)."),
+           200, "Purchased to: 'yesterday' is not a date (YYYY-MM-DD)."),
     broken("owner", "POST", E + "milestone/", {"milestone": "m1", "occurred_at": "{tomorrow}"}, False,
            400, "more than 5 minutes in the future."),
     broken("owner", "POST", E + "satisfaction/", {"score": "9"}, False,
