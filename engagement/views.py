@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import F, Q
+from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,13 +24,19 @@ from tenants.scoping import memberships_of, tenant_scope
 from tenants.web import ACTING_ROLES, ADMIN_ONLY, ROW_FIELD, can_act, error_messages, roles, web_actor
 
 # Engagements with nothing due (reached, lost, paused) sort after the ones still under way.
+# Status in the order of an engagement's life, not of the alphabet.
+LIFECYCLE = Case(
+    *(When(status=status, then=Value(rank)) for rank, status in enumerate(Status.values)), output_field=IntegerField()
+)
 SORTS = {
     "due": (F("next_due_at").asc(nulls_last=True), "pos_at"),
     "-due": (F("next_due_at").desc(nulls_last=True), "-pos_at"),
     "purchased": ("pos_at",),
     "-purchased": ("-pos_at",),
     "customer": ("customer__name", "pos_at"),
-    "status": ("status", F("next_due_at").asc(nulls_last=True)),
+    "-customer": ("-customer__name", "-pos_at"),
+    "status": (LIFECYCLE.asc(), F("next_due_at").asc(nulls_last=True)),
+    "-status": (LIFECYCLE.desc(), F("next_due_at").asc(nulls_last=True)),
     # Least likely to reach PoV by the target first; engagements without a forecast (ended) last.
     "risk": (F("forecast__reach_by_target").asc(nulls_last=True), "pos_at"),
     "-risk": (F("forecast__reach_by_target").desc(nulls_last=True), "-pos_at"),

@@ -5,6 +5,7 @@ from datetime import timedelta
 from django import template
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from engagement.models import Status
 from tenants.web import field_label
@@ -21,6 +22,14 @@ def query_with(query, **changes):
     for name, value in changes.items():
         params[name] = value
     return params.urlencode()
+
+
+@register.simple_tag
+def aria_sort(current, column):
+    """` aria-sort="ascending"` (or descending) on the header of the column the list is sorted by."""
+    if current not in (column, f"-{column}"):
+        return ""
+    return mark_safe(f' aria-sort="{"descending" if current.startswith("-") else "ascending"}"')  # noqa: S308 - fixed text
 
 
 @register.filter

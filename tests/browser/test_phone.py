@@ -1,0 +1,51 @@
+"""Every page at a phone's width (390 px) and a wide screen's (1440 px), as an admin on the demo company:
+no sideways scrolling, every section reachable, chart text legible, the alert queue's actions in reach."""
+
+import pytest
+
+from tests.browser import test_dashboards as dashboards
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+browser, demo, shots = dashboards.browser, dashboards.demo, dashboards.shots
+PHONE = {"width": 390, "height": 844}
+WIDE = {"width": 1440, "height": 900}
+PAGES = ["", "engagements/", "alerts/", "team/", "journeys/", "settings/", "settings/digests/", "digest/"]
+SECTIONS = ["Overview", "Engagements", "Alerts", "Team", "Journeys", "Settings"]
+
+
+def _sideways(page):
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+def test_no_page_scrolls_sideways_on_a_phone_and_every_section_is_in_reach(browser, live_server, demo, shots):
+    page = dashboards._sign_in(browser, live_server, "admin@demo.pov", viewport=PHONE)
+    for path in PAGES:
+        page.goto(f"{live_server.url}/t/demo/{path}")
+        assert _sideways(page) <= 0, f"/{path} scrolls sideways by {_sideways(page)} px"
+        nav = page.get_by_role("navigation", name="Sections")
+        for name in SECTIONS:
+            box = nav.get_by_role("link", name=name, exact=True).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], f"{name} off-screen on /{path}"
+    page.goto(f"{live_server.url}/t/demo/alerts/")
+    dashboards._shoot(page, shots, "phone-alerts-stacked")
+
+
+def test_chart_text_stays_legible_on_a_phone(browser, live_server, demo):
+    page = dashboards._sign_in(browser, live_server, "owner@demo.pov", viewport=PHONE)
+    smallest = page.evaluate(
+        "Math.min(...[...document.querySelectorAll('figure.chart svg text')]"
+        ".map(t => t.getBoundingClientRect().height).filter(h => h > 0))"
+    )
+    assert smallest >= 10, f"chart text renders {smallest:.1f} px high"
+
+
+@pytest.mark.parametrize("viewport", [PHONE, WIDE], ids=["phone", "wide"])
+def test_the_alert_queue_s_actions_are_in_reach(browser, live_server, demo, viewport):
+    page = dashboards._sign_in(browser, live_server, "service@demo.pov", viewport=viewport)
+    page.goto(f"{live_server.url}/t/demo/alerts/")
+    resolve = page.get_by_role("button", name="Resolve").first
+    resolve.scroll_into_view_if_needed()
+    box = resolve.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
+    assert _sideways(page) <= 0
