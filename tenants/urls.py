@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
@@ -15,11 +16,32 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    # Invitations link here to choose a password (Django's single-use, expiring reset token).
+    # Forgot your password: the same answer whether or not the address has an account (Django's view).
+    path(
+        "password/reset/",
+        auth_views.PasswordResetView.as_view(
+            template_name="tenants/password_reset.html",
+            email_template_name="tenants/email/password_reset.txt",
+            subject_template_name="tenants/email/password_reset_subject.txt",
+            success_url=reverse_lazy("password_reset_done"),
+            extra_email_context={"site_url": settings.SITE_URL.rstrip("/")},  # as every email's links
+        ),
+        name="password_reset",
+    ),
+    path(
+        "password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="tenants/password_reset_sent.html"),
+        name="password_reset_done",
+    ),
+    # Invitations and "forgot your password" link here to choose a password (Django's single-use, expiring
+    # reset token); choosing it signs the person in.
     path(
         "password/<uidb64>/<token>/",
         auth_views.PasswordResetConfirmView.as_view(
-            template_name="tenants/password_set.html", success_url=reverse_lazy("login"), post_reset_login=False
+            template_name="tenants/password_set.html",
+            success_url=reverse_lazy("home"),
+            post_reset_login=True,
+            post_reset_login_backend="django.contrib.auth.backends.ModelBackend",
         ),
         name="password_reset_confirm",
     ),

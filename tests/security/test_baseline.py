@@ -315,14 +315,38 @@ def test_the_set_password_page_refuses_weak_passwords_with_the_reason(tenant, pa
     assert not user.check_password(password)
 
 
-def test_the_set_password_page_accepts_a_strong_password(tenant):
+def test_the_set_password_page_accepts_a_strong_password_and_signs_in(tenant):
     user = MemberFactory(tenant=tenant, user__email="invitee.person@acme.test").user
 
     response = set_password(user, "violet-harbour-cactus-42")
 
-    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    assert response.status_code == 302 and response["Location"] == "/"
     user.refresh_from_db()
     assert user.check_password("violet-harbour-cactus-42")
+    signed_in = response.client.get(f"/t/{tenant.slug}/")
+    assert signed_in.status_code == 200, '"Set password and sign in" signed in'
+
+
+def test_forgot_password_answers_the_same_for_every_address_and_mails_a_working_link(tenant, mailoutbox):
+    user = MemberFactory(tenant=tenant, user__email="forgetful@acme.test").user
+    user.set_password("old-password-that-was-long")
+    user.save()
+    client = Client()
+    pages = [
+        client.post("/accounts/password/reset/", {"email": email}, follow=True).content.decode()
+        for email in ("forgetful@acme.test", "nobody@nowhere.test")
+    ]
+    assert all("Check your email" in page for page in pages)
+    assert [m.to for m in mailoutbox] == [["forgetful@acme.test"]]
+    link = re.search(r"https?://[^/\s]+(/accounts/password/[^/\s]+/[^/\s]+/)", mailoutbox[0].body).group(1)
+    form = client.get(link, follow=True)
+    assert "Choose your password" in form.content.decode()
+    chosen = {"new_password1": "new-harbour-cactus-42", "new_password2": "new-harbour-cactus-42"}
+    done = client.post(form.redirect_chain[-1][0], chosen)
+    assert done.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("new-harbour-cactus-42")
+    assert client.get(link, follow=True).content.decode().count("This link has expired") == 1, "used once only"
 
 
 # Audit log -----------------------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ PUBLIC = {
     "value-confirmation": "signed link",
     "digest-unsubscribe": "signed link",
     "password_reset_confirm": "invitation link",
+    "password_reset": "open",
+    "password_reset_done": "open",
     "invitation": "signed link for a signed-in user",
 }
 
