@@ -9,6 +9,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
+from engagement import cleaners
 from engagement.errors import Invalid
 from engagement.models import Customer, Engagement, Event, Milestone, Note, Offering, Purchase, Status
 from pov import rows
@@ -99,12 +100,14 @@ def engagements() -> QuerySet[Engagement]:
 
 
 def member_by_email(email: str | None, field: str) -> Member | None:
-    """The tenant's active member with this email; Invalid naming `field` when there is none."""
+    """The tenant's member with this email who can take an engagement or alert on; Invalid naming `field`
+    (and why) otherwise."""
     if email is None or email == "":
         return None
-    member = Member.objects.select_related("user").filter(user__email__iexact=email, is_active=True).first()
+    member = Member.objects.select_related("user").filter(user__email__iexact=email).first()
     if member is None:
         raise Invalid({field: [f"{email!r} is not a member of this company."]})
+    cleaners.responsible(member, field)  # a viewer or a deactivated member is named as such
     return member
 
 

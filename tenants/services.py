@@ -74,6 +74,20 @@ def member_set_role(*, tenant: Tenant, member: Member, role: str, actor: Actor) 
     return member
 
 
+def member_set_active(*, tenant: Tenant, member: Member, active: bool, actor: Actor) -> Member:
+    """Deactivate a member (they can no longer open the company, own or take anything) or reactivate one.
+    Their engagements keep them as owner until reassigned; the last admin cannot be deactivated."""
+    with tenant_scope(tenant), transaction.atomic():
+        admins = Member.unscoped.select_for_update().filter(tenant=tenant, role=Role.ADMIN, is_active=True)
+        if not active and member.role == Role.ADMIN and member.is_active and admins.count() <= 1:
+            raise ValidationError({"__all__": ["The company needs at least one active admin."]})
+        Member.unscoped.filter(pk=member.pk, tenant=tenant, invitation_pending=False).update(is_active=active)
+        action = "member.reactivated" if active else "member.deactivated"
+        audit(tenant=tenant, actor=actor, action=action, target=member, email=member.user.email)
+    member.is_active = active
+    return member
+
+
 # Apps that derive rows from tenant settings (engagement: stalled depends on grace_days) add
 # `hook(tenant, changed_fields)` here in AppConfig.ready(); called on commit.
 settings_changed_hooks: list[Callable[[Tenant, set[str]], None]] = []

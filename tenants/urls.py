@@ -54,6 +54,7 @@ tenant_urlpatterns = [
     path("settings/", views.settings_page, name="settings"),
     path("settings/members/invite/", views.member_invite, name="member-invite"),
     path("settings/members/<uuid:member_id>/role/", views.member_role, name="member-role"),
+    path("settings/members/<uuid:member_id>/active/", views.member_active, name="member-active"),
     path("settings/keys/create/", views.key_create, name="key-create"),
     path("settings/keys/<uuid:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("settings/company/", views.company_update, name="company-update"),

@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
+from django.utils.http import urlencode, urlsafe_base64_encode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tenants import invitations
@@ -21,7 +21,7 @@ from tenants.api_keys import api_key_create, api_key_revoke
 from tenants.forms import sign_in_name
 from tenants.models import ApiKey, ApiScope, AuditEntry, Member, Role
 from tenants.scoping import get_or_404
-from tenants.services import member_add, member_set_role, tenant_update
+from tenants.services import member_add, member_set_active, member_set_role, tenant_update
 from tenants.web import ADMIN_ONLY, error_messages, roles, web_actor
 
 
@@ -135,6 +135,24 @@ def member_role(request, slug, member_id):
     except ValidationError as exc:
         messages.error(request, " ".join(error_messages(exc)))
     return _back(slug, "members")
+
+
+@require_POST
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+def member_active(request, slug, member_id):
+    member = get_or_404(Member.objects.select_related("user"), id=member_id, invitation_pending=False)
+    active = request.POST.get("active") == "yes"
+    try:
+        member_set_active(tenant=request.tenant, member=member, active=active, actor=web_actor(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(error_messages(exc)))
+        return _back(slug, "members")
+    if active:
+        messages.success(request, f"{member.user.email} can open {request.tenant.name} again.")
+        return _back(slug, "members")
+    # What they owned waits for a new owner: the list of it, with its bulk handoff.
+    messages.success(request, f"{member.user.email} is deactivated. Hand their engagements to someone else here.")
+    return HttpResponseRedirect(reverse("engagements", args=[slug]) + "?" + urlencode({"owner": member.user.email}))
 
 
 @require_POST
