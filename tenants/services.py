@@ -59,6 +59,24 @@ def member_add(
     return member, created
 
 
+NAME_MAX = 150
+
+
+def user_rename(*, user: User, first_name: str, last_name: str) -> User:
+    """A person's own name, as colleagues see it on every page (instead of their email)."""
+    first_name, last_name = (first_name or "").strip(), (last_name or "").strip()
+    errors = {
+        field: [f"At most {NAME_MAX} characters." if len(value) > NAME_MAX else "Remove the control characters."]
+        for field, value in (("first_name", first_name), ("last_name", last_name))
+        if len(value) > NAME_MAX or any(ord(c) < 32 for c in value)
+    }
+    if errors:
+        raise ValidationError(errors)
+    User.objects.filter(pk=user.pk).update(first_name=first_name, last_name=last_name)
+    user.first_name, user.last_name = first_name, last_name
+    return user
+
+
 def member_set_role(*, tenant: Tenant, member: Member, role: str, actor: Actor) -> Member:
     """Change a member's role; the last admin cannot stop being one (the company would lock itself out)."""
     if role not in Role.values:

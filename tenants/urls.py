@@ -52,6 +52,7 @@ urlpatterns = [
 # Under /t/<slug>/ (pov/urls.py).
 tenant_urlpatterns = [
     path("settings/", views.settings_page, name="settings"),
+    path("me/", views.me, name="me"),
     path("settings/members/invite/", views.member_invite, name="member-invite"),
     path("settings/members/<uuid:member_id>/role/", views.member_role, name="member-role"),
     path("settings/members/<uuid:member_id>/active/", views.member_active, name="member-active"),

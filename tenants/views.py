@@ -21,8 +21,8 @@ from tenants.api_keys import api_key_create, api_key_revoke
 from tenants.forms import sign_in_name
 from tenants.models import ApiKey, ApiScope, AuditEntry, Member, Role
 from tenants.scoping import get_or_404
-from tenants.services import member_add, member_set_active, member_set_role, tenant_update
-from tenants.web import ADMIN_ONLY, error_messages, roles, web_actor
+from tenants.services import member_add, member_set_active, member_set_role, tenant_update, user_rename
+from tenants.web import ADMIN_ONLY, EVERY_ROLE, error_messages, roles, web_actor
 
 
 def _render_settings(request, *, status=200, **extra):
@@ -135,6 +135,22 @@ def member_role(request, slug, member_id):
     except ValidationError as exc:
         messages.error(request, " ".join(error_messages(exc)))
     return _back(slug, "members")
+
+
+@roles(EVERY_ROLE, read=EVERY_ROLE)
+def me(request, slug):
+    """Your own name, as colleagues see it in place of your email."""
+    errors = []
+    if request.method == "POST":
+        try:
+            user_rename(user=request.user, first_name=request.POST.get("first_name", ""),
+                        last_name=request.POST.get("last_name", ""))  # fmt: skip
+        except ValidationError as exc:
+            errors = error_messages(exc)
+        else:
+            messages.success(request, "Your name is saved.")
+            return HttpResponseRedirect(reverse("me", args=[slug]))
+    return render(request, "tenants/me.html", {"errors": errors}, status=400 if errors else 200)
 
 
 @require_POST

@@ -42,6 +42,7 @@ FIELD_LABELS = {
     "satisfaction_threshold": "Lowest satisfying score", "email": "Email", "role": "Role",
     "purchased_from": "Purchased from", "purchased_to": "Purchased to", "engagement": "Engagements",
     "at_risk": "Forecast", "status": "Status", "offering": "Offering", "segment": "Segment", "sales_rep": "Sales rep",
+    "first_name": "First name", "last_name": "Last name",
 }  # fmt: skip
 ROW_FIELD = re.compile(r"^milestones\.(\d+)\.(\w+)$")
 
