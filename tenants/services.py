@@ -92,6 +92,21 @@ def member_set_role(*, tenant: Tenant, member: Member, role: str, actor: Actor) 
     return member
 
 
+def invitation_outstanding(member: Member) -> bool:
+    """An invitation not taken up yet: an existing user who has not accepted, or a new one who has not chosen
+    a password."""
+    return member.invitation_pending or (not member.user.has_usable_password() and member.user.last_login is None)
+
+
+def invitation_cancel(*, tenant: Tenant, member: Member, actor: Actor) -> None:
+    """Withdraw an invitation not taken up yet: the membership goes (the account, if any, stays)."""
+    if not invitation_outstanding(member):
+        raise ValidationError({"__all__": [f"{member.user.email} has joined already; deactivate them instead."]})
+    with tenant_scope(tenant), transaction.atomic():
+        audit(tenant=tenant, actor=actor, action="member.invitation_cancelled", target=member, email=member.user.email)
+        Member.unscoped.filter(pk=member.pk, tenant=tenant).delete()
+
+
 def member_set_active(*, tenant: Tenant, member: Member, active: bool, actor: Actor) -> Member:
     """Deactivate a member (they can no longer open the company, own or take anything) or reactivate one.
     Their engagements keep them as owner until reassigned; the last admin cannot be deactivated."""

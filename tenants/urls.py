@@ -56,6 +56,7 @@ tenant_urlpatterns = [
     path("settings/members/invite/", views.member_invite, name="member-invite"),
     path("settings/members/<uuid:member_id>/role/", views.member_role, name="member-role"),
     path("settings/members/<uuid:member_id>/active/", views.member_active, name="member-active"),
+    path("settings/members/<uuid:member_id>/invitation/", views.invitation_again, name="member-invitation"),
     path("settings/keys/create/", views.key_create, name="key-create"),
     path("settings/keys/<uuid:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("settings/company/", views.company_update, name="company-update"),

@@ -21,13 +21,28 @@ from tenants.api_keys import api_key_create, api_key_revoke
 from tenants.forms import sign_in_name
 from tenants.models import ApiKey, ApiScope, AuditEntry, Member, Role
 from tenants.scoping import get_or_404
-from tenants.services import member_add, member_set_active, member_set_role, tenant_update, user_rename
+from tenants.services import (
+    invitation_cancel,
+    invitation_outstanding,
+    member_add,
+    member_set_active,
+    member_set_role,
+    tenant_update,
+    user_rename,
+)
 from tenants.web import ADMIN_ONLY, EVERY_ROLE, error_messages, roles, web_actor
+
+
+def _members():
+    members = list(Member.objects.select_related("user").order_by("user__email"))
+    for member in members:
+        member.outstanding = invitation_outstanding(member)  # an invitation to resend or withdraw
+    return members
 
 
 def _render_settings(request, *, status=200, **extra):
     context = {
-        "members": Member.objects.select_related("user").order_by("user__email"),
+        "members": _members(),
         "roles": Role.choices,
         "keys": ApiKey.objects.order_by("-created_at"),
         "scopes": ApiScope.choices,
@@ -120,6 +135,22 @@ def member_invite(request, slug):
     # One answer whether or not the address has an account elsewhere: the page must not tell.
     (_invite_email if created else _join_email)(request, member, request.tenant)
     messages.success(request, f"Invitation sent to {member.user.email}.")
+    return _back(slug, "members")
+
+
+@require_POST
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+def invitation_again(request, slug, member_id):
+    """Resend (`resend`) or withdraw (`cancel`) an invitation not taken up yet."""
+    member = get_or_404(Member.objects.select_related("user"), id=member_id)
+    if not invitation_outstanding(member):
+        messages.error(request, f"{member.user.email} has joined already.")
+    elif request.POST.get("action") == "cancel":
+        invitation_cancel(tenant=request.tenant, member=member, actor=web_actor(request))
+        messages.success(request, f"The invitation of {member.user.email} is withdrawn.")
+    else:
+        (_join_email if member.invitation_pending else _invite_email)(request, member, request.tenant)
+        messages.success(request, f"Invitation sent to {member.user.email} again.")
     return _back(slug, "members")
 
 

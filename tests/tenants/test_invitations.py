@@ -79,3 +79,36 @@ def test_only_the_invited_person_can_accept(acme, outsider, login, mailoutbox):
     assert _as(outsider.user).post(tampered).status_code == 404
     with tenant_scope(acme.tenant):
         assert Member.objects.get(user=outsider.user).invitation_pending is True
+
+
+def test_an_invitation_not_taken_up_can_be_resent_or_withdrawn(acme, outsider, login, mailoutbox):
+    admin = login(acme.members["admin"])
+    for email in ("pat@charlie.test", "new.person@acme.test"):
+        _invite(login, acme, email)
+    with tenant_scope(acme.tenant):
+        pat = Member.objects.get(user__email="pat@charlie.test")
+        new = Member.objects.get(user__email="new.person@acme.test")
+    settings_page = admin.get(acme.path("settings/")).content.decode()
+    assert settings_page.count(">Resend invitation</button>") == 2
+
+    admin.post(acme.path(f"settings/members/{new.id}/invitation/"), {"action": "resend"})
+    assert [m.to for m in mailoutbox][-1] == ["new.person@acme.test"] and len(mailoutbox) == 3
+    assert re.search(r"/accounts/password/", mailoutbox[-1].body)
+
+    page = admin.post(acme.path(f"settings/members/{pat.id}/invitation/"), {"action": "cancel"}, follow=True)
+    assert "The invitation of pat@charlie.test is withdrawn." in page.content.decode()
+    assert _as(outsider.user).post(_link(mailoutbox[0])).status_code == 404
+    with tenant_scope(acme.tenant):
+        assert not Member.objects.filter(pk=pat.pk).exists()
+
+
+def test_a_member_who_joined_cannot_be_withdrawn(acme, login):
+    owner = acme.members["owner"]
+    owner.user.set_password("a-long-enough-password-1")
+    owner.user.save()
+    page = login(acme.members["admin"]).post(
+        acme.path(f"settings/members/{owner.id}/invitation/"), {"action": "cancel"}, follow=True
+    )
+    assert "has joined already" in page.content.decode()
+    with tenant_scope(acme.tenant):
+        assert Member.objects.filter(pk=owner.pk).exists()
