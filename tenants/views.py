@@ -72,35 +72,22 @@ def _back(slug, section):
     return HttpResponseRedirect(f"{reverse('settings', args=[slug])}#{section}")
 
 
-def _invite_email(request, member, tenant):
-    """A link to choose a password (Django's reset token: single use, expires)."""
+def _invitation_email(request, member, tenant):
+    """The invitation: a new person gets a link to choose a password (Django's reset token: single use,
+    expires); someone with an account already, a link to accept, signed in as themselves."""
     user = member.user
-    link = conf.SITE_URL.rstrip("/") + reverse(
-        "password_reset_confirm",
-        kwargs={
-            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
-            "token": default_token_generator.make_token(user),
-        },
-    )
-    context = {"tenant": tenant, "link": link, "inviter": request.user.email}
+    if member.invitation_pending:
+        template, path = "tenants/email/join.txt", reverse("invitation", args=[invitations.token_for(member)])
+    else:
+        uid, token = urlsafe_base64_encode(force_bytes(user.pk)), default_token_generator.make_token(user)
+        template, path = "tenants/email/invite.txt", reverse("password_reset_confirm", args=[uid, token])
+    context = {"tenant": tenant, "link": conf.SITE_URL.rstrip("/") + path, "inviter": request.user.email,
+               "role": member.get_role_display(), "days": invitations.MAX_AGE_DAYS}  # fmt: skip
     send_mail(
         subject=f"You are invited to {tenant.name} on PoV",
-        message=render_to_string("tenants/email/invite.txt", context),
+        message=render_to_string(template, context),
         from_email=None,
         recipient_list=[user.email],
-    )
-
-
-def _join_email(request, member, tenant):
-    """Someone with an account already: a link to accept, signed in as themselves."""
-    link = conf.SITE_URL.rstrip("/") + reverse("invitation", args=[invitations.token_for(member)])
-    context = {"tenant": tenant, "link": link, "inviter": request.user.email, "role": member.get_role_display(),
-               "days": invitations.MAX_AGE_DAYS}  # fmt: skip
-    send_mail(
-        subject=f"You are invited to {tenant.name} on PoV",
-        message=render_to_string("tenants/email/join.txt", context),
-        from_email=None,
-        recipient_list=[member.user.email],
     )
 
 
@@ -128,12 +115,12 @@ def member_invite(request, slug):
             raise ValidationError({"email": ["Enter the email address to invite."]})
         if Member.objects.filter(user__email__iexact=email).exists():
             raise ValidationError({"email": [f"{email} is already a member or invited; see the table below."]})
-        member, created = member_add(tenant=request.tenant, email=email, role=role, actor=web_actor(request))
+        member, _ = member_add(tenant=request.tenant, email=email, role=role, actor=web_actor(request))
     except ValidationError as exc:
         invite = {"email": email, "role": role}
         return _render_settings(request, status=400, invite_errors=error_messages(exc), invite=invite)
     # One answer whether or not the address has an account elsewhere: the page must not tell.
-    (_invite_email if created else _join_email)(request, member, request.tenant)
+    _invitation_email(request, member, request.tenant)
     messages.success(request, f"Invitation sent to {member.user.email}.")
     return _back(slug, "members")
 
@@ -149,7 +136,7 @@ def invitation_again(request, slug, member_id):
         invitation_cancel(tenant=request.tenant, member=member, actor=web_actor(request))
         messages.success(request, f"The invitation of {member.user.email} is withdrawn.")
     else:
-        (_join_email if member.invitation_pending else _invite_email)(request, member, request.tenant)
+        _invitation_email(request, member, request.tenant)
         messages.success(request, f"Invitation sent to {member.user.email} again.")
     return _back(slug, "members")
 
