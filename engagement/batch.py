@@ -178,6 +178,7 @@ def _member(members: dict, email: str | None, field_name: str) -> Member | None:
     member = members.get(email.lower())
     if member is None:
         raise cleaners.invalid(field_name, f"{email!r} is not a member of this company.")
+    cleaners.responsible(member, field_name)  # as for a purchase sent alone
     return member
 
 

@@ -68,6 +68,12 @@ def test_a_viewer_can_neither_own_nor_sell(api, acme, software, acme_purchase, v
     assert api.patch(path, {"owner": "owner@acme.test"}).status_code == 200
 
 
+def test_a_batch_gives_a_viewer_nothing_either(api, acme, software, viewer):
+    response = api.post("batch/", {"items": [{"kind": "purchase", "data": _purchase(owner="viewer@acme.test")}]})
+    assert "viewer@acme.test is a viewer" in response.content.decode(), response.content[:500]
+    assert count(acme, Purchase) == 0
+
+
 def test_a_deactivated_member_takes_nothing_on(api, acme, software, members):
     with tenant_scope(acme):
         Member.objects.filter(pk=members["owner@acme.test"].pk).update(is_active=False)
