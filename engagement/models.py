@@ -255,6 +255,8 @@ class Event(TenantOwned):
         return f"{self.type} @ {self.occurred_at:%Y-%m-%d}"
 
     def save(self, *args, **kwargs):
+        # Model._state.adding is documented ("Model._state", Django's model instance reference): True until
+        # the row is stored. No speed trick: it refuses any update of a stored event without a query.
         if not self._state.adding:
             raise AppendOnlyError("Events are append-only.")
         super().save(*args, **kwargs)

@@ -8,6 +8,7 @@ from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
+from django_scopes import ScopeError
 
 from engagement import cleaners
 from engagement.errors import Invalid
@@ -168,8 +169,8 @@ SELECT segment FROM seg WHERE segment IS NOT NULL
 def customer_segments() -> list[str]:
     """The tenant's distinct non-blank customer segments, sorted."""
     tenant = current_tenant()
-    if connection.vendor != "postgresql" or tenant is None:
-        return sorted(Customer.objects.exclude(segment="").order_by().values_list("segment", flat=True).distinct())
+    if tenant is None:  # fail closed outside a tenant's scope, as the scoped managers do
+        raise ScopeError("customer_segments() reads one tenant's customers: enter its scope first.")
     table = connection.ops.quote_name(Customer._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(SEGMENTS_SQL.format(table=table), {"tenant": tenant.pk})
