@@ -315,7 +315,7 @@ def _insert_once(event: Event) -> bool:
 
 def _who(member: Member | None) -> str:
     """A member in a handoff note, as people call them."""
-    return (member.user.get_full_name() or member.user.email) if member else "nobody"
+    return member.name if member else "nobody"
 
 
 def engagements_reassign(

@@ -178,7 +178,7 @@ def engagement_bulk_reassign(request, slug):
     except Invalid as exc:
         messages.error(request, "Not reassigned — " + " ".join(error_messages(exc)))
     else:
-        to = (owner.user.get_full_name() or owner.user.email) if owner else "nobody (unowned)"
+        to = owner.name if owner else "nobody (unowned)"
         messages.success(request, f"{moved} engagement{'s' if moved != 1 else ''} handed to {to}.")
     return HttpResponseRedirect(back)
 

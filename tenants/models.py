@@ -126,6 +126,11 @@ class Member(models.Model):
         return self.user.email
 
     @property
+    def name(self):
+        """As people call them: their name, or their email while they have none."""
+        return self.user.get_full_name() or self.user.email
+
+    @property
     def can_act(self):
         return self.role in ACTING_ROLES
 

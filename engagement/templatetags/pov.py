@@ -61,7 +61,7 @@ def person(member):
     """A member as people call them: their name, or their email while they have none."""
     if member is None:
         return ""
-    return member.user.get_full_name() or member.user.email
+    return member.name
 
 
 @register.filter
