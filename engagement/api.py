@@ -170,7 +170,7 @@ class EventViewSet(TenantAPIView, viewsets.GenericViewSet):
     serializer_class = EventRecorded
 
     @extend_schema(
-        summary="Record an event (milestone, satisfaction, lost, paused, resumed)",
+        summary="Record an event (milestone, satisfaction, lost, reopened, paused, resumed)",
         request=EventIn,
         examples=[examples.MILESTONE, examples.SATISFACTION, examples.LOST],
         responses={

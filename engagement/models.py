@@ -206,6 +206,7 @@ class EventType(models.TextChoices):
     LOST = "lost", "Lost"
     PAUSED = "paused", "Paused"
     RESUMED = "resumed", "Resumed"
+    REOPENED = "reopened", "Reopened"
 
 
 class AppendOnlyError(Exception):

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 REACHED_POV = "engagement.reached_pov"
 STALLED = "engagement.stalled"
 LOST = "engagement.lost"
+REOPENED = "engagement.reopened"  # a lost engagement taken back
 CHANGED = "engagement.changed"  # any change metrics should see
 
 # A message about many engagements or alerts names them in a list ({"engagements": [...]},

@@ -118,7 +118,7 @@ def derive(journey: Journey, pos_at: datetime, facts: Iterable[Fact], *, now: da
             reaches[fact.milestone_id] = (fact.occurred_at, clock.clock_days(fact.occurred_at))
 
     pov_at = _pov_at(journey, facts, reaches)
-    lost_at = _earliest(facts, lambda f: f.type == "lost")
+    lost_at = _lost_since(facts)
     out = Projection(
         status="on_track",
         paused_days=clock.closed_days(),
@@ -136,7 +136,7 @@ def derive(journey: Journey, pos_at: datetime, facts: Iterable[Fact], *, now: da
         out.pov_at = pov_at
         out.calendar_days_to_value = days(pov_at - pos_at)
         out.days_to_value = out.calendar_days_to_value - clock.paused_days(pov_at)
-        out.churned_at = _earliest(facts, lambda f: f.type == "lost" and f.occurred_at >= pov_at)
+        out.churned_at = lost_at if lost_at is not None and lost_at >= pov_at else None
         return out
 
     out.next_step, due_day = _next_step(journey, reaches)
@@ -155,6 +155,18 @@ def stalled_before(now: datetime, grace_days: int) -> datetime:
     (due + grace days have passed). `derive` applies it to one engagement, the clock's scan
     (projections.mark_stalled) to every on-track one."""
     return now - timedelta(days=grace_days)
+
+
+def _lost_since(facts: list[Fact]) -> datetime | None:
+    """When the loss in force began: the first `lost` event not followed by a `reopened` one. Reopening
+    takes a loss back (the events stay, the history with them); a `reopened` while not lost is ignored."""
+    since = None
+    for fact in facts:
+        if fact.type == "lost" and since is None:
+            since = fact.occurred_at
+        elif fact.type == "reopened":
+            since = None
+    return since
 
 
 def _pov_at(journey: Journey, facts: list[Fact], reaches: dict) -> datetime | None:

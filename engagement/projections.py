@@ -226,8 +226,10 @@ def _sync_reaches(tenant: Tenant, engagement_ids: list[UUID], reaches: list[tupl
 def publish_transitions(tenant: Tenant, refreshed: Refreshed, *, announce: bool = True) -> None:
     """Outbox messages for the status changes others react to, plus one CHANGED for metrics."""
     moved = defaultdict(list)  # (kind, from, to): engagement ids
-    for engagement_id, old, new in refreshed.transitions:
-        if announce and new in TRANSITION_KINDS:
+    for engagement_id, old, new in refreshed.transitions if announce else ():
+        if old == Status.LOST:
+            moved[(outbox.REOPENED, old, new)].append(engagement_id)
+        if new in TRANSITION_KINDS:
             moved[(TRANSITION_KINDS[new], old, new)].append(engagement_id)
     messages = [
         message

@@ -2,7 +2,7 @@ from django.urls import path, re_path
 
 from engagement import views
 
-ACTIONS = "milestone|satisfaction|lost|paused|resumed|note|reassign"
+ACTIONS = "milestone|satisfaction|lost|reopened|paused|resumed|note|reassign"
 
 # Under /t/<slug>/ (pov/urls.py).
 tenant_urlpatterns = [

@@ -244,6 +244,7 @@ def _act(request, engagement, action):
     )  # fmt: skip
     return {
         "milestone": "Milestone recorded.", "satisfaction": "Satisfaction recorded.", "lost": "Marked as lost.",
+        "reopened": "Reopened: the engagement is open again.",
         "paused": "Paused: the value clock stops.", "resumed": "Resumed: the value clock runs again.",
     }[action]  # fmt: skip
 
@@ -269,7 +270,7 @@ def engagement_act(request, slug, engagement_id, action):
 
 # Where focus goes after an in-place action whose own control is gone: pausing shows "Resume" and the other
 # way round; a lost engagement has no actions left but its message.
-FOCUS_AFTER = {"paused": "resumed", "resumed": "paused", "lost": "feedback"}
+FOCUS_AFTER = {"paused": "resumed", "resumed": "paused", "lost": "reopened", "reopened": "feedback"}
 
 
 # Journeys (admin) ----------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class WebhookEvent(models.TextChoices):
     REACHED_POV = "engagement.reached_pov", "Engagement reached PoV"
     STALLED = "engagement.stalled", "Engagement stalled"
     LOST = "engagement.lost", "Engagement lost"
+    REOPENED = "engagement.reopened", "Lost engagement reopened"
     AT_RISK = "engagement.at_risk", "Engagement became at risk"
     ALERT_OPENED = "alert.opened", "Alert opened"
     ALERT_RESOLVED = "alert.resolved", "Alert resolved"

@@ -25,7 +25,7 @@ from pov.enqueue import enqueue_on_commit
 from tenants.actors import Actor, audit
 from tenants.models import Tenant
 
-EVENT_KINDS = (outbox.REACHED_POV, outbox.STALLED, outbox.LOST, AT_RISK, ALERT_OPENED, ALERT_RESOLVED)
+EVENT_KINDS = (outbox.REACHED_POV, outbox.STALLED, outbox.LOST, outbox.REOPENED, AT_RISK, ALERT_OPENED, ALERT_RESOLVED)
 TEST_EVENT = "webhook.test"  # sent by the "Send a test event" button; no endpoint subscribes to it
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS = 20

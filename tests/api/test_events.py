@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from engagement import outbox
 from engagement.cleaners import when
-from engagement.models import Event
+from engagement.models import Event, OutboxMessage
 from engagement.services import offering_save
 from tenants.scoping import tenant_scope
 from tests.api.conftest import JOURNEY, ago, count, error_of, iso, z
@@ -108,6 +109,20 @@ def test_lost_pause_and_resume(api, acme_purchase):
     assert lost.status_code == 201
     assert (lost.json()["reason"], lost.json()["engagement"]["status"]) == ("Budget", "lost")
     assert lost.json()["engagement"]["lost_at"] == z(ago(1))
+
+
+def test_reopened_takes_a_loss_back_and_tells_the_webhooks(acme, api, acme_purchase):
+    api.post("events/", _event(type="lost", milestone=..., occurred_at=iso(ago(3)), reason="Budget"))
+    reopened = api.post("events/", _event(type="reopened", milestone=..., occurred_at=iso(ago(1)), reason="Back"))
+    assert reopened.status_code == 201
+    engagement = reopened.json()["engagement"]
+    assert (engagement["status"], engagement["lost_at"]) == ("stalled", None)
+    with tenant_scope(acme):
+        told = [m.payload for m in OutboxMessage.objects.filter(kind=outbox.REOPENED)]
+        assert list(Event.objects.filter(type__in=["lost", "reopened"]).values_list("type", flat=True)) == [
+            "lost", "reopened"
+        ]  # fmt: skip
+    assert told == [{"engagements": [engagement["id"]], "from": "lost", "to": "stalled"}]
 
 
 def test_satisfaction_event_carries_the_score(api, acme_purchase):

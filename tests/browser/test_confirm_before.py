@@ -1,5 +1,6 @@
 """What cannot simply be taken back asks first, in a real browser: marking a customer lost, resolving an
-alert, changing a role and revoking an API key. "Cancel" leaves everything as it was; "OK" does it."""
+alert, changing a role and revoking an API key. "Cancel" leaves everything as it was; "OK" does it, and a
+lost customer can be reopened."""
 
 import pytest
 
@@ -89,5 +90,19 @@ def test_ok_does_it(browser, live_server, world):
     _answer(page, True, questions)
     page.get_by_role("button", name="Mark as lost").click()
     # Once lost, the engagement offers no "Mark as lost" any more.
-    dashboards._expect()(page.get_by_role("button", name="Mark as lost")).to_have_count(0)
+    expect = dashboards._expect()
+    expect(page.get_by_role("button", name="Mark as lost")).to_have_count(0)
     assert len(questions) == 1 and _state(world)[0] == Status.LOST
+
+    # A loss can be taken back: focus is on "Reopen", and the timeline keeps both events.
+    expect(page.locator(":focus")).to_have_text("Reopen")
+    page.get_by_label("Why").fill("They came back")
+    page.get_by_role("button", name="Reopen").click()
+    expect(page.locator("#action-feedback").get_by_role("status")).to_have_text(
+        "Reopened: the engagement is open again."
+    )
+    expect(page.get_by_role("button", name="Mark as lost")).to_have_count(1)
+    timeline = page.get_by_role("region", name="Timeline")
+    expect(timeline).to_contain_text("Lost — Chose a competitor")
+    expect(timeline).to_contain_text("Reopened — They came back")
+    assert _state(world)[0] != Status.LOST

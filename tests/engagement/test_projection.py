@@ -232,6 +232,32 @@ def test_lost_at_the_same_instant_as_pov_is_not_before_it():
     assert (p.status, p.pov_at, p.churned_at) == ("reached", at(5), at(5))
 
 
+def test_reopened_takes_the_loss_back_and_the_clock_counts_the_time_since_the_purchase():
+    facts = [fact("lost", at(3)), fact("reopened", at(20))]
+    p = run(J3, facts, now=at(21), grace_days=3)
+    assert (p.lost_at, p.days_to_loss, p.churned_at) == (None, None, None)
+    # m1 was due on day 2: three weeks on, the reopened engagement is stalled, not on track from day 20.
+    assert (p.status, p.next_step, p.next_due_at) == ("stalled", "m1", at(2))
+    later = run(J3, [*facts, reached("m3", at(25))], now=at(26))
+    assert (later.status, later.pov_at, later.days_to_value) == ("reached", at(25), pytest.approx(25.0))
+
+
+def test_a_loss_after_a_reopening_is_a_new_loss_from_its_own_day():
+    p = run(J3, [fact("lost", at(3)), fact("reopened", at(5)), fact("lost", at(8))], now=at(9))
+    assert (p.status, p.lost_at, p.days_to_loss) == ("lost", at(8), pytest.approx(8.0))
+
+
+def test_reopened_while_not_lost_is_ignored():
+    p = run(J3, [fact("reopened", at(1)), fact("lost", at(3))], now=at(4))
+    assert (p.status, p.lost_at) == ("lost", at(3))
+
+
+def test_reopening_a_churned_customer_clears_churned_at_and_keeps_pov():
+    facts = [reached("m3", at(5)), fact("lost", at(9)), fact("reopened", at(10))]
+    p = run(J3, facts, now=at(11))
+    assert (p.status, p.pov_at, p.churned_at) == ("reached", at(5), None)
+
+
 # Stalled -----------------------------------------------------------------------------------------
 
 

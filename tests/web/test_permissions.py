@@ -33,6 +33,7 @@ PERMISSIONS = [
     ("POST", E + "milestone/",                    302,   302,       302,       302,       403),
     ("POST", E + "satisfaction/",                 302,   302,       302,       302,       403),
     ("POST", E + "lost/",                         302,   302,       302,       302,       403),
+    ("POST", E + "reopened/",                     302,   302,       302,       302,       403),
     ("POST", E + "paused/",                       302,   302,       302,       302,       403),
     ("POST", E + "resumed/",                      302,   302,       302,       302,       403),
     ("POST", E + "note/",                         302,   302,       302,       302,       403),
@@ -60,6 +61,7 @@ VALID_POSTS = {
     E + "milestone/": {"milestone": "m1", "occurred_at": ""},  # empty = now
     E + "satisfaction/": {"score": "5", "comment": "Happy so far"},
     E + "lost/": {"reason": "Chose a competitor"},
+    E + "reopened/": {"reason": "Came back"},  # reopening what is not lost is accepted and changes nothing
     E + "paused/": {},
     E + "resumed/": {},  # a resume without a pause is accepted and changes nothing
     E + "note/": {"body": "Called the customer."},
