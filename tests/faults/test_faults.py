@@ -5,14 +5,23 @@ Each test starts its own services (a private redis-server, gunicorn, Celery work
 PostgreSQL cluster) and breaks them, never the machine's shared ones.
 """
 
+import os
 import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from bench import data, scratch
+from bench.processes import stop_process
 from engagement.models import Customer, Event, Offering, OutboxMessage, Purchase
 from engagement.services import purchase_record
 from engagement.tasks import drain_outbox_all
@@ -24,7 +33,7 @@ from tenants.actors import Actor
 from tenants.api_keys import api_key_create
 from tenants.rls import as_owner
 from tenants.scoping import tenant_scope
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import ROOT, WorkerProcess, test_database_env, wait_for
 from tests.engagement.test_tasks_worker import WorkerLog
 from tests.factories import TenantFactory, make_offering
 from tests.faults.conftest import (
@@ -37,10 +46,12 @@ from tests.faults.conftest import (
     log_path,
     sign_in,
     start_worker,
+    tail,
 )
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
+PROCFILE = ROOT / "Procfile"
 PURCHASED = timezone.now() - timedelta(days=3)
 REACHED = PURCHASED + timedelta(days=2)
 
@@ -377,3 +388,85 @@ def test_while_postgresql_is_down_the_app_answers_503_with_a_clear_error(cluster
         assert reply.json()["error"]["code"] == "unavailable", reply
     assert page.status == 503, page
     assert b"unavailable" in page.body.lower(), page
+
+
+# 4. A broker restart under the running worker and beat --------------------------------------------
+
+
+class Supervised:
+    """A process of the Procfile (`make run`), started as the Procfile says: under pov.supervise, against
+    the test database and the given broker."""
+
+    def __init__(self, name, redis_url):
+        line = next(line for line in PROCFILE.read_text().splitlines() if line.startswith(f"{name}:"))
+        cmd = shlex.split(line.partition(":")[2])
+        self.log = log_path(f"supervised-{name}")
+        env = {
+            **os.environ, "DJANGO_SETTINGS_MODULE": "pov.settings_test", **test_database_env(),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "REDIS_URL": redis_url,
+            "CELERY_QUEUE": settings.CELERY_QUEUE, "OUTBOX_DRAIN_SECONDS": "2", "METRICS_DEBOUNCE_SECONDS": "1",
+        }  # fmt: skip
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def running(self):
+        """The pid of the Celery main process the Procfile's command runs now (None while there is none);
+        fails once the command the Procfile starts has exited."""
+        assert self.proc.poll() is None, f"{self.proc.args} exited with {self.proc.returncode}:\n{tail(self.log)}"
+        pid = self.proc.pid
+        while pid is not None and not _is_celery(pid):
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            pid = int(children[0]) if children else None
+        return pid
+
+    def stop(self):
+        stop_process(self.proc, timeout=30)
+
+
+def _is_celery(pid):
+    """The process runs the `celery` script (python .venv/bin/celery ...), not something that starts it."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return len(argv) > 1 and Path(argv[1].decode()).name == "celery"
+
+
+def _purchase(tenant, n):
+    with tenant_scope(tenant):
+        customer = Customer.objects.create(tenant=tenant, external_id=f"C-{n}", name=f"Customer {n}")
+        purchase_record(tenant=tenant, actor=Actor.system("tests"), external_id=f"P-{n}", customer=customer,
+                        offering=Offering.objects.get(), purchased_at=PURCHASED)  # fmt: skip
+
+
+def test_worker_and_beat_live_through_a_broker_restart_and_an_exiting_worker_is_started_again(
+    private_redis, api_tenant
+):
+    tenant, _ = api_tenant
+    worker = beat = None
+    try:
+        worker, beat = Supervised("worker", private_redis.url), Supervised("beat", private_redis.url)
+        first_worker = wait_for(worker.running, timeout=30)
+        wait_for(beat.running, timeout=30)
+        with broker_at(private_redis.url):
+            _purchase(tenant, 0)
+            wait_for(lambda: stored(tenant) == 1, timeout=60)
+
+            private_redis.stop()
+            _purchase(tenant, 1)  # accepted; its message to the worker is lost with the broker
+            time.sleep(5)  # the worker's consumer and beat meet the outage
+            private_redis.start()  # empty, on the same address
+            # Beat's outbox drain catches up with what the lost message asked for.
+            wait_for(lambda: _all_handled(tenant), timeout=90)
+            wait_for(lambda: stored(tenant) == 2, timeout=60)
+            assert worker.running() == first_worker and beat.running(), "restarted instead of reconnecting"
+
+            # A worker that exits anyway (as kombu has made it exit on a reconnect) is started again.
+            os.kill(first_worker, signal.SIGKILL)
+            wait_for(lambda: worker.running() not in (None, first_worker), timeout=30)
+            _purchase(tenant, 2)
+            wait_for(lambda: stored(tenant) == 3, timeout=90)
+        assert "starting it again" in tail(worker.log)
+    finally:
+        for process in (worker, beat):
+            if process is not None:
+                process.stop()
+    # Asked to stop, the supervisors end their process and stay stopped.
+    assert worker.proc.returncode == 0 and beat.proc.returncode == 0, (tail(worker.log), tail(beat.log))
