@@ -29,7 +29,12 @@ class EngagementFilter:
 
     @property
     def is_empty(self) -> bool:
-        return all(getattr(self, f.name) == f.default for f in fields(self))
+        return self.in_use == 0
+
+    @property
+    def in_use(self) -> int:
+        """How many filters are set (shown on the folded filters of a phone)."""
+        return sum(getattr(self, f.name) != f.default for f in fields(self))
 
 
 FILTER_NAMES = tuple(f.name for f in fields(EngagementFilter))

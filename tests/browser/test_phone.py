@@ -49,3 +49,30 @@ def test_the_alert_queue_s_actions_are_in_reach(browser, live_server, demo, view
     box = resolve.bounding_box()
     assert box and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
     assert _sideways(page) <= 0
+
+
+def test_on_a_phone_the_first_engagements_show_on_the_first_screen_and_the_filters_unfold(browser, live_server, demo):
+    expect = dashboards._expect()
+    page = dashboards._sign_in(browser, live_server, "admin@demo.pov", viewport=PHONE)
+    page.goto(f"{live_server.url}/t/demo/engagements/")
+    first_row = page.locator("table.data tbody tr").first.bounding_box()
+    assert first_row and first_row["y"] + first_row["height"] <= PHONE["height"], first_row
+    expect(page.get_by_role("searchbox", name="Search")).to_be_visible()
+    expect(page.get_by_label("Owner")).to_be_hidden()
+    page.get_by_text("Filters", exact=True).click()
+    expect(page.get_by_label("Owner")).to_be_visible()
+
+    # A filter in use keeps them open, and says how many are in use.
+    page.goto(f"{live_server.url}/t/demo/engagements/?status=stalled")
+    expect(page.get_by_label("Status")).to_have_value("stalled")
+    expect(page.get_by_label("Status")).to_be_visible()
+    expect(page.locator(".more-filters summary")).to_contain_text("1 in use")
+
+
+def test_on_a_wide_screen_every_filter_shows_without_unfolding(browser, live_server, demo):
+    expect = dashboards._expect()
+    page = dashboards._sign_in(browser, live_server, "admin@demo.pov", viewport=WIDE)
+    for path in ("", "engagements/", "team/"):
+        page.goto(f"{live_server.url}/t/demo/{path}")
+        expect(page.get_by_label("Owner")).to_be_visible()
+        expect(page.get_by_text("Filters", exact=True)).to_be_hidden()
