@@ -204,14 +204,14 @@ def engagement_detail(request, slug, engagement_id):
     return render(request, "engagement/detail.html", detail_context(request, engagement))
 
 
-def _local_time(raw, tenant):
+def local_time(raw, tenant, field="occurred_at"):
     """A datetime-local input read in the tenant's time zone; now when empty."""
     if not raw:
         return timezone.now()
     try:
         return datetime.fromisoformat(raw).replace(tzinfo=tenant.tzinfo)
     except ValueError as exc:
-        raise Invalid({"occurred_at": [f"{raw!r} is not a date and time."]}) from exc
+        raise Invalid({field: [f"{raw!r} is not a date and time."]}) from exc
 
 
 def _int_or_none(raw, field):
@@ -238,7 +238,7 @@ def _act(request, engagement, action):
         raise Invalid({"action": [f"{action!r} is not an action."]})
     services.event_record(
         tenant=tenant, engagement=engagement, type=action, actor=actor,
-        occurred_at=_local_time(post.get("occurred_at"), tenant),
+        occurred_at=local_time(post.get("occurred_at"), tenant),
         milestone=post.get("milestone") or None, score=_int_or_none(post.get("score"), "score"),
         comment=post.get("comment", ""), reason=post.get("reason", ""),
     )  # fmt: skip

@@ -42,25 +42,29 @@ FIELD_LABELS = {
     "satisfaction_threshold": "Lowest satisfying score", "email": "Email", "role": "Role",
     "purchased_from": "Purchased from", "purchased_to": "Purchased to", "engagement": "Engagements",
     "at_risk": "Forecast", "status": "Status", "offering": "Offering", "segment": "Segment", "sales_rep": "Sales rep",
-    "first_name": "First name", "last_name": "Last name",
+    "first_name": "First name", "last_name": "Last name", "external_id": "Purchase id",
+    "customer.external_id": "Customer id", "customer.name": "Customer name", "customer.email": "Customer email",
+    "customer.segment": "Segment", "purchased_at": "Purchased", "amount": "Amount", "currency": "Currency",
+    "attributes": "Attributes",
 }  # fmt: skip
 ROW_FIELD = re.compile(r"^milestones\.(\d+)\.(\w+)$")
 
 
-def field_label(field):
-    """The label a person sees for a field the services name: "milestones.2.due_day" -> "Milestone 3, due day"."""
+def field_label(field, labels=None):
+    """The label a person sees for a field the services name: "milestones.2.due_day" -> "Milestone 3, due day";
+    `labels` holds a form's own labels where they differ."""
     if row := ROW_FIELD.match(field):
         return f"Milestone {int(row[1]) + 1}, {FIELD_LABELS.get(row[2], row[2]).lower()}"
-    return FIELD_LABELS.get(field, field)
+    return (labels or {}).get(field) or FIELD_LABELS.get(field, field)
 
 
-def error_messages(exc):
+def error_messages(exc, labels=None):
     """Readable lines from a ValidationError ("Label: message", or the message alone when it concerns the
     whole form), or from any error with a `message`, for pages that show them."""
     if hasattr(exc, "error_dict"):
         whole = ("__all__", "non_field_errors")
         return [
-            msg if field in whole else f"{field_label(field)}: {msg}"
+            msg if field in whole else f"{field_label(field, labels)}: {msg}"
             for field, msgs in exc.message_dict.items()
             for msg in msgs
         ]

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from engagement.models import Engagement, Event, Milestone, Note, Offering
+from engagement.models import Customer, Engagement, Event, Milestone, Note, Offering, Purchase
 from engagement.services import event_record, purchase_record
 from metrics.alerts import stalled_scan
 from metrics.models import Alert
@@ -38,6 +38,7 @@ class World:
         """Placeholders of the route templates."""
         return {
             "engagement": self.engagement.id,
+            "customer": self.engagement.customer_id,
             "alert": self.alert.id,
             "offering": self.offering.key,
             "member": self.teammate.id,
@@ -110,6 +111,8 @@ def snapshot(world):
         alert = Alert.objects.get(pk=world.alert.pk)
         return {
             "events": Event.objects.count(),
+            "customers": sorted(Customer.objects.values_list("external_id", "name", "email", "segment")),
+            "purchases": Purchase.objects.count(),
             "notes": Note.objects.count(),
             "audit": AuditEntry.objects.count(),
             "engagement": (engagement.status, engagement.owner_id, engagement.sales_rep_id),

@@ -29,6 +29,10 @@ PERMISSIONS = [
     ("GET",  "",                                  200,   200,       200,       200,       200),
     ("GET",  "engagements/",                      200,   200,       200,       200,       200),
     ("GET",  "engagements/export.csv",            200,   200,       200,       200,       200),
+    ("GET",  "engagements/new/",                  200,   200,       200,       200,       403),
+    ("POST", "engagements/new/",                  302,   302,       302,       302,       403),
+    ("GET",  "customers/{customer}/",             200,   200,       200,       200,       403),
+    ("POST", "customers/{customer}/",             302,   302,       302,       302,       403),
     ("GET",  E,                                   200,   200,       200,       200,       200),
     ("POST", E + "milestone/",                    302,   302,       302,       302,       403),
     ("POST", E + "satisfaction/",                 302,   302,       302,       302,       403),
@@ -58,6 +62,9 @@ PERMISSIONS = [
 ]  # fmt: skip
 
 VALID_POSTS = {
+    "engagements/new/": {"customer_id": "C-new", "customer_name": "New Customer", "external_id": "P-new",
+                         "offering": "acme-software", "purchased_at": ""},
+    "customers/{customer}/": {"name": "Renamed Customer", "email": "", "segment": "smb", "attributes": ""},
     E + "milestone/": {"milestone": "m1", "occurred_at": ""},  # empty = now
     E + "satisfaction/": {"score": "5", "comment": "Happy so far"},
     E + "lost/": {"reason": "Chose a competitor"},
@@ -81,8 +88,8 @@ VALID_POSTS = {
 
 ROUTES = [(method, route) for method, route, *_ in PERMISSIONS]
 OBJECT_ROUTES = [(method, route) for method, route in ROUTES if "{" in route]
-# The journey form is a GET and a POST on one URL; every other POST route only acts.
-POST_ONLY = [route for method, route in ROUTES if method == "POST" and not route.startswith("journeys/")]
+# Forms are a GET and a POST on one URL; every other POST route only acts.
+POST_ONLY = [route for method, route in ROUTES if method == "POST" and ("GET", route) not in ROUTES]
 
 
 def _cases():
