@@ -16,10 +16,15 @@ from tenants.web import ACTING_ROLES, error_messages, roles, web_actor
 PURCHASE_FIELDS = ("external_id", "customer_id", "customer_name", "customer_email", "customer_segment", "offering",
                    "purchased_at", "amount", "currency", "owner", "sales_rep")  # fmt: skip
 CUSTOMER_FIELDS = ("name", "email", "segment", "attributes")
+# The purchase form's required fields, by the names the API's errors give them: all are said at once.
+REQUIRED = {"customer.external_id": "customer_id", "customer.name": "customer_name", "external_id": "external_id"}
 
 
 def _purchase_body(values: dict, tenant) -> dict:
     """The form as the API's purchase body; the customer is created or updated with it, as there."""
+    blank = {field: ["This field may not be blank."] for field, name in REQUIRED.items() if not values[name]}
+    if blank:
+        raise Invalid(blank)
     customer = {"external_id": values["customer_id"], "name": values["customer_name"]}
     customer.update({k: values[f"customer_{k}"] for k in ("email", "segment") if values[f"customer_{k}"]})
     purchased_at = local_time(values["purchased_at"], tenant, "purchased_at")

@@ -147,8 +147,9 @@ def when(value: datetime) -> str:
 
 def recorded_time(value: datetime, field: str, now: datetime) -> None:
     """A time the record accepts: from 1970 to 5 minutes from now."""
-    if value.astimezone(UTC).year < FIRST_YEAR:
-        raise invalid(field, f"{when(value)} is before {FIRST_YEAR}; give a date from {FIRST_YEAR} on.")
+    if value.year < FIRST_YEAR or value.astimezone(UTC).year < FIRST_YEAR:  # the first test spares year 1 an overflow
+        day = f"{value.year:04d}-{value.month:02d}-{value.day:02d}"  # zones had odd offsets then: the day alone
+        raise invalid(field, f"{day} is before {FIRST_YEAR}; give a date from {FIRST_YEAR} on.")
     if value > now + FUTURE_TOLERANCE:
         raise invalid(field, f"{when(value)} is more than 5 minutes in the future.")
 
@@ -162,15 +163,17 @@ def in_accepted_years(value: date, field: str) -> date:
 def event_time(occurred_at: datetime, *, purchased_at: datetime, now: datetime) -> None:
     """An event happens at or after its purchase, and not (more than 5 minutes) in the future."""
     aware(occurred_at, "occurred_at")
+    recorded_time(occurred_at, "occurred_at", now)
     if occurred_at < purchased_at:
         bought = purchased_at.astimezone(occurred_at.tzinfo)  # in the zone the time was given in
         raise invalid("occurred_at", f"{when(occurred_at)} is before the purchase ({when(bought)}).")
-    recorded_time(occurred_at, "occurred_at", now)
 
 
 def score(value: Any) -> int:
     """A satisfaction score as the API reads it ("5" and 5.0 are 5), from 1 to 5."""
-    if value is None or isinstance(value, bool):
+    if value is None or value == "":
+        raise invalid("score", "Choose a satisfaction score from 1 to 5.")
+    if isinstance(value, bool):
         raise invalid("score", f"A satisfaction score is a whole number from 1 to 5, not {value!r}.")
     try:
         whole = int(re.sub(r"\.0*$", "", str(value).strip()))
@@ -185,7 +188,7 @@ def responsible(member: Member | None, field: str) -> None:
     """Only an active member who acts (admin, owner, sales, service) owns an engagement or takes an alert."""
     if member is not None and not (member.is_active and member.role in ACTING_ROLES):
         reason = "is deactivated" if not member.is_active else "is a viewer"
-        raise invalid(field, f"{member.user.email} {reason}; only admins, owners, sales and service can take this on.")
+        raise invalid(field, f"{member.name} {reason}; only admins, owners, sales and service can take this on.")
 
 
 def money(amount: Any, currency: str | None) -> tuple[Decimal | None, str]:
@@ -291,6 +294,8 @@ def clean_event(data: Any) -> dict:
         raise invalid("non_field_errors", "Send an object.")
     _unknown(data, EVENT_FIELDS)
     type_ = data.get("type")
+    if type_ is None:
+        raise invalid("type", f"Say which kind of event this is, one of: {', '.join(EventType.values)}.")
     if not isinstance(type_, str) or type_ not in EVENT_TYPES:
         raise invalid("type", f"{type_!r} is not one of: {', '.join(EventType.values)}.")
     given_score = None if data.get("score") is None else score(data["score"])

@@ -187,12 +187,14 @@ def engagement_bulk_reassign(request, slug):
 
 
 def detail_context(request, engagement):
+    members, names = queries.responsible_and_names()
     return {
         "engagement": engagement,
         "journey": queries.journey_progress(engagement),
         "timeline": list(reversed(queries.timeline(engagement, include_sources=True))),
         "can_act": can_act(request.member),
-        "members": queries.responsible_members(),
+        "members": members,
+        "names": names,
         "event_types": EventType.choices,
         "now_local": timezone.localtime(timezone.now(), request.tenant.tzinfo).strftime("%Y-%m-%dT%H:%M"),
     }
@@ -236,6 +238,7 @@ def _act(request, engagement, action):
         return "Owner changed; the handoff is on the timeline."
     if action not in EventType.values:
         raise Invalid({"action": [f"{action!r} is not an action."]})
+    _refuse_out_of_state(tenant, engagement, action, post)
     services.event_record(
         tenant=tenant, engagement=engagement, type=action, actor=actor,
         occurred_at=local_time(post.get("occurred_at"), tenant),
@@ -268,6 +271,32 @@ def engagement_act(request, slug, engagement_id, action):
     return HttpResponseRedirect(reverse("engagement", args=[slug, engagement.id]))
 
 
+# What a page offers in each state; a request from an old page or a second tab may ask for more. (The API
+# records such events as facts and ignores them, docs/metrics.md; a person is told instead.)
+NOT_NOW = {
+    "milestone": ({Status.LOST}, "is lost: reopen it first to record a milestone"),
+    "satisfaction": ({Status.LOST}, "is lost: reopen it first to record satisfaction"),
+    "lost": ({Status.LOST, Status.REACHED, Status.PAUSED}, "cannot be marked lost now (it is {status})"),
+    "reopened": (set(Status) - {Status.LOST}, "is not lost"),
+    "paused": ({Status.LOST, Status.REACHED, Status.PAUSED}, "cannot be paused now (it is {status})"),
+    "resumed": (set(Status) - {Status.PAUSED}, "is not paused"),
+}
+
+
+def _refuse_out_of_state(tenant, engagement, action, post):
+    refused, why = NOT_NOW[action]
+    if engagement.status in refused:
+        status = Status(engagement.status).label.lower()
+        raise Invalid({"__all__": [f"{engagement.customer.name}'s engagement {why.format(status=status)}."]})
+    if action == "lost" and not post.get("reason", "").strip():
+        raise Invalid({"reason": ["Say why the customer was lost."]})
+    if action == "milestone":
+        reached = engagement.reaches.select_related("milestone").filter(milestone__key=post.get("milestone")).first()
+        if reached:
+            when = timezone.localtime(reached.reached_at, tenant.tzinfo)
+            raise Invalid({"milestone": [f"{reached.milestone.name} was already reached on {when:%-d %b %Y}."]})
+
+
 # Where focus goes after an in-place action whose own control is gone: pausing shows "Resume" and the other
 # way round; a lost engagement has no actions left but its message.
 FOCUS_AFTER = {"paused": "resumed", "resumed": "paused", "lost": "reopened", "reopened": "feedback"}
@@ -289,13 +318,20 @@ def journeys(request, slug):
 
 
 def _journey_rows(post):
-    """The milestone rows filled in, in order; an empty row is skipped."""
+    """The milestone rows filled in, in order and as typed (shown again if refused); an empty row is skipped."""
     rows = []
     for row in zip(post.getlist("m_key"), post.getlist("m_name"), post.getlist("m_due"), strict=False):
         key, name, due = (part.strip() for part in row)
         if key or name or due:
-            rows.append({"key": key, "name": name, "due_day": _int_or_none(due, "due_day") or 0})
+            rows.append({"key": key, "name": name, "due_day": due})
     return rows
+
+
+def _with_due_days(rows):
+    """The rows with whole due days; a bad one is named as the form numbers its row."""
+    return [
+        {**row, "due_day": _int_or_none(row["due_day"], f"milestones.{i}.due_day") or 0} for i, row in enumerate(rows)
+    ]
 
 
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
@@ -311,18 +347,21 @@ def journey_edit(request, slug, key=None):
             "satisfaction_threshold": post.get("satisfaction_threshold", "").strip(),
             "confirm_value": post.get("confirm_value") == "on",
         }
-        rows = []
+        rows = _journey_rows(post)
         try:
             threshold = _int_or_none(values["satisfaction_threshold"], "satisfaction_threshold")
             values["satisfaction_threshold"] = threshold or 4
-            rows = _journey_rows(post)
             notices = queries.notices_for_journey_save(offering, values)
             if notices and post.get("confirmed") != "yes":
                 # Nothing saved yet: the same form again, saying what saving sets off, with a button to go ahead.
                 context = {"offering": offering, "values": values, "rows": rows + BLANK_ROWS, "notices": notices}
                 return render(request, "engagement/journey_form.html", context)
             saved, created = services.offering_save(
-                tenant=request.tenant, milestones=rows, actor=web_actor(request), new=key is None, **values
+                tenant=request.tenant,
+                milestones=_with_due_days(rows),
+                actor=web_actor(request),
+                new=key is None,
+                **values,
             )
             messages.success(request, f"Journey {'created' if created else 'saved'}: {saved.name}.")
             return HttpResponseRedirect(reverse("journeys", args=[slug]))

@@ -70,6 +70,8 @@ def user_rename(*, user: User, first_name: str, last_name: str) -> User:
         for field, value in (("first_name", first_name), ("last_name", last_name))
         if len(value) > NAME_MAX or any(ord(c) < 32 for c in value)
     }
+    if not (first_name or last_name):
+        errors["first_name"] = ["Give a first or last name: without one, colleagues see your email."]
     if errors:
         raise ValidationError(errors)
     User.objects.filter(pk=user.pk).update(first_name=first_name, last_name=last_name)

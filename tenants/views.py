@@ -47,7 +47,8 @@ def _render_settings(request, *, status=200, **extra):
         "keys": ApiKey.objects.order_by("-created_at"),
         "scopes": ApiScope.choices,
         "audit": AuditEntry.objects.order_by("-created_at")[:50],
-        "time_zones": sorted(zoneinfo.available_timezones()),
+        # Area/City names and UTC: the database's "localtime", "Factory" or "EST5EDT" are no company's zone.
+        "time_zones": sorted(tz for tz in zoneinfo.available_timezones() if "/" in tz or tz == "UTC"),
         **extra,
     }
     return render(request, "tenants/settings.html", context, status=status)

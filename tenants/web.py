@@ -45,7 +45,9 @@ FIELD_LABELS = {
     "first_name": "First name", "last_name": "Last name", "external_id": "Purchase id",
     "customer.external_id": "Customer id", "customer.name": "Customer name", "customer.email": "Customer email",
     "customer.segment": "Segment", "purchased_at": "Purchased", "amount": "Amount", "currency": "Currency",
-    "attributes": "Attributes",
+    "attributes": "Attributes", "milestones": "Milestones", "grace_days": "Grace days",
+    "escalation_days": "Escalation days", "at_risk_threshold": "At risk under (%)",
+    "at_risk_percent": "At risk under (%)", "time_zone": "Time zone",
 }  # fmt: skip
 ROW_FIELD = re.compile(r"^milestones\.(\d+)\.(\w+)$")
 

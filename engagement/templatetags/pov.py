@@ -65,6 +65,12 @@ def person(member):
 
 
 @register.filter
+def called(label, names):
+    """Who recorded something, by the label stored with it (an email for members), as people call them."""
+    return names.get(label, label) if label else ""
+
+
+@register.filter
 def day(moment):
     """A day as "7 Dec", with the year when it is not this year ("7 Dec 2025"), in the current time zone."""
     if moment is None:

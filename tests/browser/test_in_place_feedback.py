@@ -49,3 +49,17 @@ def test_an_alert_row_says_what_happened_and_why_not(browser, live_server, world
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Resolve").click()
     expect(row.get_by_role("status")).to_have_text("Resolved.")
+
+
+def test_on_a_phone_the_message_shows_beside_the_acted_on_button(browser, live_server, world):  # noqa: F811
+    expect = dashboards._expect()
+    page = _signed_in(browser, live_server, "owner@acme.test")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}{world.path(f'engagements/{world.engagement.id}/')}")
+    page.get_by_label("Note", exact=True).fill("Called the customer.")
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator(":focus")).to_have_text("Add note")
+    beside = page.locator(".done-here")
+    expect(beside).to_have_text("Note added.")
+    button, said = page.locator(":focus").bounding_box(), beside.bounding_box()
+    assert 0 <= said["y"] - (button["y"] + button["height"]) < 40, (button, said)

@@ -76,3 +76,16 @@ def test_on_a_wide_screen_every_filter_shows_without_unfolding(browser, live_ser
         page.goto(f"{live_server.url}/t/demo/{path}")
         expect(page.get_by_label("Owner")).to_be_visible()
         expect(page.get_by_text("Filters", exact=True)).to_be_hidden()
+
+
+def test_an_owner_s_digest_preview_fits_a_phone_and_the_engagements_table_a_wide_screen(browser, live_server, demo):
+    page = dashboards._sign_in(browser, live_server, "owner@demo.pov", viewport=PHONE)
+    page.goto(f"{live_server.url}/t/demo/digest/")
+    assert page.locator("table.data").count() > 0, "the owner's digest preview has no table to check"
+    assert _sideways(page) <= 0, f"the digest preview scrolls sideways by {_sideways(page)} px"
+    wide = dashboards._sign_in(browser, live_server, "admin@demo.pov", viewport=WIDE)
+    wide.goto(f"{live_server.url}/t/demo/engagements/")
+    clipped = wide.evaluate(
+        "(() => { const w = document.querySelector('.table-wrap'); return w.scrollWidth - w.clientWidth; })()"
+    )
+    assert clipped <= 0, f"the engagements table is {clipped} px wider than its card at 1440 px"

@@ -103,6 +103,9 @@ def test_an_invalid_endpoint_is_a_400_naming_the_problem(scoped, admin):
 def test_rotating_shows_a_new_secret_once_and_the_next_delivery_uses_it(scoped, admin, actor, receiver):
     endpoint, old = _endpoint(scoped, actor, receiver.url)
     client = _signed_in(admin)
+    page = client.get(f"{BASE}{endpoint.id}/").content.decode()
+    rotate = re.search(r'<form[^>]*action="[^"]*/rotate/"[^>]*>', page)
+    assert rotate and 'data-confirm="Rotate the signing secret?' in rotate.group(0)  # asked first: no way back
     response = client.post(f"{BASE}{endpoint.id}/rotate/")
     endpoint.refresh_from_db()
     assert response.status_code == 200 and endpoint.secret != old

@@ -119,3 +119,10 @@ def test_the_engagements_page_offers_adding_a_purchase_to_acting_roles_only(acme
     assert "Edit customer" not in text(login(acme.members["viewer"]).get(detail))
     with tenant_scope(acme.tenant):
         assert Engagement.objects.count() == 1
+
+
+def test_an_empty_form_names_every_missing_field_at_once(acme, login):
+    empty = _purchase(customer_id="", customer_name="", external_id="")
+    page = text(login(acme.members["owner"]).post(acme.path(NEW), empty))
+    for label in ("Customer id", "Customer name", "Purchase id"):
+        assert f"{label}: This field may not be blank." in page

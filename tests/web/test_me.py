@@ -27,3 +27,12 @@ def test_a_name_that_is_too_long_or_has_control_characters_is_refused_by_label(a
 def test_another_company_s_member_cannot_use_this_company_s_page(acme, charlie, login):
     response = login(charlie.members["owner"]).post(acme.path("me/"), {"first_name": "Mallory"})
     assert response.status_code == 404
+
+
+def test_a_name_cannot_be_emptied_without_a_word(acme, login):
+    client = login(acme.members["owner"])
+    client.post(acme.path("me/"), {"first_name": "Olga", "last_name": "Owens"})
+    response = client.post(acme.path("me/"), {"first_name": " ", "last_name": ""})
+    assert response.status_code == 400
+    assert "First name: Give a first or last name: without one, colleagues see your email." in text(response)
+    assert User.objects.get(pk=acme.members["owner"].user_id).get_full_name() == "Olga Owens"

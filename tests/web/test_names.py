@@ -52,3 +52,15 @@ def test_a_day_shows_its_year_only_when_it_is_not_this_year():
     assert day(datetime(this_year, 3, 7, 12, tzinfo=timezone.get_current_timezone())) == "7 Mar"
     assert day(datetime(this_year - 1, 12, 24, 12, tzinfo=timezone.get_current_timezone())) == f"24 Dec {this_year - 1}"
     assert day(None) == ""
+
+
+def test_the_timeline_says_who_recorded_each_line_by_name(acme, login):
+    _named(acme)
+    client = login(acme.members["owner"])
+    detail = acme.path(f"engagements/{acme.engagement.id}/")
+    client.post(detail + "note/", {"body": "Called them."})
+    client.post(detail + "milestone/", {"milestone": "m1", "occurred_at": ""})
+    timeline = text(client.get(detail))
+    timeline = timeline[timeline.index("Timeline") :]
+    assert "Note by Olga Owens" in timeline and "Milestone 1 reached by Olga Owens" in timeline
+    assert "owner@acme.test" not in timeline

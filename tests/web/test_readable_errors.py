@@ -4,8 +4,12 @@ and the journey row at fault highlighted."""
 import re
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
+from engagement.models import Event
+from tenants.scoping import tenant_scope
+from tests.web.conftest import reach
 from tests.web.test_pages import journey_post, text
 
 
@@ -43,3 +47,61 @@ def test_a_bad_journey_row_is_named_as_the_form_numbers_it_and_highlighted(acme,
     highlighted = re.findall(r'<tr class="invalid">\s*<td>(\d+)</td>', page)
     assert highlighted == ["3"]
     assert page.count('aria-invalid="true"') == 3
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "message"),
+    [
+        ("resumed", {}, "engagement is not paused."),
+        ("reopened", {}, "engagement is not lost."),
+        ("lost", {"reason": " "}, "Reason: Say why the customer was lost."),
+        ("milestone", {"milestone": "m1", "occurred_at": ""}, "Milestone 1 was already reached on"),
+    ],
+)
+def test_an_action_that_does_not_fit_the_engagement_now_is_refused_saying_why(
+    acme, login, actor, action, body, message
+):
+    with tenant_scope(acme.tenant):
+        reach(acme.tenant, acme.engagement, "m1", actor, days_ago=2)
+        before = Event.objects.count()
+    response = login(acme.members["owner"]).post(acme.path(f"engagements/{acme.engagement.id}/{action}/"), body)
+    assert response.status_code == 400
+    assert message in text(response), text(response)[:1500]
+    with tenant_scope(acme.tenant):
+        assert Event.objects.count() == before
+
+
+def test_a_date_before_1970_is_named_plainly_whatever_the_zone_did_then(acme, login):
+    response = login(acme.members["owner"]).post(
+        acme.path(f"engagements/{acme.engagement.id}/milestone/"),
+        {"milestone": "m1", "occurred_at": "0001-01-01T00:00"},
+    )
+    assert "When: 0001-01-01 is before 1970; give a date from 1970 on." in text(response)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "label"),
+    [("grace_days", "-1", "Grace days"), ("escalation_days", "0", "Escalation days"),
+     ("time_zone", "Mars/Base", "Time zone"), ("at_risk_percent", "101", "At risk under (%)")],
+)  # fmt: skip
+def test_company_settings_errors_are_named_as_the_form_labels_them(acme, login, field, value, label):
+    body = {"name": "Acme", "time_zone": "Europe/Berlin", "grace_days": "3", "escalation_days": "7",
+            "at_risk_percent": "30", field: value}  # fmt: skip
+    page = text(login(acme.members["admin"]).post(acme.path("settings/company/"), body, follow=True))
+    assert f"{label}: " in page and f"{field}:" not in page, page[:2000]
+
+
+def test_a_bad_due_day_names_its_row_and_keeps_every_row_as_typed(acme, login):
+    rows = [("a", "Kickoff", 2), ("b", "Live", "1e1")]
+    response = login(acme.members["admin"]).post(acme.path("journeys/new/"), journey_post("typed", rows))
+    assert response.status_code == 400
+    assert "Milestone 2, due day: '1e1' is not a whole number." in text(response)
+    page = response.content.decode()
+    assert 'value="Kickoff"' in page and 'value="1e1"' in page
+
+
+def test_the_company_s_time_zone_is_chosen_among_real_zones(acme, login):
+    page = login(acme.members["admin"]).get(acme.path("settings/")).content.decode()
+    assert "<option selected>Europe/Berlin</option>" in page and "<option >UTC</option>" in page
+    for odd in ("localtime", "Factory", "EST5EDT", "posixrules"):
+        assert f">{odd}</option>" not in page
