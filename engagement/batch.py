@@ -18,7 +18,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from engagement import cleaners, intake, projections
+from engagement import assignment, cleaners, intake, projections
 from engagement.errors import Conflict, Invalid, Missing
 from engagement.models import Customer, Engagement, Event, Offering, Purchase
 from engagement.projections import ROW_COLUMNS, Row
@@ -325,8 +325,10 @@ def _insert_purchases(batch: Batch, candidates: list[Candidate], customer_ids: d
         new[candidate.external_id] = (engagement, candidate.index)
         batch.ok(candidate.index, 201, id=candidate.external_id, engagement=str(engagement.id))
     if rows:
+        chosen = assignment.assign(batch.tenant, [e for _, e in rows])
         Purchase.objects.bulk_create([p for p, _ in rows])
         Engagement.objects.bulk_create([e for _, e in rows])
+        assignment.record(batch.tenant, chosen)
         for _, engagement in rows:
             batch.touched[engagement.id] = engagement
     return new

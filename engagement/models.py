@@ -6,6 +6,7 @@ rebuilt by `engagement.projection.derive` in the same transaction as every event
 
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -315,3 +316,87 @@ class OutboxMessage(TenantOwned):
 
     def __str__(self):
         return f"{self.kind} #{self.pk}"
+
+
+class AssignmentMethod(models.TextChoices):
+    ROUND_ROBIN = "round_robin", "Round robin"
+    FEWEST_OPEN = "fewest_open", "Fewest open engagements"
+
+
+class AssignmentRule(TenantOwned):
+    """Who owns a purchase that arrives without an owner (engagement.assignment): the first rule, in
+    `position` order, whose offering and segment match (blank: any) and which has an acting member."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    position = models.PositiveIntegerField()
+    offering = models.ForeignKey(Offering, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    segment = models.CharField(max_length=64, blank=True)
+    method = models.CharField(max_length=16, choices=AssignmentMethod.choices, default=AssignmentMethod.ROUND_ROBIN)
+    # Member ids, not a many-to-many table: every row of a tenant carries its tenant (row-level security).
+    members = ArrayField(models.UUIDField())
+    # Round robin's place: the member who was given the last engagement.
+    last_assigned = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self):
+        return f"rule {self.position}"
+
+
+class ImportState(models.TextChoices):
+    DRAFT = "draft", "Waiting for its columns"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Import(TenantOwned):
+    """A CSV file of customers, purchases or events, read row by row through the API's services
+    (engagement.imports); `done_rows` is where a run that was stopped goes on."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=[(k, k.title()) for k in ("customers", "purchases", "events")])
+    filename = models.CharField(max_length=255)
+    data = models.BinaryField()  # the file as uploaded, so a worker anywhere can read it
+    encoding = models.CharField(max_length=16)
+    delimiter = models.CharField(max_length=1)
+    mapping = models.JSONField(default=dict)  # column header -> field
+    time_zone = models.CharField(max_length=64)
+    dry_run = models.BooleanField(default=False)
+    state = models.CharField(max_length=16, choices=ImportState.choices, default=ImportState.DRAFT)
+    rows = models.PositiveIntegerField(default=0)
+    done_rows = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.kind} import {self.filename} ({self.state})"
+
+
+class ImportRejection(TenantOwned):
+    """A row of an import that was refused, with the API's reason."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Import, on_delete=models.CASCADE, related_name="rejections")
+    row = models.PositiveIntegerField()  # in the file, the header being row 1
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["row"]
+        indexes = [models.Index(fields=["run", "row"], name="import_rejection_row_idx")]
+
+    def __str__(self):
+        return f"row {self.row}: {self.reason}"

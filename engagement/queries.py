@@ -2,19 +2,30 @@
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 from django_scopes import ScopeError
 
 from engagement import cleaners
 from engagement.errors import Invalid
-from engagement.models import Customer, Engagement, Event, Milestone, Note, Offering, Purchase, Status
+from engagement.models import (
+    AssignmentRule,
+    Customer,
+    Engagement,
+    Event,
+    Milestone,
+    Note,
+    Offering,
+    Purchase,
+    Status,
+)
 from pov import rows
-from tenants.models import ACTING_ROLES, Member, Tenant, User
+from tenants.models import ACTING_ROLES, ApiKey, Member, Tenant, User
 from tenants.scoping import current_tenant, get_or_404
 
 # One lookup helper per object: the same 404 for "absent" and "not yours" (the scope filters).
@@ -210,3 +221,36 @@ def journey_progress(engagement: Engagement) -> list[dict]:
             }
         )
     return rows
+
+
+@dataclass(frozen=True)
+class SetupStep:
+    label: str
+    done: bool
+    url_name: str  # the page where it is done, under the tenant's slug
+    anchor: str = ""
+
+
+def setup_steps(tenant: Tenant) -> list[SetupStep]:
+    """A new company's first steps, for the overview's checklist: each is done when what it makes exists
+    (one query)."""
+    members = Member.objects.filter(tenant=OuterRef("pk")).values("tenant").annotate(n=Count("id")).values("n")
+    done = (
+        Tenant.objects.filter(pk=tenant.pk)
+        .values(
+            journey=Exists(Offering.objects.filter(tenant=OuterRef("pk"))),
+            team=Subquery(members),
+            rules=Exists(AssignmentRule.objects.filter(tenant=OuterRef("pk"))),
+            key=Exists(ApiKey.objects.filter(tenant=OuterRef("pk"), revoked_at__isnull=True)),
+            purchase=Exists(Purchase.objects.filter(tenant=OuterRef("pk"))),
+        )
+        .get()
+    )
+    return [
+        SetupStep("Define a journey: what you sell and its milestones", done["journey"], "journeys"),
+        SetupStep("Invite your team", (done["team"] or 0) > 1, "settings", "#members"),
+        SetupStep("Set assignment rules, so new customers have an owner", done["rules"], "assignment"),
+        SetupStep("Bring customers in: an API key for your CRM or billing", done["key"] or done["purchase"],
+                  "settings", "#keys"),
+        SetupStep("Record the first purchase", done["purchase"], "purchase-new"),
+    ]  # fmt: skip

@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from engagement import cleaners, outbox, projections
+from engagement import assignment, cleaners, outbox, projections
 from engagement.errors import Conflict, Invalid
 from engagement.models import (
     Customer,
@@ -187,8 +187,9 @@ def purchase_record(
         try:
             with transaction.atomic():
                 purchase = _open_purchase(tenant, external_id, customer, offering, values, owner, sales_rep, now)
-                audit(tenant=tenant, actor=actor, action="engagement.created", target=purchase.engagement,
-                      purchase=external_id, owner=_who(owner), sales_rep=_who(sales_rep))  # fmt: skip
+                engagement = purchase.engagement  # its owner may come from an assignment rule
+                audit(tenant=tenant, actor=actor, action="engagement.created", target=engagement,
+                      purchase=external_id, owner=_who(engagement.owner), sales_rep=_who(sales_rep))  # fmt: skip
                 return purchase, True
         except IntegrityError:
             existing = _stored(external_id)
@@ -222,10 +223,13 @@ def _open_purchase(
         tenant=tenant, external_id=external_id, customer=customer, offering=offering,
         purchased_at=values["purchased_at"], amount=values["amount"], currency=values["currency"],
     )  # fmt: skip
-    engagement = Engagement.objects.create(
+    engagement = Engagement(
         tenant=tenant, purchase=purchase, customer=customer, offering=offering, pos_at=purchase.purchased_at,
         owner=owner, sales_rep=sales_rep,
     )  # fmt: skip
+    chosen = assignment.assign(tenant, [engagement])
+    engagement.save(force_insert=True)
+    assignment.record(tenant, chosen)
     projections.refresh(tenant, [engagement], now=now)
     return purchase
 

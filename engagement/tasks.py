@@ -1,8 +1,9 @@
 """Thin tasks: load by id (the tenant base does that), call a service."""
 
 from celery import shared_task
+from django.db import DatabaseError
 
-from engagement import outbox, projections
+from engagement import imports, outbox, projections
 from engagement.models import Engagement
 from pov.enqueue import enqueue
 from tenants.tasks import TenantTask, enqueue_for_every_tenant
@@ -39,3 +40,17 @@ def rebuild_projections(self, *, tenant):
 def on_tenant_settings_changed(tenant, changed):
     if "grace_days" in changed:
         enqueue(rebuild_projections, tenant_id=str(tenant.pk))
+
+
+@shared_task(base=TenantTask, bind=True)
+def run_import(self, *, tenant, import_id):
+    """A CSV import, a part at a time: each run queues the next while rows are left."""
+    try:
+        left = imports.run_import(tenant, import_id)
+    except (DatabaseError, OSError):
+        raise  # retried with backoff (TenantTask); the import goes on where its last chunk ended
+    except Exception as exc:
+        imports.fail(import_id, f"Stopped by an unexpected error ({type(exc).__name__}); the rows done stay done.")
+        raise
+    if left:
+        enqueue(run_import, tenant_id=str(tenant.pk), import_id=import_id)

@@ -22,7 +22,7 @@ from metrics.alerts import LIVE, alert_acknowledge, alert_assign, alert_resolve
 from metrics.compute import BACKLOG_AGES
 from metrics.definitions import DEFINITIONS
 from metrics.models import Alert, AlertState, BacktestRun
-from tenants.models import ACTING_ROLES, Member, Role
+from tenants.models import ACTING_ROLES, ADMIN_ONLY, Member, Role
 from tenants.scoping import get_or_404
 from tenants.web import error_messages, roles, web_actor
 
@@ -63,6 +63,14 @@ def _backlog_rows(backlog):
     ]
 
 
+def _setup_steps(request):
+    """The set-up checklist an admin sees on the overview until every step is done or it is dismissed."""
+    if request.member.role not in ADMIN_ONLY or request.tenant.setup_dismissed_at:
+        return None
+    steps = engagement_queries.setup_steps(request.tenant)
+    return None if all(step.done for step in steps) else steps
+
+
 @roles(ACTING_ROLES)
 def overview(request, slug):
     tenant = request.tenant
@@ -77,6 +85,7 @@ def overview(request, slug):
     target = summary["target_days"]
     reached_curve = summary["reached_curve"]
     context = {
+        "setup": _setup_steps(request),
         "flt": flt,
         "errors": errors,
         "summary": summary,

@@ -280,7 +280,10 @@ OUTBOX_DRAIN_SECONDS = _positive("OUTBOX_DRAIN_SECONDS", 30)
 METRICS_DEBOUNCE_SECONDS = _positive("METRICS_DEBOUNCE_SECONDS", 60)
 # Queues by kind, so one slow kind cannot starve another (README, "Workers and queues"): the record's
 # drain and the stalled scan on CELERY_QUEUE itself, metrics, mail and outgoing HTTP on their own.
-CELERY_QUEUES = {"record": CELERY_QUEUE, **{kind: f"{CELERY_QUEUE}.{kind}" for kind in ("metrics", "mail", "http")}}
+CELERY_QUEUES = {
+    "record": CELERY_QUEUE,
+    **{kind: f"{CELERY_QUEUE}.{kind}" for kind in ("metrics", "mail", "http", "import")},
+}
 CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUES.values()]
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUES["record"]
 CELERY_TASK_ROUTES = {
@@ -289,6 +292,7 @@ CELERY_TASK_ROUTES = {
     "notify.digest_tasks.*": {"queue": CELERY_QUEUES["mail"]},
     "notify.confirmation_tasks.*": {"queue": CELERY_QUEUES["mail"]},
     "notify.webhook_tasks.*": {"queue": CELERY_QUEUES["http"]},
+    "engagement.tasks.run_import": {"queue": CELERY_QUEUES["import"]},
 }
 # Webhook endpoints may not resolve to loopback/private/link-local addresses unless this is on (dev, tests).
 WEBHOOKS_ALLOW_PRIVATE_NETWORKS = _bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", DEBUG)

@@ -69,6 +69,8 @@ class Tenant(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="An open engagement is at risk when its chance to reach value by the target day is below this.",
     )
+    # When an admin hid the overview's set-up checklist before every step was done.
+    setup_dismissed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

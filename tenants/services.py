@@ -7,6 +7,7 @@ from functools import partial
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from tenants.actors import Actor, audit
 from tenants.models import Member, Role, Tenant, User
@@ -126,6 +127,13 @@ def member_set_active(*, tenant: Tenant, member: Member, active: bool, actor: Ac
 # Apps that derive rows from tenant settings (engagement: stalled depends on grace_days) add
 # `hook(tenant, changed_fields)` here in AppConfig.ready(); called on commit.
 settings_changed_hooks: list[Callable[[Tenant, set[str]], None]] = []
+
+
+def setup_dismiss(*, tenant: Tenant, actor: Actor) -> None:
+    """Hide the overview's set-up checklist for everyone in the company."""
+    with transaction.atomic():
+        Tenant.objects.filter(pk=tenant.pk).update(setup_dismissed_at=timezone.now())
+        audit(tenant=tenant, actor=actor, action="tenant.setup_dismissed", target=tenant)
 
 
 def tenant_update(

@@ -60,4 +60,5 @@ tenant_urlpatterns = [
     path("settings/keys/create/", views.key_create, name="key-create"),
     path("settings/keys/<uuid:key_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("settings/company/", views.company_update, name="company-update"),
+    path("setup/dismiss/", views.setup_dismissed, name="setup-dismiss"),
 ]

@@ -27,10 +27,16 @@ from tenants.services import (
     member_add,
     member_set_active,
     member_set_role,
+    setup_dismiss,
     tenant_update,
     user_rename,
 )
 from tenants.web import ADMIN_ONLY, EVERY_ROLE, error_messages, roles, web_actor
+
+
+def time_zone_choices():
+    """Area/City names and UTC: the database's "localtime", "Factory" or "EST5EDT" are no company's zone."""
+    return sorted(tz for tz in zoneinfo.available_timezones() if "/" in tz or tz == "UTC")
 
 
 def _members():
@@ -47,8 +53,7 @@ def _render_settings(request, *, status=200, **extra):
         "keys": ApiKey.objects.order_by("-created_at"),
         "scopes": ApiScope.choices,
         "audit": AuditEntry.objects.order_by("-created_at")[:50],
-        # Area/City names and UTC: the database's "localtime", "Factory" or "EST5EDT" are no company's zone.
-        "time_zones": sorted(tz for tz in zoneinfo.available_timezones() if "/" in tz or tz == "UTC"),
+        "time_zones": time_zone_choices(),
         **extra,
     }
     return render(request, "tenants/settings.html", context, status=status)
@@ -257,3 +262,11 @@ def _whole(post, field):
         return int(raw)
     except ValueError as exc:
         raise ValidationError({field: [f"{raw!r} is not a whole number of days."]}) from exc
+
+
+@require_POST
+@roles(ADMIN_ONLY, read=ADMIN_ONLY)
+def setup_dismissed(request, slug):
+    setup_dismiss(tenant=request.tenant, actor=web_actor(request))
+    messages.success(request, "The set-up checklist is hidden.")
+    return HttpResponseRedirect(reverse("overview", args=[slug]))

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from engagement.models import Customer, Event, Note, NoteKind, Offering, Purchase
+from engagement import assignment, imports
+from engagement.models import Customer, Event, Import, ImportState, Note, NoteKind, Offering, Purchase
 from engagement.services import customer_upsert, event_record, note_add, purchase_record
 from metrics.rollups import recompute_rollups
 from notify import digests, webhooks
@@ -43,6 +44,8 @@ class Matrix:
     confirmation: object
     idempotency_key: str
     idempotent_body: dict
+    rule: object  # an owner rule
+    import_run: object  # an import of purchases, with a rejected row
     secrets: frozenset = frozenset()
 
 
@@ -107,12 +110,27 @@ def enrich(a, actor):
         endpoint = _webhook(a, actor, now)
         invitee, _ = member_add(tenant=a.tenant, email="invitee@acme.test", role="viewer")
         digests.digest_set_frequency(tenant=a.tenant, member=a.members["owner"], frequency="weekly", actor=actor)
+        rule = assignment.rule_add(tenant=a.tenant, actor=actor, offering=a.offering, segment="acme-enterprise",
+                                   method="round_robin", members=[a.members["owner"]])  # fmt: skip
+        import_run = _import(a, actor)
         recompute_rollups(a.tenant)
     key, body = _idempotent_post(a, actor)
     return {
         "customer": customer, "purchase": purchase, "invitee": invitee, "endpoint": endpoint,
-        "confirmation": confirmation, "idempotency_key": key, "idempotent_body": body,
+        "confirmation": confirmation, "idempotency_key": key, "idempotent_body": body, "rule": rule,
+        "import_run": import_run,
     }  # fmt: skip
+
+
+def _import(a, actor):
+    """An import of A's, run in this process: one row stored, one rejected."""
+    raw = (f"external_id,customer,customer.name,offering,purchased_at\n"
+           f"ACME-IMP-1,ACME-CUS-9,Imogen Acmeby,{a.offering.key},2026-01-05 10:00\n"
+           f"ACME-IMP-2,ACME-CUS-9,Imogen Acmeby,no-such-offering,2026-01-05 10:00\n").encode()  # fmt: skip
+    run = imports.import_create(tenant=a.tenant, actor=actor, kind="purchases", filename="acme-orders.csv", raw=raw)
+    Import.objects.filter(pk=run.pk).update(state=ImportState.QUEUED)
+    imports.run_import(a.tenant, str(run.pk))
+    return run
 
 
 def tenant_models():
@@ -145,6 +163,7 @@ def identifying_strings(tenant):
             (("email",), ValueConfirmation),
             (("body",), Note),
             (("url", "secret"), WebhookEndpoint),
+            (("filename",), Import),
         ):
             for row in model._default_manager.filter(tenant=tenant).values_list(*fields):
                 found.update(row)

@@ -178,6 +178,11 @@ def _invitee_uid(m):
 FILL = {
     "slug": lambda m, r: m.a.tenant.slug,
     "engagement_id": lambda m, r: m.a.engagement.id,
+    "customer_id": lambda m, r: m.customer.id,
+    "rule_id": lambda m, r: m.rule.id,
+    "import_id": lambda m, r: m.import_run.id,
+    "import-detail.pk": lambda m, r: m.import_run.id,
+    "import-errors.pk": lambda m, r: m.import_run.id,
     "alert_id": lambda m, r: m.a.alert.id,
     "member_id": lambda m, r: m.a.teammate.id,
     "key_id": lambda m, r: m.a.key.id,
@@ -252,6 +257,19 @@ WEB_BODIES = {
     "company-update": lambda m: {"name": "Taken over", "time_zone": "UTC", "grace_days": "9", "escalation_days": "9"},
     "digest": lambda m: {"frequency": "off"},
     "webhook-create": lambda m: {"url": "https://hooks.charlie.test/x", "events": ["engagement.lost"]},
+    "customer-edit": lambda m: {"name": "Taken over", "attributes": ""},
+    "purchase-new": lambda m: {
+        "customer_id": m.customer.external_id,
+        "customer_name": "Taken over",
+        "external_id": m.purchase.external_id,
+        "offering": m.a.offering.key,
+    },
+    "assignment": lambda m: {
+        "offering": m.a.offering.key,
+        "method": "round_robin",
+        "members": [str(m.a.members["owner"].id)],
+    },
+    "import-start": lambda m: {"map_0": "external_id", "time_zone": "UTC"},
 }
 
 # Filters naming A's values: B's lists must match nothing rather than show A's rows.
@@ -503,7 +521,7 @@ def test_the_matrix_builds_urls_that_reach_their_own_pattern():
     """A URL built from a template must resolve back to that pattern, or the matrix tests another view."""
     values = dict.fromkeys(("slug", "key", "external_id", "token", "uidb64", "url"), "probe")
     values.update(dict.fromkeys(("engagement_id", "alert_id", "member_id", "key_id", "endpoint_id", "pk",
-                                 "object_id"), str(uuid.uuid4())))  # fmt: skip
+                                 "object_id", "customer_id", "rule_id", "import_id"), str(uuid.uuid4())))  # fmt: skip
     values.update({"id": "7", "content_type_id": "7"})
     wrong = []
     for route in ROUTES:

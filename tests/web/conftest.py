@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from engagement.models import Customer, Engagement, Event, Milestone, Note, Offering, Purchase
+from engagement.models import AssignmentRule, Customer, Engagement, Event, Milestone, Note, Offering, Purchase
 from engagement.services import event_record, purchase_record
 from metrics.alerts import stalled_scan
 from metrics.models import Alert
@@ -113,6 +113,7 @@ def snapshot(world):
             "events": Event.objects.count(),
             "customers": sorted(Customer.objects.values_list("external_id", "name", "email", "segment")),
             "purchases": Purchase.objects.count(),
+            "rules": AssignmentRule.objects.count(),
             "notes": Note.objects.count(),
             "audit": AuditEntry.objects.count(),
             "engagement": (engagement.status, engagement.owner_id, engagement.sales_rep_id),

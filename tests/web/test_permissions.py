@@ -59,6 +59,10 @@ PERMISSIONS = [
     ("POST", "settings/keys/create/",             200,   403,       403,       403,       403),
     ("POST", "settings/keys/{key}/revoke/",       302,   403,       403,       403,       403),
     ("POST", "settings/company/",                 302,   403,       403,       403,       403),
+    ("GET",  "settings/assignment/",              200,   403,       403,       403,       403),
+    ("POST", "settings/assignment/",              302,   403,       403,       403,       403),
+    ("POST", "settings/assignment/apply/",        302,   403,       403,       403,       403),
+    ("POST", "setup/dismiss/",                    302,   403,       403,       403,       403),
 ]  # fmt: skip
 
 VALID_POSTS = {
@@ -83,6 +87,7 @@ VALID_POSTS = {
     "settings/members/invite/": {"email": "new.person@acme.test", "role": "viewer"},
     "settings/members/{member}/role/": {"role": "service"},
     "settings/keys/create/": {"name": "Billing", "scope": "read"},
+    "settings/assignment/": {"method": "round_robin", "members": "{member}"},
     "settings/company/": {"name": "Acme", "time_zone": "Europe/Berlin", "grace_days": "5", "escalation_days": "7"},
 }  # fmt: skip
 

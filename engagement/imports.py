@@ -1,0 +1,192 @@
+"""CSV imports: a file is checked as a whole when it arrives (engagement.csv_files), its columns mapped, then
+run by a worker in chunks through the batch service, so every row meets the API's rules (idempotent by
+external id, the value clock, owner rules, the outbox). Each chunk commits with its counts and its rejected
+rows, so a worker stopped mid-way goes on where the last chunk ended: nothing is half-applied or doubled.
+A dry run takes the same path and rolls each chunk back."""
+
+import itertools
+import time
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from engagement import csv_files
+from engagement.batch import batch_ingest
+from engagement.errors import Invalid
+from engagement.models import Customer, Import, ImportRejection, ImportState
+from pov.enqueue import enqueue_on_commit
+from tenants.actors import Actor, audit
+from tenants.models import Tenant
+
+CHUNK = 1000  # rows per transaction: the batch service's limit
+# A run stops taking new chunks after this long and queues the rest, well inside the task's time limit.
+RUN_SECONDS = 240
+KIND_OF_ITEM = {"customers": "customer", "purchases": "purchase", "events": "event"}
+
+
+def remembered_mapping(kind: str) -> dict:
+    """The mapping of this company's last import of `kind`, to guess the next one's columns from."""
+    last = Import.objects.filter(kind=kind).exclude(mapping={}).order_by("-created_at").first()
+    return last.mapping if last else {}
+
+
+def import_create(
+    *, tenant: Tenant, actor: Actor, kind: str, filename: str, raw: bytes, encoding: str = "",
+    mapping: dict | None = None, time_zone: str = "", dry_run: bool = False, start: bool = False,
+) -> Import:  # fmt: skip
+    """Check the file as a whole and store it; with `start`, queue its run (the API), else it waits for
+    its columns to be confirmed (the page)."""
+    if kind not in csv_files.FIELDS:
+        raise Invalid({"kind": [f"{kind!r} is not one of: {', '.join(csv_files.FIELDS)}."]})
+    zone = _zone(time_zone or tenant.time_zone)
+    table = csv_files.read(raw, encoding=encoding)
+    if not table.rows:
+        raise Invalid({"file": ["The file has a header but no rows."]})
+    chosen = csv_files.guess(kind, table.header, remembered_mapping(kind)) if mapping is None else mapping
+    if start:
+        chosen = csv_files.check_mapping(kind, table.header, chosen)
+    run = Import.objects.create(
+        tenant=tenant, kind=kind, filename=filename[:255] or "upload.csv", data=raw, encoding=table.encoding,
+        delimiter=table.delimiter, mapping=chosen, time_zone=zone.key, dry_run=dry_run, rows=len(table.rows),
+        created_by=actor.label,
+    )  # fmt: skip
+    audit(tenant=tenant, actor=actor, action="import.created", target=run, kind=kind, file=run.filename,
+          rows=run.rows, dry_run=dry_run)  # fmt: skip
+    if start:
+        _queue(run)
+    return run
+
+
+def import_start(*, tenant: Tenant, actor: Actor, run: Import, mapping: dict, time_zone: str, dry_run: bool) -> Import:
+    """Confirm a waiting import's columns and queue it (a dry run may be followed by the real one)."""
+    if run.state not in (ImportState.DRAFT, ImportState.DONE) or (run.state == ImportState.DONE and not run.dry_run):
+        raise Invalid({"__all__": ["This import has already run."]})
+    table = table_of(run)
+    run.mapping = csv_files.check_mapping(run.kind, table.header, mapping)
+    run.time_zone, run.dry_run = _zone(time_zone).key, dry_run
+    run.done_rows = run.created = run.updated = run.unchanged = run.rejected = 0
+    with transaction.atomic():
+        run.rejections.all().delete()
+        run.save()
+        audit(tenant=tenant, actor=actor, action="import.started", target=run, dry_run=dry_run)
+        _queue(run)
+    return run
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError):
+        raise Invalid({"time_zone": [f"{name!r} is not a known time zone."]}) from None
+
+
+def _queue(run: Import) -> None:
+    from engagement.tasks import run_import  # tasks import this module
+
+    Import.objects.filter(pk=run.pk).update(state=ImportState.QUEUED, finished_at=None, error="")
+    run.state = ImportState.QUEUED
+    enqueue_on_commit(run_import, tenant_id=str(run.tenant_id), import_id=str(run.pk))
+
+
+def table_of(run: Import) -> csv_files.Table:
+    return csv_files.read(bytes(run.data), encoding=run.encoding, delimiter=run.delimiter)
+
+
+def preview(run: Import, mapping: dict, zone: ZoneInfo, rows: int = 5) -> tuple[list[str], list[tuple[int, list]]]:
+    """The first rows as they will be sent through the API's rules: (fields, [(row number, values)])."""
+    table = table_of(run)
+    fields = list(dict.fromkeys(mapping[column] for column in table.header if mapping.get(column)))  # file order
+    bodies = itertools.islice(csv_files.rows_as_bodies(run.kind, table, mapping, zone), rows)
+    return fields, [(number, [_flat(data).get(field, "") for field in fields]) for number, data in bodies]
+
+
+def _flat(data: dict) -> dict:
+    """A body by the mapping's field names: customer.name for the inline customer's, "attribute" for all
+    attributes."""
+    flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    if isinstance(data.get("customer"), dict):
+        flat.update({f"customer.{k}": v for k, v in data["customer"].items() if k != "external_id"})
+        flat["customer"] = data["customer"]["external_id"]
+    if "attributes" in data:
+        flat["attribute"] = ", ".join(f"{k}: {v}" for k, v in data["attributes"].items())
+    return flat
+
+
+# The run ------------------------------------------------------------------------------------------
+
+
+def run_import(tenant: Tenant, import_id: str, *, seconds: float = RUN_SECONDS) -> bool:
+    """Run (or go on with) an import, a chunk per transaction, for about `seconds`; True when rows are
+    left (the task then queues the rest, within its time limit). Called by the worker; safe to call again."""
+    run = Import.objects.filter(pk=import_id, state__in=(ImportState.QUEUED, ImportState.RUNNING)).first()
+    if run is None:
+        return False
+    Import.objects.filter(pk=run.pk).update(state=ImportState.RUNNING, started_at=run.started_at or timezone.now())
+    actor = Actor(label=f"import {run.filename}", source="import")
+    table, zone, stop_at = table_of(run), ZoneInfo(run.time_zone), time.monotonic() + seconds
+    while run.done_rows < run.rows:
+        bodies = csv_files.rows_as_bodies(run.kind, table, run.mapping, zone, start=run.done_rows)
+        _run_chunk(tenant, run, actor, list(itertools.islice(bodies, CHUNK)))
+        run.refresh_from_db(fields=["done_rows"])
+        if run.done_rows < run.rows and time.monotonic() > stop_at:
+            return True
+    Import.objects.filter(pk=run.pk).update(state=ImportState.DONE, finished_at=timezone.now())
+    return False
+
+
+def _run_chunk(tenant: Tenant, run: Import, actor: Actor, chunk: list[tuple[int, dict]]) -> None:
+    """One chunk, its counts, its rejected rows and the place to go on from, in one transaction (rolled
+    back after counting on a dry run, all but the counts)."""
+    items = [{"kind": KIND_OF_ITEM[run.kind], "data": data} for _, data in chunk]
+    with transaction.atomic():
+        with transaction.atomic():
+            known = _stored_customers(items) if run.kind == "customers" else {}
+            results = batch_ingest(tenant=tenant, items=items, actor=actor)
+            if run.dry_run:
+                transaction.set_rollback(True)
+        counts = _count(run.kind, items, results, known)
+        ImportRejection.objects.bulk_create(
+            ImportRejection(tenant=tenant, run=run, row=number, reason=_reason(result["error"]))
+            for (number, _), result in zip(chunk, results, strict=True) if "error" in result
+        )  # fmt: skip
+        Import.objects.filter(pk=run.pk).update(
+            done_rows=F("done_rows") + len(chunk), **{name: F(name) + n for name, n in counts.items()}
+        )
+
+
+def _stored_customers(items: list[dict]) -> dict:
+    """The stored values of the customers a chunk names, to tell an update from no change."""
+    ids = [item["data"].get("external_id") for item in items if isinstance(item["data"].get("external_id"), str)]
+    rows = Customer.objects.filter(external_id__in=ids).values("external_id", "name", "email", "segment", "attributes")
+    return {row.pop("external_id"): row for row in rows}
+
+
+def _count(kind: str, items: list[dict], results: list[dict], known: dict) -> dict:
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    for item, result in zip(items, results, strict=True):
+        if "error" in result:
+            counts["rejected"] += 1
+        elif result["status"] == 201:
+            counts["created"] += 1
+        elif kind == "customers" and _changes(known.get(item["data"].get("external_id")), item["data"]):
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+    return counts
+
+
+def _changes(stored: dict | None, data: dict) -> bool:
+    if stored is None:
+        return True
+    return any(stored.get(k) != v for k, v in data.items() if k in stored)
+
+
+def _reason(error: dict) -> str:
+    """The batch's error as people read it: its message names the field ("purchased_at: ...")."""
+    return error.get("message") or "Refused."
+
+
+def fail(import_id: str, message: str) -> None:
+    Import.objects.filter(pk=import_id).update(state=ImportState.FAILED, error=message, finished_at=timezone.now())

@@ -1,0 +1,274 @@
+"""CSV imports: files as spreadsheets save them, read and mapped; a dry run that stores nothing; a run through
+the API's rules that goes on where it stopped, and changes nothing the second time; the rejected rows with
+their reasons; the page and the API; bad files refused as a whole, naming the row or column."""
+
+import codecs
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from engagement import csv_files, imports
+from engagement.errors import Invalid
+from engagement.models import Customer, Engagement, Import, ImportState, Purchase
+from tenants.actors import Actor
+from tenants.api_keys import api_key_create
+from tenants.scoping import tenant_scope
+from tests.web.test_assignment import _rule
+from tests.web.test_pages import text
+
+PURCHASES = (
+    "Order ID;Customer ID;Company;Offering;Purchase date;Amount;Currency;Segment\r\n"
+    "IMP-1;IC-1;Müller & Söhne;acme-software;2026-11-02 09:30;120.00;EUR;smb\r\n"
+    "IMP-2;IC-2;Zoë Café;acme-software;2026-11-03;80.50;EUR;smb\r\n"
+    'IMP-3;IC-3;=HYPERLINK("x");acme-software;yesterday;10;EUR;smb\r\n'
+    "IMP-4;IC-4;Nobody AG;no-such-offering;2026-11-03 10:00;10;EUR;smb\r\n"
+)
+
+
+def _create(world, raw, kind="purchases", **options):
+    with tenant_scope(world.tenant):
+        return imports.import_create(tenant=world.tenant, actor=Actor.system("tests"), kind=kind,
+                                     filename="orders.csv", raw=raw, **options)  # fmt: skip
+
+
+def _run(world, run, **options):
+    """What the worker does, in this process."""
+    with tenant_scope(world.tenant):
+        while imports.run_import(world.tenant, str(run.pk), **options):
+            pass
+        run.refresh_from_db()
+    return run
+
+
+def _start(world, run, dry_run=False):
+    with tenant_scope(world.tenant):
+        return imports.import_start(tenant=world.tenant, actor=Actor.system("tests"), run=run, mapping=run.mapping,
+                                    time_zone="Europe/Berlin", dry_run=dry_run)  # fmt: skip
+
+
+def _counts(run):
+    return (run.state, run.rows, run.created, run.updated, run.unchanged, run.rejected)
+
+
+# Reading files ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "encoding"),
+    [(codecs.BOM_UTF8 + PURCHASES.encode(), "utf-8"), (PURCHASES.encode("utf-16"), "utf-16"),
+     (PURCHASES.encode("cp1252"), "cp1252"), (PURCHASES.encode(), "utf-8")],
+)  # fmt: skip
+def test_a_spreadsheet_s_encoding_and_delimiter_are_found(raw, encoding):
+    table = csv_files.read(raw)
+    assert (table.encoding, table.delimiter, len(table.rows)) == (encoding, ";", 4)
+    assert table.rows[0][2] == "Müller & Söhne" and table.header[0] == "Order ID"
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t"])
+def test_comma_and_tab_are_found_too(delimiter):
+    raw = PURCHASES.replace(";", delimiter).replace("Müller & Söhne", "Mueller").encode()
+    assert csv_files.read(raw).delimiter == delimiter
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [(b"", "The file is empty."),
+     (b"\n\n", "The file is empty."),
+     (b"PK\x03\x04\x00\x00binary", "NUL bytes"),
+     (b";;\n1;2;3\n", "The first row must name the columns; it is empty."),
+     (b"id;;\n1;2;3\n", "Columns 2, 3 have no name in the first row."),
+     (b"id,name,ID\n1,a,2\n", "The first row names 'ID' and 'id' alike"),
+     (b"id;name\n1;a\n2,b\n", "Row 3 has 1 cells but the first row names 2 columns (the file is read as semicolon"),
+     (b"id,name\n1," + b"x" * 100_001 + b"\n", "Row 2: a cell is longer than 100,000 characters."),
+     (b"\xff\xfe\x00", "The file is not UTF-16 (byte 3 cannot be read).")],
+)  # fmt: skip
+def test_a_bad_file_is_refused_as_a_whole_naming_the_row_or_column(raw, message):
+    with pytest.raises(Invalid) as refused:
+        csv_files.read(raw)
+    assert message in " ".join(refused.value.message_dict["file"])
+
+
+def test_too_many_rows_are_refused(monkeypatch):
+    monkeypatch.setattr(csv_files, "MAX_ROWS", 3)
+    with pytest.raises(Invalid, match="more than 3 rows"):
+        csv_files.read(b"id\n1\n2\n3\n4\n5\n")
+
+
+def test_columns_are_guessed_from_their_names_and_an_earlier_import_s_choice():
+    header = ["Order ID", "Customer ID", "Company", "Offering", "Purchase date", "Notes"]
+    assert csv_files.guess("purchases", header) == {
+        "Order ID": "external_id", "Customer ID": "customer", "Company": "customer.name", "Offering": "offering",
+        "Purchase date": "purchased_at",
+    }  # fmt: skip
+    assert csv_files.guess("purchases", header, {"Notes": "customer.segment"})["Notes"] == "customer.segment"
+
+
+# Running --------------------------------------------------------------------------------------------------
+
+
+def test_a_dry_run_counts_and_stores_nothing_then_the_run_stores_by_the_api_s_rules(acme):
+    _rule(acme, ["service"])
+    run = _create(acme, PURCHASES.encode("cp1252"))
+    assert run.state == ImportState.DRAFT and run.mapping["Segment"] == "customer.segment"
+    dry = _run(acme, _start(acme, run, dry_run=True))
+    assert _counts(dry) == ("done", 4, 2, 0, 0, 2)
+    with tenant_scope(acme.tenant):
+        assert not Purchase.objects.filter(external_id__startswith="IMP-").exists()
+
+    done = _run(acme, _start(acme, dry, dry_run=False))
+    assert _counts(done) == ("done", 4, 2, 0, 0, 2)
+    with tenant_scope(acme.tenant):
+        stored = Purchase.objects.select_related("customer", "engagement__owner__user").get(external_id="IMP-2")
+        # A day without a time is midnight in the chosen zone (Berlin, UTC+1 in November).
+        assert stored.purchased_at.isoformat() == "2026-11-02T23:00:00+00:00"
+        assert stored.customer.name == "Zoë Café" and stored.customer.segment == "smb"
+        assert stored.engagement.owner.user.email == "service@acme.test"  # owner rules apply to imports too
+        reasons = dict(done.rejections.values_list("row", "reason"))
+    assert reasons[4].startswith("purchased_at: 'yesterday' is not an ISO 8601 timestamp")
+    assert "no-such-offering" in reasons[5]
+
+
+def test_the_same_file_twice_changes_nothing(acme):
+    first = _run(acme, _start(acme, _create(acme, PURCHASES.encode())))
+    again = _run(acme, _start(acme, _create(acme, PURCHASES.encode())))
+    assert _counts(first)[2] == 2 and _counts(again) == ("done", 4, 0, 0, 2, 2)
+    with tenant_scope(acme.tenant):
+        assert Purchase.objects.filter(external_id__startswith="IMP-").count() == 2
+
+
+def test_a_run_stopped_between_chunks_goes_on_where_it_stopped_and_ends_as_one_clean_run(acme, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 2)
+    rows = "external_id,name,segment\n" + "".join(f"C-{n},Customer {n},smb\n" for n in range(7))
+    run = _start(acme, _create(acme, rows.encode(), kind="customers"))
+    with tenant_scope(acme.tenant):
+        assert imports.run_import(acme.tenant, str(run.pk), seconds=0) is True  # one chunk, then it stops
+        run.refresh_from_db()
+        assert (run.state, run.done_rows, run.created) == ("running", 2, 2)
+    finished = _run(acme, run)
+    assert _counts(finished) == ("done", 7, 7, 0, 0, 0)
+    with tenant_scope(acme.tenant):
+        assert Customer.objects.filter(external_id__startswith="C-").count() == 7
+    renamed = rows.replace("Customer 3,", "Customer Three,")
+    again = _run(acme, _start(acme, _create(acme, renamed.encode(), kind="customers")))
+    assert _counts(again) == ("done", 7, 0, 1, 6, 0)
+
+
+def test_events_follow_the_api_s_rules(acme):
+    _run(acme, _start(acme, _create(acme, PURCHASES.encode())))
+    events = (
+        "type,purchase,occurred_at,milestone,score\n"
+        "milestone,IMP-1,2026-11-04 10:00,m1,\n"
+        "milestone,IMP-1,2026-11-01 10:00,m2,\n"  # before the purchase
+        "satisfaction,IMP-1,2026-11-05 10:00,,9\n"
+    )
+    run = _run(acme, _start(acme, _create(acme, events.encode(), kind="events")))
+    assert _counts(run) == ("done", 3, 1, 0, 0, 2)
+    with tenant_scope(acme.tenant):
+        engagement = Engagement.objects.get(purchase__external_id="IMP-1")
+        assert engagement.next_step == "m2"
+        reasons = sorted(run.rejections.values_list("reason", flat=True))
+    assert "is before the purchase" in reasons[0] and "from 1 to 5" in reasons[1]
+
+
+# The pages and the API -------------------------------------------------------------------------------------
+
+
+def test_an_admin_uploads_maps_and_follows_an_import_on_the_pages(acme, login):
+    client = login(acme.members["admin"])
+    upload = SimpleUploadedFile("orders.csv", PURCHASES.encode("utf-16"), content_type="text/csv")
+    response = client.post(acme.path("settings/imports/"), {"kind": "purchases", "file": upload})
+    with tenant_scope(acme.tenant):
+        run = Import.objects.get()
+    assert response.status_code == 302 and response["Location"] == acme.path(f"settings/imports/{run.id}/")
+    page = text(client.get(response["Location"]))
+    assert "4 rows of purchases, read as UTF-16, semicolon-separated" in page
+    assert "2 IMP-1 IC-1 Müller" in page, page[page.find("The first rows") :][:600]  # the preview
+
+    body = {f"map_{i}": field for i, field in enumerate(["external_id", "customer", "customer.name", "offering",
+                                                          "purchased_at", "", "", ""])}  # fmt: skip
+    response = client.post(acme.path(f"settings/imports/{run.id}/start/"), {**body, "time_zone": "UTC"})
+    assert response.status_code == 302
+    _run(acme, run)
+    page = text(client.get(acme.path(f"settings/imports/{run.id}/")))
+    assert "Import: done" in page and "Created 2" in page and "Rejected 2" in page
+
+    rejected = client.get(acme.path(f"settings/imports/{run.id}/rejected.csv")).content.decode()
+    assert next(csv.reader(io.StringIO(rejected))) == ["row", "reason"]
+    assert "\n4," in rejected
+    history = text(client.get(acme.path("settings/imports/")))
+    assert "orders.csv purchases" in history
+
+
+def test_the_page_refuses_a_bad_file_and_a_mapping_without_a_required_field(acme, login):
+    client = login(acme.members["admin"])
+    empty = SimpleUploadedFile("empty.csv", b"", content_type="text/csv")
+    response = client.post(acme.path("settings/imports/"), {"kind": "purchases", "file": empty})
+    assert response.status_code == 400 and "File: The file is empty." in text(response)
+    run = _create(acme, PURCHASES.encode())
+    response = client.post(acme.path(f"settings/imports/{run.id}/start/"), {"map_0": "external_id"})
+    assert response.status_code == 400
+    assert "Columns: Choose the column for customer, offering, purchased_at" in text(response)
+
+
+def test_samples_can_be_downloaded_and_imported_as_they_are(acme, login):
+    sample = login(acme.members["admin"]).get(acme.path("settings/imports/samples/customers/"))
+    assert sample["Content-Disposition"].endswith('"pov-customers-sample.csv"')
+    run = _run(acme, _start(acme, _create(acme, sample.content, kind="customers")))
+    assert _counts(run) == ("done", 1, 1, 0, 0, 0)
+    with tenant_scope(acme.tenant):
+        assert Customer.objects.get(external_id="C-1001").attributes == {"plan": "premium"}
+
+
+@pytest.mark.parametrize("role", ["owner", "sales", "service", "viewer"])
+def test_only_admins_import(acme, login, role):
+    client = login(acme.members[role])
+    assert client.get(acme.path("settings/imports/")).status_code == 403
+    upload = SimpleUploadedFile("orders.csv", PURCHASES.encode(), content_type="text/csv")
+    assert client.post(acme.path("settings/imports/"), {"kind": "purchases", "file": upload}).status_code == 403
+    with tenant_scope(acme.tenant):
+        assert not Import.objects.exists()
+
+
+def _api(world):
+    with tenant_scope(world.tenant):
+        _, raw = api_key_create(tenant=world.tenant, name="Importer", scope="write", actor=Actor.system("tests"))
+    return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+
+def test_the_api_queues_an_import_and_reports_it(acme, charlie):
+    api = _api(acme)
+    mapping = '{"Order ID": "external_id", "Customer ID": "customer", "Company": "customer.name", ' \
+              '"Offering": "offering", "Purchase date": "purchased_at"}'  # fmt: skip
+    upload = SimpleUploadedFile("orders.csv", PURCHASES.encode(), content_type="text/csv")
+    response = api.post("/api/v1/imports/", {"kind": "purchases", "file": upload, "mapping": mapping})
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert (body["state"], body["rows"], body["dry_run"]) == ("queued", 4, False)
+    with tenant_scope(acme.tenant):
+        _run(acme, Import.objects.get(pk=body["id"]))
+    report = api.get(f"/api/v1/imports/{body['id']}/").json()
+    assert (report["state"], report["created"], report["rejected"]) == ("done", 2, 2)
+    errors = api.get(report["errors_url"]).content.decode()
+    assert errors.startswith("row,reason\n4,")
+    assert _api(charlie).get(f"/api/v1/imports/{body['id']}/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [({"kind": "purchases"}, "Send the CSV file"),
+     ({"kind": "orders", "file": True}, "'orders' is not one of"),
+     ({"kind": "purchases", "file": True, "mapping": "{nope"}, "Send JSON"),
+     ({"kind": "purchases", "file": True, "mapping": '{"Nope": "external_id"}'}, "The file has no column 'Nope'"),
+     ({"kind": "purchases", "file": True, "mapping": '{"Order ID": "external_id"}'}, "Choose the column for")],
+)  # fmt: skip
+def test_the_api_refuses_a_bad_import_saying_what_is_wrong(acme, fields, message):
+    if fields.get("file"):
+        fields = {**fields, "file": SimpleUploadedFile("orders.csv", PURCHASES.encode(), content_type="text/csv")}
+    response = _api(acme).post("/api/v1/imports/", fields)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    with tenant_scope(acme.tenant):
+        assert not Import.objects.exists()
