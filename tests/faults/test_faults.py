@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from bench import data, scratch
 from bench.processes import stop_process
-from engagement.models import Customer, Event, Offering, OutboxMessage, Purchase
+from engagement import imports
+from engagement.models import Customer, Engagement, Event, Import, Offering, OutboxMessage, Purchase
 from engagement.services import purchase_record
 from engagement.tasks import drain_outbox_all
 from metrics import rollups
@@ -470,3 +471,44 @@ def test_worker_and_beat_live_through_a_broker_restart_and_an_exiting_worker_is_
                 process.stop()
     # Asked to stop, the supervisors end their process and stay stopped.
     assert worker.proc.returncode == 0 and beat.proc.returncode == 0, (tail(worker.log), tail(beat.log))
+
+
+# 5. A worker killed in the middle of an import --------------------------------------------------------
+
+IMPORT_ROWS = 6000
+
+
+def _import_state(run_id):
+    return Import.objects.filter(pk=run_id).values("state", "done_rows", "created", "unchanged", "rejected").get()
+
+
+def test_an_import_killed_mid_way_goes_on_where_it_stopped_and_ends_as_one_clean_run(private_redis, api_tenant):
+    tenant, _ = api_tenant
+    rows = "external_id,customer,customer.name,offering,purchased_at\n" + "".join(
+        f"IMP-{n},IC-{n},Customer {n},software,{PURCHASED.isoformat()}\n" for n in range(IMPORT_ROWS)
+    )
+    with tenant_scope(tenant), broker_at(private_redis.url):
+        run = imports.import_create(tenant=tenant, actor=Actor.system("tests"), kind="purchases",
+                                    filename="big.csv", raw=rows.encode(), start=True)  # fmt: skip
+    worker = start_redelivering_worker(private_redis.url)
+    try:
+        with tenant_scope(tenant):
+            # Killed after its first chunks were committed, before the last.
+            wait_for(lambda: 0 < _import_state(run.pk)["done_rows"] < IMPORT_ROWS, timeout=60, interval=0.02)
+            worker.proc.kill()
+            worker.proc.wait(timeout=10)
+            stopped = _import_state(run.pk)
+            assert stopped["state"] == "running" and stopped["done_rows"] < IMPORT_ROWS
+            committed = Purchase.objects.filter(external_id__startswith="IMP-").count()
+            assert committed == stopped["done_rows"], "a chunk was half applied"
+
+            worker = start_redelivering_worker(private_redis.url)  # takes the unacknowledged run back
+            wait_for(lambda: _import_state(run.pk)["state"] == "done", timeout=120)
+            final = _import_state(run.pk)
+            assert (final["done_rows"], final["created"], final["unchanged"], final["rejected"]) == (
+                IMPORT_ROWS, IMPORT_ROWS, 0, 0
+            )  # fmt: skip
+            assert Purchase.objects.filter(external_id__startswith="IMP-").count() == IMPORT_ROWS
+            assert Engagement.objects.filter(purchase__external_id__startswith="IMP-").count() == IMPORT_ROWS
+    finally:
+        worker.stop()
