@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from engagement import csv_files, imports
+from engagement import csv_files, imports, queries
 from engagement.errors import Invalid
 from engagement.models import Import, ImportState
 from tenants.scoping import get_or_404
@@ -34,7 +34,7 @@ LABELS = {"file": "File", "kind": "Kind of rows", "mapping": "Columns", "time_zo
 
 def _history_page(request, errors=(), status=200):
     context = {"imports": Import.objects.defer("data")[:50], "errors": errors, "kinds": csv_files.FIELDS,
-               "encodings": csv_files.ENCODINGS}  # fmt: skip
+               "encodings": csv_files.ENCODINGS, "names": queries.responsible_and_names()[1]}  # fmt: skip
     return render(request, "engagement/imports.html", context, status=status)
 
 
@@ -70,7 +70,8 @@ def _progress(run: Import) -> dict:
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def import_page(request, slug, import_id, errors=(), status=200):
     run = get_or_404(Import.objects.all(), id=import_id)
-    context = {"run": run, "errors": errors, "progress": _progress(run)}
+    names = queries.responsible_and_names()[1]
+    context = {"run": run, "errors": errors, "progress": _progress(run), "names": names}
     if run.state in (ImportState.DRAFT, ImportState.DONE) and (run.state == ImportState.DRAFT or run.dry_run):
         table = imports.table_of(run)
         mapping = run.mapping

@@ -6,6 +6,8 @@ A dry run takes the same path and rolls each chunk back."""
 
 import itertools
 import time
+from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
@@ -23,6 +25,9 @@ from tenants.models import Tenant
 CHUNK = 1000  # rows per transaction: the batch service's limit
 # A run stops taking new chunks after this long and queues the rest, well inside the task's time limit.
 RUN_SECONDS = 240
+# A live import that has not moved for this long is queued again; a chunk takes seconds, not minutes.
+QUIET = timedelta(minutes=3)
+LIVE = (ImportState.QUEUED, ImportState.RUNNING)
 KIND_OF_ITEM = {"customers": "customer", "purchases": "purchase", "events": "event"}
 
 
@@ -85,7 +90,9 @@ def _zone(name: str) -> ZoneInfo:
 def _queue(run: Import) -> None:
     from engagement.tasks import run_import  # tasks import this module
 
-    Import.objects.filter(pk=run.pk).update(state=ImportState.QUEUED, finished_at=None, error="")
+    Import.objects.filter(pk=run.pk).update(
+        state=ImportState.QUEUED, finished_at=None, error="", moved_at=timezone.now()
+    )
     run.state = ImportState.QUEUED
     enqueue_on_commit(run_import, tenant_id=str(run.tenant_id), import_id=str(run.pk))
 
@@ -119,28 +126,34 @@ def _flat(data: dict) -> dict:
 
 def run_import(tenant: Tenant, import_id: str, *, seconds: float = RUN_SECONDS) -> bool:
     """Run (or go on with) an import, a chunk per transaction, for about `seconds`; True when rows are
-    left (the task then queues the rest, within its time limit). Called by the worker; safe to call again."""
-    run = Import.objects.filter(pk=import_id, state__in=(ImportState.QUEUED, ImportState.RUNNING)).first()
+    left (the task then queues the rest, within its time limit). Called by the worker; safe to call again,
+    even while another run of the same import goes on: each chunk starts by locking the import's row."""
+    run = Import.objects.defer("data").filter(pk=import_id, state__in=LIVE).first()
     if run is None:
         return False
-    Import.objects.filter(pk=run.pk).update(state=ImportState.RUNNING, started_at=run.started_at or timezone.now())
+    now = timezone.now()
+    Import.objects.filter(pk=run.pk).update(state=ImportState.RUNNING, started_at=run.started_at or now, moved_at=now)
     actor = Actor(label=f"import {run.filename}", source="import")
-    table, zone, stop_at = table_of(run), ZoneInfo(run.time_zone), time.monotonic() + seconds
-    while run.done_rows < run.rows:
-        bodies = csv_files.rows_as_bodies(run.kind, table, run.mapping, zone, start=run.done_rows)
-        _run_chunk(tenant, run, actor, list(itertools.islice(bodies, CHUNK)))
-        run.refresh_from_db(fields=["done_rows"])
-        if run.done_rows < run.rows and time.monotonic() > stop_at:
+    table, zone, stop_at = table_of(Import.objects.get(pk=run.pk)), ZoneInfo(run.time_zone), time.monotonic() + seconds
+    while _run_chunk(tenant, run.pk, actor, table, zone):
+        if time.monotonic() > stop_at:
             return True
-    Import.objects.filter(pk=run.pk).update(state=ImportState.DONE, finished_at=timezone.now())
+    Import.objects.filter(pk=run.pk, state=ImportState.RUNNING).update(
+        state=ImportState.DONE, finished_at=timezone.now(), moved_at=timezone.now()
+    )
     return False
 
 
-def _run_chunk(tenant: Tenant, run: Import, actor: Actor, chunk: list[tuple[int, dict]]) -> None:
-    """One chunk, its counts, its rejected rows and the place to go on from, in one transaction (rolled
-    back after counting on a dry run, all but the counts)."""
-    items = [{"kind": KIND_OF_ITEM[run.kind], "data": data} for _, data in chunk]
+def _run_chunk(tenant: Tenant, import_id: Any, actor: Actor, table: csv_files.Table, zone: ZoneInfo) -> bool:
+    """The next chunk, its counts, its rejected rows and the place to go on from, in one transaction (rolled
+    back after counting on a dry run, all but the counts). False when no row was left."""
     with transaction.atomic():
+        run = Import.objects.defer("data").select_for_update().get(pk=import_id)
+        if run.done_rows >= run.rows:
+            return False
+        bodies = csv_files.rows_as_bodies(run.kind, table, run.mapping, zone, start=run.done_rows)
+        chunk = list(itertools.islice(bodies, CHUNK))
+        items = [{"kind": KIND_OF_ITEM[run.kind], "data": data} for _, data in chunk]
         with transaction.atomic():
             known = _stored_customers(items) if run.kind == "customers" else {}
             results = batch_ingest(tenant=tenant, items=items, actor=actor)
@@ -152,8 +165,17 @@ def _run_chunk(tenant: Tenant, run: Import, actor: Actor, chunk: list[tuple[int,
             for (number, _), result in zip(chunk, results, strict=True) if "error" in result
         )  # fmt: skip
         Import.objects.filter(pk=run.pk).update(
-            done_rows=F("done_rows") + len(chunk), **{name: F(name) + n for name, n in counts.items()}
-        )
+            done_rows=F("done_rows") + len(chunk), moved_at=timezone.now(),
+            **{name: F(name) + n for name, n in counts.items()},
+        )  # fmt: skip
+    return True
+
+
+def stalled(*, quiet: timedelta = QUIET) -> list[str]:
+    """Queued or running imports that moved not at all for `quiet`: their task was lost (a broker restart
+    loses what it held) or their worker died. Beat queues them again (engagement.tasks)."""
+    since = timezone.now() - quiet
+    return [str(pk) for pk in Import.objects.filter(state__in=LIVE, moved_at__lt=since).values_list("pk", flat=True)]
 
 
 def _stored_customers(items: list[dict]) -> dict:

@@ -10,6 +10,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django_scopes import ScopedManager
 
 from tenants.models import Member, Tenant
@@ -378,6 +379,8 @@ class Import(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The last step of its run: a queued or running import quiet for long lost its task (imports.resume).
+    moved_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]

@@ -54,3 +54,16 @@ def run_import(self, *, tenant, import_id):
         raise
     if left:
         enqueue(run_import, tenant_id=str(tenant.pk), import_id=import_id)
+
+
+@shared_task(base=TenantTask, bind=True)
+def resume_imports(self, *, tenant):
+    """The imports whose task was lost or whose worker died, queued again (a run takes up where it stopped)."""
+    for import_id in imports.stalled():
+        enqueue(run_import, tenant_id=str(tenant.pk), import_id=import_id)
+
+
+@shared_task
+def resume_imports_all():
+    """Beat: every tenant's imports that stopped moving."""
+    enqueue_for_every_tenant(resume_imports)

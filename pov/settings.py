@@ -311,6 +311,8 @@ CELERY_BEAT_SCHEDULE = {
     # Housekeeping: outbox rows handled a week ago, idempotency keys past their 24 h.
     "outbox-purge": {"task": "engagement.tasks.purge_outbox_all", "schedule": 3600.0},
     "idempotency-purge": {"task": "tenants.tasks.purge_idempotency_keys_all", "schedule": 3600.0},
+    # Imports whose task a broker restart lost, or whose worker died: queued again where they stopped.
+    "imports-resume": {"task": "engagement.tasks.resume_imports_all", "schedule": 120.0},
 }
 
 

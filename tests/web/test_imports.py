@@ -5,10 +5,12 @@ their reasons; the page and the API; bad files refused as a whole, naming the ro
 import codecs
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from engagement import csv_files, imports
 from engagement.errors import Invalid
@@ -16,6 +18,7 @@ from engagement.models import Customer, Engagement, Import, ImportState, Purchas
 from tenants.actors import Actor
 from tenants.api_keys import api_key_create
 from tenants.scoping import tenant_scope
+from tests.conftest import run_concurrently
 from tests.web.test_assignment import _rule
 from tests.web.test_pages import text
 
@@ -272,3 +275,26 @@ def test_the_api_refuses_a_bad_import_saying_what_is_wrong(acme, fields, message
     assert message in response.content.decode()
     with tenant_scope(acme.tenant):
         assert not Import.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_quiet_live_import_is_found_for_beat_and_two_runs_at_once_count_each_row_once(acme, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 2)
+    rows = "external_id,name\n" + "".join(f"Q-{n},Quiet {n}\n" for n in range(9))
+    run = _start(acme, _create(acme, rows.encode(), kind="customers"))
+    with tenant_scope(acme.tenant):
+        assert imports.stalled() == []
+        Import.objects.filter(pk=run.pk).update(moved_at=timezone.now() - timedelta(minutes=10))
+        assert imports.stalled() == [str(run.pk)]
+
+    # As beat's resume might while the lost task turns up after all: both runs go on from the same row.
+    def another_run():
+        with tenant_scope(acme.tenant):
+            _run(acme, Import.objects.get(pk=run.pk))
+
+    run_concurrently(another_run, times=2)
+    with tenant_scope(acme.tenant):
+        run.refresh_from_db()
+        assert _counts(run) == ("done", 9, 9, 0, 0, 0) and run.done_rows == 9
+        assert Customer.objects.filter(external_id__startswith="Q-").count() == 9
+        assert imports.stalled() == []
