@@ -3,7 +3,6 @@ path as Settings → Import; GET /api/v1/imports/<id>/ follows it, and its error
 
 import json
 
-from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -99,10 +98,4 @@ class ImportViewSet(TenantAPIView, viewsets.GenericViewSet):
     @extend_schema(summary="The rejected rows of an import, as CSV (row, reason)", responses={200: OpenApiTypes.STR})
     @action(detail=True, methods=["get"], url_path="errors", url_name="errors")
     def errors(self, request, pk=None):
-        run = get_or_404(self.get_queryset(), pk=pk)
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response.write("row,reason\n")
-        for rejection in run.rejections.all().iterator():
-            reason = csv_files.defused(rejection.reason).replace('"', '""')
-            response.write(f'{rejection.row},"{reason}"\n')
-        return response
+        return imports.rejected_csv(get_or_404(self.get_queryset(), pk=pk))

@@ -109,14 +109,7 @@ def import_start(request, slug, import_id):
 
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def import_rejected(request, slug, import_id):
-    run = get_or_404(Import.objects.defer("data"), id=import_id)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="rejected-{run.id}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(["row", "reason"])
-    for rejection in run.rejections.all().iterator():
-        writer.writerow([rejection.row, csv_files.defused(rejection.reason)])
-    return response
+    return imports.rejected_csv(get_or_404(Import.objects.defer("data"), id=import_id))
 
 
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)

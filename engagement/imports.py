@@ -4,6 +4,7 @@ external id, the value clock, owner rules, the outbox). Each chunk commits with 
 rows, so a worker stopped mid-way goes on where the last chunk ended: nothing is half-applied or doubled.
 A dry run takes the same path and rolls each chunk back."""
 
+import csv
 import itertools
 import time
 from datetime import timedelta
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.db.models import F
+from django.http import HttpResponse
 from django.utils import timezone
 
 from engagement import csv_files
@@ -212,3 +214,15 @@ def _reason(error: dict) -> str:
 
 def fail(import_id: str, message: str) -> None:
     Import.objects.filter(pk=import_id).update(state=ImportState.FAILED, error=message, finished_at=timezone.now())
+
+
+def rejected_csv(run: Import) -> HttpResponse:
+    """The rejected rows of an import as a CSV download (row, reason), for the page and the API alike; a
+    reason is data the file brought, so a spreadsheet never runs it as a formula."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="rejected-{run.pk}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["row", "reason"])
+    for rejection in run.rejections.all().iterator():
+        writer.writerow([rejection.row, csv_files.defused(rejection.reason)])
+    return response

@@ -254,8 +254,9 @@ def test_the_api_queues_an_import_and_reports_it(acme, charlie):
         _run(acme, Import.objects.get(pk=body["id"]))
     report = api.get(f"/api/v1/imports/{body['id']}/").json()
     assert (report["state"], report["created"], report["rejected"]) == ("done", 2, 2)
-    errors = api.get(report["errors_url"]).content.decode()
-    assert errors.startswith("row,reason\n4,")
+    errors = list(csv.reader(io.StringIO(api.get(report["errors_url"]).content.decode())))
+    assert errors[0] == ["row", "reason"] and [row for row, _ in errors[1:]] == ["4", "5"]
+    assert errors[1][1].startswith("purchased_at: 'yesterday' is not")
     assert _api(charlie).get(f"/api/v1/imports/{body['id']}/").status_code == 404
 
 
@@ -298,3 +299,8 @@ def test_a_quiet_live_import_is_found_for_beat_and_two_runs_at_once_count_each_r
         assert _counts(run) == ("done", 9, 9, 0, 0, 0) and run.done_rows == 9
         assert Customer.objects.filter(external_id__startswith="Q-").count() == 9
         assert imports.stalled() == []
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx"])
+def test_a_cell_a_spreadsheet_would_run_is_made_text(cell):
+    assert csv_files.defused(cell) == "'" + cell and csv_files.defused("plain") == "plain"
