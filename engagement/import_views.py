@@ -69,7 +69,7 @@ def _progress(run: Import) -> dict:
 
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def import_page(request, slug, import_id, errors=(), status=200):
-    run = get_or_404(Import.objects.all(), id=import_id)
+    run = get_or_404(Import.objects.defer("data"), id=import_id)
     names = queries.responsible_and_names()[1]
     context = {"run": run, "errors": errors, "progress": _progress(run), "names": names}
     if run.state in (ImportState.DRAFT, ImportState.DONE) and (run.state == ImportState.DRAFT or run.dry_run):
@@ -92,7 +92,7 @@ def import_page(request, slug, import_id, errors=(), status=200):
 @require_POST
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def import_start(request, slug, import_id):
-    run = get_or_404(Import.objects.all(), id=import_id)
+    run = get_or_404(Import.objects.defer("data"), id=import_id)
     header = imports.table_of(run).header
     mapping = {column: request.POST.get(f"map_{i}", "") for i, column in enumerate(header)}
     try:

@@ -30,6 +30,7 @@ RUN_SECONDS = 240
 # A live import that has not moved for this long is queued again; a chunk takes seconds, not minutes.
 QUIET = timedelta(minutes=3)
 LIVE = (ImportState.QUEUED, ImportState.RUNNING)
+COUNTS = ("created", "updated", "unchanged", "rejected")
 KIND_OF_ITEM = {"customers": "customer", "purchases": "purchase", "events": "event"}
 
 
@@ -73,10 +74,12 @@ def import_start(*, tenant: Tenant, actor: Actor, run: Import, mapping: dict, ti
     table = table_of(run)
     run.mapping = csv_files.check_mapping(run.kind, table.header, mapping)
     run.time_zone, run.dry_run = _zone(time_zone).key, dry_run
-    run.done_rows = run.created = run.updated = run.unchanged = run.rejected = 0
+    run.done_rows = 0
+    for name in COUNTS:
+        setattr(run, name, 0)
     with transaction.atomic():
         run.rejections.all().delete()
-        run.save()
+        run.save(update_fields=["mapping", "time_zone", "dry_run", "done_rows", *COUNTS])  # not the file again
         audit(tenant=tenant, actor=actor, action="import.started", target=run, dry_run=dry_run)
         _queue(run)
     return run
@@ -188,7 +191,7 @@ def _stored_customers(items: list[dict]) -> dict:
 
 
 def _count(kind: str, items: list[dict], results: list[dict], known: dict) -> dict:
-    counts = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    counts = dict.fromkeys(COUNTS, 0)
     for item, result in zip(items, results, strict=True):
         if "error" in result:
             counts["rejected"] += 1
