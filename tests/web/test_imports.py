@@ -304,3 +304,13 @@ def test_a_quiet_live_import_is_found_for_beat_and_two_runs_at_once_count_each_r
 @pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx"])
 def test_a_cell_a_spreadsheet_would_run_is_made_text(cell):
     assert csv_files.defused(cell) == "'" + cell and csv_files.defused("plain") == "plain"
+
+
+def test_a_file_of_megabytes_is_taken_by_the_page(acme, login):
+    rows = "external_id,name,segment\n" + "".join(f"MB-{n:06d},Customer number {n:06d},smb\n" for n in range(60_000))
+    assert len(rows) > 2 * 1024 * 1024  # past Django's in-memory upload size: the file is spooled to disk
+    upload = SimpleUploadedFile("big.csv", rows.encode(), content_type="text/csv")
+    response = login(acme.members["admin"]).post(acme.path("settings/imports/"), {"kind": "customers", "file": upload})
+    assert response.status_code == 302
+    with tenant_scope(acme.tenant):
+        assert Import.objects.get().rows == 60_000
