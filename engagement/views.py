@@ -276,7 +276,7 @@ def engagement_act(request, slug, engagement_id, action):
 NOT_NOW = {
     "milestone": ({Status.LOST}, "is lost: reopen it first to record a milestone"),
     "satisfaction": ({Status.LOST}, "is lost: reopen it first to record satisfaction"),
-    "lost": ({Status.LOST, Status.REACHED, Status.PAUSED}, "cannot be marked lost now (it is {status})"),
+    "lost": ({Status.LOST, Status.REACHED}, "cannot be marked lost now (it is {status})"),
     "reopened": (set(Status) - {Status.LOST}, "is not lost"),
     "paused": ({Status.LOST, Status.REACHED, Status.PAUSED}, "cannot be paused now (it is {status})"),
     "resumed": (set(Status) - {Status.PAUSED}, "is not paused"),

@@ -105,3 +105,14 @@ def test_the_company_s_time_zone_is_chosen_among_real_zones(acme, login):
     assert "<option selected>Europe/Berlin</option>" in page and "<option >UTC</option>" in page
     for odd in ("localtime", "Factory", "EST5EDT", "posixrules"):
         assert f">{odd}</option>" not in page
+
+
+def test_a_paused_customer_can_be_marked_lost_and_the_page_offers_it(acme, login):
+    client = login(acme.members["owner"])
+    detail = acme.path(f"engagements/{acme.engagement.id}/")
+    client.post(detail + "paused/", {})
+    assert "Mark as lost" in text(client.get(detail))
+    assert client.post(detail + "lost/", {"reason": "Went quiet for good"}).status_code == 302
+    with tenant_scope(acme.tenant):
+        acme.engagement.refresh_from_db()
+    assert acme.engagement.status == "lost"
