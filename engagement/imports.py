@@ -36,8 +36,8 @@ KIND_OF_ITEM = {"customers": "customer", "purchases": "purchase", "events": "eve
 
 def remembered_mapping(kind: str) -> dict:
     """The mapping of this company's last import of `kind`, to guess the next one's columns from."""
-    last = Import.objects.filter(kind=kind).exclude(mapping={}).order_by("-created_at").first()
-    return last.mapping if last else {}
+    mappings = Import.objects.filter(kind=kind).exclude(mapping={}).order_by("-created_at")
+    return mappings.values_list("mapping", flat=True).first() or {}
 
 
 def import_create(
@@ -55,15 +55,16 @@ def import_create(
     chosen = csv_files.guess(kind, table.header, remembered_mapping(kind)) if mapping is None else mapping
     if start:
         chosen = csv_files.check_mapping(kind, table.header, chosen)
-    run = Import.objects.create(
-        tenant=tenant, kind=kind, filename=filename[:255] or "upload.csv", data=raw, encoding=table.encoding,
-        delimiter=table.delimiter, mapping=chosen, time_zone=zone.key, dry_run=dry_run, rows=len(table.rows),
-        created_by=actor.label,
-    )  # fmt: skip
-    audit(tenant=tenant, actor=actor, action="import.created", target=run, kind=kind, file=run.filename,
-          rows=run.rows, dry_run=dry_run)  # fmt: skip
-    if start:
-        _queue(run)
+    with transaction.atomic():
+        run = Import.objects.create(
+            tenant=tenant, kind=kind, filename=filename[:255] or "upload.csv", data=raw, encoding=table.encoding,
+            delimiter=table.delimiter, mapping=chosen, time_zone=zone.key, dry_run=dry_run, rows=len(table.rows),
+            created_by=actor.label,
+        )  # fmt: skip
+        audit(tenant=tenant, actor=actor, action="import.created", target=run, kind=kind, file=run.filename,
+              rows=run.rows, dry_run=dry_run)  # fmt: skip
+        if start:
+            _queue(run)
     return run
 
 
