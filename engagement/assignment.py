@@ -112,6 +112,8 @@ def record(tenant: Tenant, choices: list[Choice]) -> None:
 def assign_unowned_now(*, tenant: Tenant, actor: Actor) -> int:
     """Apply the rules to every open engagement nobody owns, oldest purchase first; how many got an owner."""
     with transaction.atomic():
+        # The rules first, then the engagements: the order every purchase and batch takes them in.
+        list(AssignmentRule.objects.select_for_update().values_list("pk", flat=True))
         unowned = list(
             Engagement.objects.select_for_update().filter(owner__isnull=True, status__in=OPEN_STATUSES)
             .order_by("pos_at", "id")
