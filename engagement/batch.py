@@ -23,7 +23,7 @@ from engagement.errors import Conflict, Invalid, Missing
 from engagement.models import Customer, Engagement, Event, Offering, Purchase
 from engagement.projections import ROW_COLUMNS, Row
 from engagement.services import EVENT_COLUMNS, stored_purchase
-from engagement.sql import array, columns, fast_timestamps, table, unnest
+from engagement.sql import array, columns, fast_timestamps, insert_all, table, unnest
 from tenants.actors import Actor
 from tenants.models import Member, Tenant
 
@@ -326,8 +326,8 @@ def _insert_purchases(batch: Batch, candidates: list[Candidate], customer_ids: d
         batch.ok(candidate.index, 201, id=candidate.external_id, engagement=str(engagement.id))
     if rows:
         chosen = assignment.assign(batch.tenant, [e for _, e in rows])
-        Purchase.objects.bulk_create([p for p, _ in rows])
-        Engagement.objects.bulk_create([e for _, e in rows])
+        insert_all(Purchase, [p for p, _ in rows], batch.now)
+        insert_all(Engagement, [e for _, e in rows], batch.now)
         assignment.record(batch.tenant, chosen)
         for _, engagement in rows:
             batch.touched[engagement.id] = engagement

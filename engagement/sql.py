@@ -67,3 +67,20 @@ def fast_timestamps() -> Iterator[CursorWrapper]:
         oid = psycopg.adapters.types["timestamptz"].oid
         cursor.cursor.adapters.register_loader(oid, psycopg.adapters.get_loader(oid, psycopg.pq.Format.TEXT))
         yield cursor
+
+
+def insert_all(model: type[Model], objects: Sequence[Model], now: Any) -> None:
+    """INSERT new instances of `model` with one statement over unnest arrays: bulk_create binds one
+    parameter per cell (22,000 for a thousand engagements), which cost more than the insert itself.
+    `auto_now` and `auto_now_add` columns get `now`, as bulk_create would give them."""
+    fields = model._meta.concrete_fields
+    for obj in objects:
+        for f in fields:
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                setattr(obj, f.attname, now)
+    names = [f.attname for f in fields]
+    rows = [tuple(getattr(obj, name) for name in names) for obj in objects]
+    listed = ", ".join(quote(f.column) for f in fields)
+    sql = f"INSERT INTO {table(model)} ({listed}) SELECT * FROM {unnest(model, names)}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns(model, names, rows))
