@@ -121,6 +121,8 @@ def tasks():
         ("notify.confirmation_tasks.send_confirmations_all", "mail"),
         ("notify.webhook_tasks.deliver_webhooks", "http"),
         ("notify.webhook_tasks.retry_webhooks", "http"),
+        ("engagement.tasks.run_import", "import"),
+        ("engagement.tasks.resume_imports_all", "record"),
     ],
 )
 def test_each_kind_of_task_goes_to_its_own_queue(tasks, task, kind):
@@ -134,4 +136,4 @@ def test_every_task_of_the_project_goes_to_one_of_the_queues_a_worker_consumes(t
     assert len(ours) >= 15
     for name in ours:
         assert app.amqp.router.route({}, name)["queue"].name in consumed, name
-    assert len(consumed) == 4
+    assert len(consumed) == 5

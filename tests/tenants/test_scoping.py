@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from django_scopes import ScopeError
 
+from engagement import assignment, imports
 from engagement.models import Customer
 from engagement.services import customer_upsert, event_record, note_add, offering_save, purchase_record
 from metrics import backtest
@@ -93,6 +94,12 @@ def _populate(tenant, marker, actor):
             purchased_at=now - timedelta(days=30), actor=actor,
         )  # fmt: skip
         stalled_scan(tenant, now=now)
+        assignment.rule_add(tenant=tenant, actor=actor, offering=None, segment="", method="round_robin",
+                            members=[owner])  # fmt: skip
+        rows = b"external_id,name\n,nameless\n"
+        run = imports.import_create(tenant=tenant, actor=actor, kind="customers", filename="c.csv", raw=rows,
+                                    start=True)  # fmt: skip
+        imports.run_import(tenant, str(run.pk))  # an Import and an ImportRejection (its row has no id)
         run_recompute(tenant, force=True)  # MetricRollup, RollupState and Forecast rows
         backtest.save(tenant, backtest.run(tenant, (now - timedelta(days=10)).date(), now))  # a BacktestRun
 
