@@ -79,13 +79,10 @@ class ImportViewSet(TenantAPIView, viewsets.GenericViewSet):
     )
     def create(self, request):
         upload = request.FILES.get("file")
-        if upload is None:
-            raise Invalid({"file": ["Send the CSV file as the multipart field 'file'."]})
-        if upload.size > csv_files.MAX_BYTES:
-            raise Invalid({"file": [f"The file is over {csv_files.MAX_BYTES // 1_048_576} MB; split it."]})
+        raw = imports.uploaded(upload, "Send the CSV file as the multipart field 'file'.")
         run = imports.import_create(
             tenant=self.tenant, actor=self.actor, kind=request.data.get("kind", ""), filename=upload.name,
-            raw=upload.read(), mapping=_mapping(request.data.get("mapping")),
+            raw=raw, mapping=_mapping(request.data.get("mapping")),
             time_zone=request.data.get("time_zone", ""),
             dry_run=str(request.data.get("dry_run", "")).lower() in ("1", "true", "yes"), start=True,
         )  # fmt: skip

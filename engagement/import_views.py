@@ -44,13 +44,10 @@ def imports_page(request, slug):
         return _history_page(request)
     upload = request.FILES.get("file")
     try:
-        if upload is None:
-            raise Invalid({"file": ["Choose a CSV file."]})
-        if upload.size > csv_files.MAX_BYTES:
-            raise Invalid({"file": [f"The file is over {csv_files.MAX_BYTES // 1_048_576} MB; split it."]})
+        raw = imports.uploaded(upload, "Choose a CSV file.")
         run = imports.import_create(
             tenant=request.tenant, actor=web_actor(request), kind=request.POST.get("kind", ""),
-            filename=upload.name, raw=upload.read(), encoding=request.POST.get("encoding", ""),
+            filename=upload.name, raw=raw, encoding=request.POST.get("encoding", ""),
         )  # fmt: skip
     except Invalid as exc:
         return _history_page(request, error_messages(exc, LABELS), status=400)

@@ -40,6 +40,15 @@ def remembered_mapping(kind: str) -> dict:
     return mappings.values_list("mapping", flat=True).first() or {}
 
 
+def uploaded(upload, missing: str) -> bytes:
+    """An uploaded file's bytes, or a clear refusal: none sent (`missing` says how to send one), or too large."""
+    if upload is None:
+        raise Invalid({"file": [missing]})
+    if upload.size > csv_files.MAX_BYTES:
+        raise Invalid({"file": [f"The file is over {csv_files.MAX_BYTES // 1_048_576} MB; split it."]})
+    return upload.read()
+
+
 def import_create(
     *, tenant: Tenant, actor: Actor, kind: str, filename: str, raw: bytes, encoding: str = "",
     mapping: dict | None = None, time_zone: str = "", dry_run: bool = False, start: bool = False,

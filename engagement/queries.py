@@ -189,17 +189,16 @@ def customer_segments() -> list[str]:
 
 
 def responsible_and_names() -> tuple[list[Member], dict[str, str]]:
-    """In one query: responsible_members(), and every member's name by email (who recorded each line of
-    an engagement's timeline, deactivated members and viewers included)."""
+    """In one query: who can own or sell an engagement or take an alert (active members whose role acts,
+    as cleaners.responsible checks), and every member's name by email (who recorded each line of an
+    engagement's timeline, deactivated members and viewers included)."""
     everyone = list(Member.objects.select_related("user").order_by("user__email"))
     responsible = [m for m in everyone if m.is_active and m.role in ACTING_ROLES]
     return responsible, {m.user.email: m.name for m in everyone}
 
 
 def responsible_members() -> list[Member]:
-    """Who can own or sell an engagement or take an alert: active members whose role acts (cleaners.responsible)."""
-    members = Member.objects.filter(is_active=True, role__in=ACTING_ROLES).select_related("user")
-    return list(members.order_by("user__email"))
+    return responsible_and_names()[0]
 
 
 def journey_progress(engagement: Engagement) -> list[dict]:
