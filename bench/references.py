@@ -1,7 +1,8 @@
 """The references: what PostgreSQL itself needs for the same work, hand-written, measured in the same run.
 
-- `copy_events`: psycopg COPY of the same event rows (same columns) into a plain scratch table made
-  `LIKE` the events table with all its indexes and checks (foreign keys are not copied by LIKE).
+- `copy_rows`: psycopg COPY of the same rows (same columns) into plain scratch tables made `LIKE` the
+  application's (the events for a batch; the customers, purchases and engagements for an import) with all
+  their indexes and checks (foreign keys are not copied by LIKE).
 - `metrics_sql`: the numbers of `recompute_rollups` for the same groups (overall, per offering, segment,
   owner and sales rep, each also per purchase month): counts, the Aalen–Johansen curves with their
   intervals (thinned), quantiles and the share by the target, the value backlog, the weekly histogram
@@ -29,36 +30,38 @@ def _t(model):
 
 # Ingest ------------------------------------------------------------------------------------------
 
-COPY_TABLE = "bench_copy_events"
 
-
-def copy_events(rows, columns):
-    """Seconds to COPY `rows` into a fresh table like the events table (created and dropped untimed).
-
-    As the table owner: the application's role may not create tables."""
+def copy_rows(tables):
+    """Seconds to COPY each (model, columns, rows) of `tables` into a fresh table like the model's (all its
+    indexes and checks; foreign keys are not copied by LIKE), in one transaction. The tables are created
+    and dropped untimed, as the table owner: the application's role may not create tables."""
     with as_owner():
-        return _copy_events(rows, columns)
+        return _copy_rows(tables)
 
 
-def _copy_events(rows, columns):
+def _copy_table(model):
+    return connection.ops.quote_name(f"bench_copy_{model._meta.model_name}")
+
+
+def _copy_rows(tables):
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}")
-        cursor.execute(f"CREATE TABLE {COPY_TABLE} (LIKE {_t(Event)} INCLUDING ALL)")
+        for model, _, _ in tables:
+            cursor.execute(f"DROP TABLE IF EXISTS {_copy_table(model)}")
+            cursor.execute(f"CREATE TABLE {_copy_table(model)} (LIKE {_t(model)} INCLUDING ALL)")
     try:
-        names = ", ".join(quote(c) for c in columns)
         start = time.perf_counter()
-        with (
-            transaction.atomic(),
-            connection.cursor() as cursor,
-            cursor.copy(f"COPY {COPY_TABLE} ({names}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
+        with transaction.atomic(), connection.cursor() as cursor:
+            for model, columns, rows in tables:
+                names = ", ".join(quote(c) for c in columns)
+                with cursor.copy(f"COPY {_copy_table(model)} ({names}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
         return time.perf_counter() - start
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}")
+            for model, _, _ in tables:
+                cursor.execute(f"DROP TABLE IF EXISTS {_copy_table(model)}")
 
 
 # The stalled scan -------------------------------------------------------------------------------

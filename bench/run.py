@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 from tqdm import tqdm
 
-from bench import data, scenarios, scenarios_http, scratch
+from bench import data, scenarios, scenarios_http, scenarios_import, scratch
 from bench.http import BENCH_QUEUE, Server
 from bench.report import render, write_json
 from tenants.rls import as_owner
@@ -28,6 +28,7 @@ SCENARIOS = (
     ("api_metrics_summary", scenarios_http.api_metrics_summary),
     ("ingest_batch", scenarios_http.ingest_batch),
     ("ingest_single", scenarios_http.ingest_single),
+    ("import_csv", scenarios_import.import_csv),
 )
 HTTP_SCENARIOS = {"page_overview", "page_engagements", "page_engagement_detail", "api_metrics_summary",
                   "ingest_batch", "ingest_single"}  # fmt: skip

@@ -3,7 +3,7 @@ after a warm-up, and returns the benchmark's record.
 
 Run order (each leaves the state the next expects): the stalled scan (it finds the day's newly
 overdue engagements), the projection rebuild, the metric rollups (the pages read them), the pages,
-then the two ingest scenarios (they add events).
+then the two ingest scenarios (they add events) and the import (it adds purchases).
 """
 
 import math

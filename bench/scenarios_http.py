@@ -21,7 +21,7 @@ from bench import references
 from bench.data import EVENT_COLUMNS
 from bench.http import Connection, run_clients
 from bench.scenarios import record
-from engagement.models import Engagement, Milestone
+from engagement.models import Engagement, Event, Milestone
 from metrics.models import MetricRollup
 from metrics.rollups import recompute_rollups
 
@@ -241,7 +241,7 @@ def ingest_batch(ctx):
         load = run_clients(ctx.server.port, jobs, _batch_ok, headers, progress=bar.update)
     if load.failures:
         raise RuntimeError(f"{len(load.failures)} batch calls failed, e.g. {load.failures[0]}")
-    reference_seconds = references.copy_events(copy_rows, EVENT_COLUMNS)
+    reference_seconds = references.copy_rows([(Event, EVENT_COLUMNS, copy_rows)])
     events = len(copy_rows)
     note = f"{batches} calls of {BATCH_ITEMS} from {clients} clients; p50/p95 per call"
     return record("ingest_batch", events, load.seconds, reference="copy", reference_seconds=reference_seconds,

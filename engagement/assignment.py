@@ -5,6 +5,7 @@ Only active members whose role acts are given engagements. The rules' rows are l
 concurrent purchases take turns and round robin stays fair."""
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ AUTHOR = "Assignment rule"
 
 @dataclass
 class Choice:
-    engagement: Engagement
+    engagement: Any  # an Engagement, or a batch's NewEngagement
     rule: AssignmentRule
     owner: Member
 
@@ -42,7 +43,7 @@ def describe(rule: AssignmentRule) -> str:
     return f"{', '.join(what)}, {rule.get_method_display().lower()}"
 
 
-def assign(tenant: Tenant, engagements: list[Engagement]) -> list[Choice]:
+def assign(tenant: Tenant, engagements: Sequence[Any]) -> list[Choice]:
     """Give each unowned engagement (saved or about to be) the owner its first matching rule picks, in the
     caller's transaction. Sets `owner` on the engagements; returns what was chosen, for `record`."""
     unowned = [e for e in engagements if e.owner_id is None]
@@ -60,7 +61,7 @@ def assign(tenant: Tenant, engagements: list[Engagement]) -> list[Choice]:
         for rule in rules:
             if (rule.offering_id in (None, engagement.offering_id) and rule.segment in ("", segment)
                     and (owner := _pick(rule, members, open_counts))):  # fmt: skip
-                engagement.owner = owner
+                engagement.owner, engagement.owner_id = owner, owner.pk  # the id too on a batch's NewEngagement
                 choices.append(Choice(engagement, rule, owner))
                 break
     AssignmentRule.objects.bulk_update(rules, ["last_assigned"])
@@ -103,7 +104,7 @@ def _pick(rule: AssignmentRule, members: dict, open_counts: Counter) -> Member |
 def record(tenant: Tenant, choices: list[Choice]) -> None:
     """The timeline line of each choice (saved engagements only): who owns it now, and by which rule."""
     Note.objects.bulk_create(
-        Note(tenant=tenant, engagement=c.engagement, kind=NoteKind.HANDOFF, author_label=AUTHOR,
+        Note(tenant=tenant, engagement_id=c.engagement.id, kind=NoteKind.HANDOFF, author_label=AUTHOR,
              body=f"Owner: {c.owner.name}, by rule {c.rule.position} ({describe(c.rule)}).")
         for c in choices
     )  # fmt: skip

@@ -16,10 +16,10 @@ from django.db.models import F
 from django.http import HttpResponse
 from django.utils import timezone
 
-from engagement import csv_files
+from engagement import csv_files, queries
 from engagement.batch import batch_ingest
 from engagement.errors import Invalid
-from engagement.models import Customer, Import, ImportRejection, ImportState
+from engagement.models import Import, ImportRejection, ImportState
 from pov.enqueue import enqueue_on_commit
 from tenants.actors import Actor, audit
 from tenants.models import Tenant
@@ -170,7 +170,7 @@ def _run_chunk(tenant: Tenant, import_id: Any, actor: Actor, table: csv_files.Ta
         chunk = list(itertools.islice(bodies, CHUNK))
         items = [{"kind": KIND_OF_ITEM[run.kind], "data": data} for _, data in chunk]
         with transaction.atomic():
-            known = _stored_customers(items) if run.kind == "customers" else {}
+            known = _stored_customers(tenant, items) if run.kind == "customers" else {}
             results = batch_ingest(tenant=tenant, items=items, actor=actor)
             if run.dry_run:
                 transaction.set_rollback(True)
@@ -193,11 +193,10 @@ def stalled(*, quiet: timedelta = QUIET) -> list[str]:
     return [str(pk) for pk in Import.objects.filter(state__in=LIVE, moved_at__lt=since).values_list("pk", flat=True)]
 
 
-def _stored_customers(items: list[dict]) -> dict:
+def _stored_customers(tenant: Tenant, items: list[dict]) -> dict:
     """The stored values of the customers a chunk names, to tell an update from no change."""
     ids = [item["data"].get("external_id") for item in items if isinstance(item["data"].get("external_id"), str)]
-    rows = Customer.objects.filter(external_id__in=ids).values("external_id", "name", "email", "segment", "attributes")
-    return {row.pop("external_id"): row for row in rows}
+    return queries.stored_customers(tenant, ids)
 
 
 def _count(kind: str, items: list[dict], results: list[dict], known: dict) -> dict:

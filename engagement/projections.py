@@ -160,6 +160,25 @@ def refresh(
     return result
 
 
+def derive_opened(tenant: Tenant, rows: Sequence[Any], *, now: datetime, journeys: dict | None = None) -> Refreshed:
+    """Derive the projection of engagements that purchases open onto `rows` before they are inserted (an
+    engagement has no events yet when it opens), so each is written once. Publish the result with
+    `publish_transitions` once they are stored."""
+    journeys = journeys if journeys is not None else load_journeys({row.offering_id for row in rows})
+    result = Refreshed()
+    for row in rows:
+        journey = journeys.get(row.offering_id)
+        if journey is None:
+            continue
+        old_status = row.status
+        _apply(row, derive(journey, row.pos_at, (), now=now, grace_days=tenant.grace_days))
+        row.updated_at = now
+        result.changed += 1
+        if row.status != old_status:
+            result.transitions.append((row.id, old_status, row.status))
+    return result
+
+
 def _apply(row: Any, projection: Projection) -> bool:
     """Copy the derived values onto the row; True when any changed."""
     changed = False

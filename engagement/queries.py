@@ -1,7 +1,8 @@
 """Reads of the record, for views and the API. Every function runs inside a tenant scope."""
 
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from engagement.models import (
     Purchase,
     Status,
 )
+from engagement.sql import array, fast_timestamps
 from pov import rows
 from tenants.models import ACTING_ROLES, ApiKey, Member, Tenant, User
 from tenants.scoping import current_tenant, get_or_404
@@ -105,6 +107,55 @@ def locked_by_purchase(tenant: Tenant, purchase: str) -> Engagement | None:
         if member is not None:
             member.user = user
     return engagement
+
+
+# Many records by external id (a batch or an import chunk names up to a thousand): each name looked up on
+# its own by the (tenant, external_id) index, a LATERAL subquery with LIMIT 1 (which the planner cannot
+# turn into a join). Given the list as `IN`, `= ANY` or a join, PostgreSQL read every row of the tenant
+# instead: 20-50 ms per thousand names at 110k purchases, against 3 (none found) to 18 (all found).
+BY_EXTERNAL_ID = """
+SELECT r.external_id, x.* FROM unnest({ids}::text[]) AS r(external_id)
+CROSS JOIN LATERAL ({select} WHERE {alias}.tenant_id = %(tenant)s AND {alias}.external_id = r.external_id LIMIT 1) x
+"""
+STORED_CUSTOMERS = "SELECT c.id, c.name, c.email, c.segment, c.attributes FROM {customers} c"
+STORED_PURCHASES = """
+SELECT e.id, c.external_id, p.offering_id, p.purchased_at, p.amount, p.currency, e.owner_id, e.sales_rep_id
+FROM {purchases} p JOIN {engagements} e ON e.purchase_id = p.id AND e.tenant_id = %(tenant)s
+JOIN {customers} c ON c.id = p.customer_id AND c.tenant_id = %(tenant)s
+"""
+# What a purchase sent again must repeat to be a replay (the rest of STORED_PURCHASES's columns).
+REPLAYED_FIELDS = ("customer", "offering", "purchased_at", "amount", "currency", "owner", "sales_rep")
+
+
+@dataclass(frozen=True)
+class StoredPurchase:
+    engagement_id: uuid.UUID
+    values: dict  # REPLAYED_FIELDS: the customer's external id, the other objects' ids
+
+
+def _by_external_id(select: str, alias: str, tenant: Tenant, external_ids: Iterable[str]) -> list:
+    wanted = sorted(set(external_ids))
+    if not wanted:
+        return []
+    tables = {name: rows.table(model) for name, model in (("customers", Customer), ("purchases", Purchase),
+                                                            ("engagements", Engagement))}  # fmt: skip
+    sql = BY_EXTERNAL_ID.format(ids=array("ids"), select=select.format(**tables), alias=alias)
+    with fast_timestamps() as cursor:
+        cursor.execute(sql, {"ids": wanted, "tenant": tenant.pk})
+        return cursor.fetchall()
+
+
+def stored_customers(tenant: Tenant, external_ids: Iterable[str]) -> dict[str, dict]:
+    """{external id: {id, external_id, name, email, segment, attributes}} of those stored."""
+    names = ("external_id", "id", "name", "email", "segment", "attributes")
+    found = _by_external_id(STORED_CUSTOMERS, "c", tenant, external_ids)
+    return {row[0]: {**dict(zip(names, row, strict=True)), "attributes": json.loads(row[5])} for row in found}
+
+
+def stored_purchases(tenant: Tenant, external_ids: Iterable[str]) -> dict[str, StoredPurchase]:
+    """{external id: StoredPurchase} of those stored."""
+    found = _by_external_id(STORED_PURCHASES, "p", tenant, external_ids)
+    return {row[0]: StoredPurchase(row[1], dict(zip(REPLAYED_FIELDS, row[2:], strict=True))) for row in found}
 
 
 def engagements() -> QuerySet[Engagement]:

@@ -228,9 +228,10 @@ def _open_purchase(
         owner=owner, sales_rep=sales_rep,
     )  # fmt: skip
     chosen = assignment.assign(tenant, [engagement])
+    opened = projections.derive_opened(tenant, [engagement], now=now)
     engagement.save(force_insert=True)
     assignment.record(tenant, chosen)
-    projections.refresh(tenant, [engagement], now=now)
+    projections.publish_transitions(tenant, opened)
     return purchase
 
 

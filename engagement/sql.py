@@ -13,7 +13,8 @@ from typing import Any
 import psycopg
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Field, FloatField, Model
+from django.db.models import Field, FloatField, JSONField, Model
+from psycopg.types.json import Jsonb
 
 
 def quote(name: str) -> str:
@@ -28,12 +29,6 @@ def field(model: type[Model], name: str) -> Field:
 
 def table(model: type[Model]) -> str:
     return quote(model._meta.db_table)
-
-
-def _array_format() -> str:
-    """Arrays go binary (`b`: psycopg encodes thousands of UUIDs and timestamps in C) when PostgreSQL binds
-    the parameters; text (`s`) when psycopg quotes them on the client (DATABASE_PREPARED_STATEMENTS=0)."""
-    return "b" if connection.settings_dict["OPTIONS"].get("server_side_binding") else "s"
 
 
 def array(name: str) -> str:
@@ -55,6 +50,8 @@ def columns(model: type[Model], names: Sequence[str], rows: Sequence[Sequence[An
         # A whole number among floats would make the array an integer one.
         if isinstance(field(model, name), FloatField):
             values[i] = [None if value is None else float(value) for value in values[i]]
+        elif isinstance(field(model, name), JSONField):
+            values[i] = [None if value is None else Jsonb(value) for value in values[i]]
     return {f"{params}_{name}": column for name, column in zip(names, values, strict=True)}
 
 
@@ -69,18 +66,11 @@ def fast_timestamps() -> Iterator[CursorWrapper]:
         yield cursor
 
 
-def insert_all(model: type[Model], objects: Sequence[Model], now: Any) -> None:
-    """INSERT new instances of `model` with one statement over unnest arrays: bulk_create binds one
-    parameter per cell (22,000 for a thousand engagements), which cost more than the insert itself.
-    `auto_now` and `auto_now_add` columns get `now`, as bulk_create would give them."""
-    fields = model._meta.concrete_fields
-    for obj in objects:
-        for f in fields:
-            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-                setattr(obj, f.attname, now)
-    names = [f.attname for f in fields]
-    rows = [tuple(getattr(obj, name) for name in names) for obj in objects]
-    listed = ", ".join(quote(f.column) for f in fields)
+def insert_rows(model: type[Model], names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """INSERT `rows` (tuples in `names` order, attribute names of `model`) with one statement over unnest
+    arrays: bulk_create binds one parameter per cell (22,000 for a thousand engagements), which cost more
+    than the insert itself."""
+    listed = ", ".join(quote(field(model, name).column) for name in names)
     sql = f"INSERT INTO {table(model)} ({listed}) SELECT * FROM {unnest(model, names)}"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, columns(model, names, rows))

@@ -1,0 +1,71 @@
+"""import_csv: a spreadsheet of new purchases (each with its customer, as people export them from billing
+or CRM) imported end to end, against COPY of the rows it stores."""
+
+import json
+import time
+from datetime import timedelta
+
+from django.db.models import JSONField
+from django.utils import timezone
+
+from bench import references
+from bench.scenarios import counting_queries, record
+from engagement import imports
+from engagement.models import Customer, Engagement, Import, ImportState, Purchase
+from tenants.actors import Actor
+
+HEADER = "Order ID,Customer ID,Company,Email,Segment,Offering,Purchase date,Amount,Currency\n"
+SEGMENTS = ("smb", "mid-market", "enterprise")
+
+
+def purchases_csv(count, offering_keys, now):
+    """`count` purchases of new customers, spread over the offerings and the last 60 days."""
+    lines = [HEADER]
+    for i in range(count):
+        day = (now - timedelta(days=i % 60)).date().isoformat()
+        lines.append(f"IMPORT-{i},IMPORT-C{i},Company {i},buyer{i}@example.com,{SEGMENTS[i % 3]},"
+                     f"{offering_keys[i % len(offering_keys)]},{day} 10:30,{100 + i % 900}.00,EUR\n")  # fmt: skip
+    return "".join(lines).encode()
+
+
+def import_csv(ctx):
+    """engagement.imports from the uploaded bytes to the last chunk: the file read and checked, its columns
+    guessed, then run a chunk per transaction as the worker runs it (in this process, so the time is the
+    import's, not the broker's). The reference COPYs the customers, purchases and engagements it stored."""
+    count = ctx.scale
+    raw = purchases_csv(count, [o.key for o in ctx.scratch.offerings], timezone.now())
+    with counting_queries() as queries:
+        start = time.perf_counter()
+        run = imports.import_create(tenant=ctx.tenant, actor=Actor.system("bench"), kind="purchases",
+                                    filename="purchases.csv", raw=raw)  # fmt: skip
+        # Queued as the page's "Import" button does, without a task: this process is the worker.
+        Import.objects.filter(pk=run.pk).update(state=ImportState.QUEUED)
+        with ctx.bar(count, "  import_csv (rows)") as bar:
+            while imports.run_import(ctx.tenant, str(run.pk)):
+                bar.update(Import.objects.get(pk=run.pk).done_rows - bar.n)
+        seconds = time.perf_counter() - start
+    run.refresh_from_db()
+    if (run.state, run.created, run.rejected) != (ImportState.DONE, count, 0):
+        raise RuntimeError(f"the import ended {run.state} with {run.created} created, {run.rejected} rejected")
+    reference_seconds = references.copy_rows(_stored_rows(count))
+    note = f"{count:,} rows in chunks of {imports.CHUNK:,}, each customer new; the reference COPYs them"
+    return record("import_csv", count, seconds, reference="copy", reference_seconds=reference_seconds,
+                  queries=queries["n"], note=note)  # fmt: skip
+
+
+def _stored_rows(count):
+    """The rows the import stored, as (model, columns, rows) for the reference."""
+    engagements = Engagement.objects.filter(purchase__external_id__startswith="IMPORT-")
+    tables = []
+    for model, rows in ((Customer, Customer.objects.filter(external_id__startswith="IMPORT-C")),
+                        (Purchase, Purchase.objects.filter(external_id__startswith="IMPORT-")),
+                        (Engagement, engagements)):  # fmt: skip
+        fields = model._meta.concrete_fields
+        columns = [f.column for f in fields]
+        # COPY takes JSON as its text.
+        values = [tuple(json.dumps(v) if isinstance(f, JSONField) else v for f, v in zip(fields, row, strict=True))
+                  for row in rows.values_list(*[f.attname for f in fields])]  # fmt: skip
+        if len(values) != count:
+            raise RuntimeError(f"{len(values)} {model.__name__} rows stored for {count} imported")
+        tables.append((model, columns, values))
+    return tables
