@@ -90,6 +90,10 @@ def import_page(request, slug, import_id, errors=(), status=200):
 @roles(ADMIN_ONLY, read=ADMIN_ONLY)
 def import_start(request, slug, import_id):
     run = get_or_404(Import.objects.defer("data"), id=import_id)
+    if run.state == ImportState.FAILED:  # "Go on": the columns stay as they were
+        imports.import_resume(tenant=request.tenant, actor=web_actor(request), run=run)
+        messages.success(request, "Import queued: it goes on after the rows already done.")
+        return HttpResponseRedirect(reverse("import", args=[slug, run.id]))
     header = imports.table_of(run).header
     mapping = {column: request.POST.get(f"map_{i}", "") for i, column in enumerate(header)}
     try:

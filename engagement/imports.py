@@ -95,6 +95,16 @@ def import_start(*, tenant: Tenant, actor: Actor, run: Import, mapping: dict, ti
     return run
 
 
+def import_resume(*, tenant: Tenant, actor: Actor, run: Import) -> Import:
+    """Queue an import an unexpected error stopped: it goes on after the last chunk it committed."""
+    if run.state != ImportState.FAILED:
+        raise Invalid({"__all__": ["Only an import that stopped with an error can go on."]})
+    with transaction.atomic():
+        audit(tenant=tenant, actor=actor, action="import.resumed", target=run, done_rows=run.done_rows)
+        _queue(run)
+    return run
+
+
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)

@@ -159,6 +159,27 @@ def test_a_run_stopped_between_chunks_goes_on_where_it_stopped_and_ends_as_one_c
     assert _counts(again) == ("done", 7, 0, 1, 6, 0)
 
 
+def test_an_import_an_error_stopped_goes_on_from_the_page_after_the_rows_it_did(acme, login, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 2)
+    rows = "external_id,name\n" + "".join(f"C-{n},Customer {n}\n" for n in range(5))
+    run = _start(acme, _create(acme, rows.encode(), kind="customers"))
+    with tenant_scope(acme.tenant):
+        assert imports.run_import(acme.tenant, str(run.pk), seconds=0) is True
+        imports.fail(str(run.pk), "Stopped by an unexpected error (KeyError); the rows done stay done.")
+    client = login(acme.members["admin"])
+    page = text(client.get(acme.path(f"settings/imports/{run.id}/")))
+    assert "Import: failed" in page and "2 of 5 rows were done" in page and "Go on from row 4" in page
+
+    response = client.post(acme.path(f"settings/imports/{run.id}/start/"))
+    assert response.status_code == 302
+    finished = _run(acme, run)
+    assert _counts(finished) == ("done", 5, 5, 0, 0, 0)
+    with tenant_scope(acme.tenant):
+        assert Customer.objects.filter(external_id__startswith="C-").count() == 5
+        with pytest.raises(Invalid, match="Only an import that stopped"):
+            imports.import_resume(tenant=acme.tenant, actor=Actor.system("tests"), run=finished)
+
+
 def test_events_follow_the_api_s_rules(acme):
     _run(acme, _start(acme, _create(acme, PURCHASES.encode())))
     events = (
