@@ -3,6 +3,7 @@ becomes the API's body and goes through the API's cleaners and services, so it i
 exactly as the same body sent to POST /api/v1/purchases/ or /api/v1/customers/ would be."""
 
 import json
+from typing import Any
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
@@ -58,12 +59,29 @@ def purchase_new(request, slug):
 
 
 def attributes_text(attributes: dict) -> str:
-    """One `name: value` line per attribute; a value that is not text shows as JSON."""
-    return "\n".join(f"{k}: {v if isinstance(v, str) else json.dumps(v)}" for k, v in attributes.items())
+    """One `name: value` line per attribute, each read back by attributes_from_text as it is stored."""
+    return "\n".join(f"{k}: {_value_text(v)}" for k, v in attributes.items())
+
+
+def _value_text(value: Any) -> str:
+    """Text as it is, unless it would read back as something else (a number, true, JSON, spaces around it,
+    several lines): then, like any other value, as JSON ("123" in quotes stays text)."""
+    if isinstance(value, str) and "\n" not in value and _value_from_text(value) == value:
+        return value
+    return json.dumps(value)
+
+
+def _value_from_text(text: str) -> Any:
+    """A value that reads as JSON (a number, true, a list, a quoted text) is kept as such; others are text."""
+    value = text.strip()
+    try:
+        return json.loads(value) if value[:1] in '-0123456789tfn[{"' else value
+    except ValueError:
+        return value
 
 
 def attributes_from_text(text: str) -> dict:
-    """The reverse of attributes_text: a value that reads as JSON (a number, true, a list) is kept as such."""
+    """The reverse of attributes_text."""
     found = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -71,11 +89,7 @@ def attributes_from_text(text: str) -> dict:
         name, colon, value = line.partition(":")
         if not colon or not name.strip():
             raise Invalid({"attributes": [f"Line {number} needs the form 'name: value'."]})
-        value = value.strip()
-        try:
-            found[name.strip()] = json.loads(value) if value[:1] in '-0123456789tfn[{"' else value
-        except ValueError:
-            found[name.strip()] = value
+        found[name.strip()] = _value_from_text(value)
     return found
 
 

@@ -1,5 +1,7 @@
 """A purchase added and a customer edited by hand: the API's rules and records, readable refusals."""
 
+import html
+
 import pytest
 
 from engagement.models import Customer, Engagement, OutboxMessage, Purchase
@@ -95,6 +97,21 @@ def test_a_customer_is_edited_with_its_attributes(acme, login):
     # One line per attribute, in the order PostgreSQL keeps them (jsonb sorts the keys).
     assert ">beta: true\nplan: premium\nseats: 12</textarea>" in page
     assert f'href="{acme.path(f"engagements/{acme.engagement.id}/")}"' in page  # the customer's engagements
+
+
+def test_attributes_set_by_the_api_are_kept_as_they_are_when_the_customer_is_saved_on_the_page(acme, login):
+    stored = {"account": "123", "flag": "true", "padded": " x ", "lines": "a\nb", "seats": 12, "tags": ["a"]}
+    with tenant_scope(acme.tenant):
+        Customer.objects.filter(pk=acme.engagement.customer_id).update(attributes=stored)
+    path = acme.path(f"customers/{acme.engagement.customer_id}/")
+    client = login(acme.members["service"])
+    page = client.get(path).content.decode()
+    shown = page[page.index('name="attributes"') :].split(">", 1)[1].split("</textarea>")[0]
+    assert "account: &quot;123&quot;" in shown and "seats: 12" in shown
+    body = {"name": "Kept AG", "email": "", "segment": "", "attributes": html.unescape(shown)}
+    assert client.post(path, body).status_code == 302
+    with tenant_scope(acme.tenant):
+        assert Customer.objects.get(pk=acme.engagement.customer_id).attributes == stored
 
 
 @pytest.mark.parametrize(
