@@ -2,7 +2,8 @@
 
 Items are cleaned by the same cleaners as the single endpoints (engagement.cleaners) and written
 set-based: one statement per kind per batch (customers upserted, purchases and engagements inserted,
-events inserted), then every touched projection refreshed at once (engagement.projections). Items are
+events inserted). A new engagement is inserted with its projection derived (engagement.projections); the
+engagements the batch's events touch are then refreshed at once. Items are
 processed in order: a reference to an object that a *later* item creates fails as it would one call at a
 time. Valid items persist even when others fail. If the set-based path meets a concurrent writer (a
 unique violation), the batch is replayed one item at a time through the single-item services instead.
@@ -369,14 +370,17 @@ def _insert_purchases(batch: Batch, candidates: list[Candidate], customer_ids: d
         new[candidate.external_id] = (engagement, candidate.index)
         batch.ok(candidate.index, 201, id=candidate.external_id, engagement=str(engagement.id))
     if engagements:
-        _open(batch, engagements, named_by_events={e["purchase"] for _, e in batch.events}, purchases=purchases)
+        with_events = [new[ref][0] for ref in {e["purchase"] for _, e in batch.events} if ref in new]
+        _open(batch, purchases, engagements, with_events)
     return new
 
 
-def _open(batch: Batch, engagements: list[NewEngagement], *, named_by_events: set, purchases: list[tuple]) -> None:
+def _open(batch: Batch, purchases: list[tuple], engagements: list[NewEngagement], with_events: list) -> None:
+    """Store new purchases and their engagements, owned by rule; those `with_events` are derived once their
+    events are stored, the others now."""
     chosen = assignment.assign(batch.tenant, engagements)
-    later = [e for e, p in zip(engagements, purchases, strict=True) if p[2] in named_by_events]
-    now_derived = [e for e, p in zip(engagements, purchases, strict=True) if p[2] not in named_by_events]
+    later = {engagement.id for engagement in with_events}
+    now_derived = [engagement for engagement in engagements if engagement.id not in later]
     opened = projections.derive_opened(batch.tenant, now_derived, now=batch.now,
                                        journeys=batch.journeys_of({e.offering_id for e in now_derived}))  # fmt: skip
     insert_rows(Purchase, PURCHASE_COLUMNS, purchases)
@@ -385,7 +389,7 @@ def _open(batch: Batch, engagements: list[NewEngagement], *, named_by_events: se
     insert_rows(Engagement, ENGAGEMENT_COLUMNS, [engagement.row() for engagement in engagements])
     assignment.record(batch.tenant, chosen)
     projections.publish_transitions(batch.tenant, opened)
-    batch.touched.update((engagement.id, engagement) for engagement in later)
+    batch.touched.update((engagement.id, engagement) for engagement in with_events)
 
 
 def _rows_for(batch: Batch, candidate: Candidate, customer_id: uuid.UUID) -> tuple[tuple, NewEngagement]:

@@ -1,8 +1,9 @@
 """Storing engagement projections: the one place that writes an engagement's derived columns and its
 milestone reaches.
 
-Whatever changes what an engagement's events mean goes through `refresh`: a single event, a batch, a new
-purchase, a journey edit, a change of grace days and `recompute`. It re-derives each projection with
+Whatever changes what an engagement's events mean goes through `refresh`: a single event, a batch, a
+journey edit, a change of grace days and `recompute`; a new engagement, which has no events yet, is
+derived by `derive_opened` before it is inserted. It re-derives each projection with
 `projection.derive` from the stored events, so every path agrees with a rebuild by construction, writes
 the rows whose values changed with one statement and makes the stored reaches equal the derived ones
 with another, then publishes the status changes others react to. The clock's own transition (on track

@@ -16,6 +16,8 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, FloatField, JSONField, Model
 from psycopg.types.json import Jsonb
 
+from pov.rows import table  # the one quoting of a model's table, for this module's users too
+
 
 def quote(name: str) -> str:
     return connection.ops.quote_name(name)
@@ -25,10 +27,6 @@ def field(model: type[Model], name: str) -> Field:
     found = model._meta.get_field(name)
     assert isinstance(found, Field), name
     return found
-
-
-def table(model: type[Model]) -> str:
-    return quote(model._meta.db_table)
 
 
 def array(name: str) -> str:
