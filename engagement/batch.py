@@ -301,7 +301,10 @@ def _upsert_customers(batch: Batch, candidates: list[Candidate]) -> dict:
 
 
 def _write_customers(batch: Batch, customers: Iterable[dict]) -> list[tuple]:
-    rows = [(c.get("id") or uuid.uuid4(), *(c[name] for name in CUSTOMER_COLUMNS[1:])) for c in customers]
+    # In the order of their external ids, as every writer takes them: two batches that share customers (two
+    # chunks of an import) wait for each other instead of deadlocking.
+    ordered = sorted(customers, key=lambda c: c["external_id"])
+    rows = [(c.get("id") or uuid.uuid4(), *(c[name] for name in CUSTOMER_COLUMNS[1:])) for c in ordered]
     sql = UPSERT_CUSTOMERS.format(customers=table(Customer), names=", ".join(CUSTOMER_COLUMNS),
                                   unnest=unnest(Customer, CUSTOMER_COLUMNS))  # fmt: skip
     with connection.cursor() as cursor:

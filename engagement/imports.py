@@ -1,18 +1,19 @@
 """CSV imports: a file is checked as a whole when it arrives (engagement.csv_files), its columns mapped, then
-run by a worker in chunks through the batch service, so every row meets the API's rules (idempotent by
-external id, the value clock, owner rules, the outbox). Each chunk commits with its counts and its rejected
-rows, so a worker stopped mid-way goes on where the last chunk ended: nothing is half-applied or doubled.
-A dry run takes the same path and rolls each chunk back."""
+run by workers in chunks through the batch service, so every row meets the API's rules (idempotent by
+external id, the value clock, owner rules, the outbox). Each chunk commits with its counts, its rejected
+rows and its mark as done, so a worker stopped mid-way goes on with the chunks not done: nothing is
+half-applied or doubled. A dry run takes the same path and rolls each chunk back."""
 
 import csv
 import itertools
+import math
 import time
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Func, Value
 from django.http import HttpResponse
 from django.utils import timezone
 
@@ -25,6 +26,8 @@ from tenants.actors import Actor, audit
 from tenants.models import Tenant
 
 CHUNK = 1000  # rows per transaction: the batch service's limit
+# Runs of one import at once: while one waits for PostgreSQL, another works in Python, on a second core.
+RUNS = 2
 # A run stops taking new chunks after this long and queues the rest, well inside the task's time limit.
 RUN_SECONDS = 240
 # A live import that has not moved for this long is queued again; a chunk takes seconds, not minutes.
@@ -84,12 +87,12 @@ def import_start(*, tenant: Tenant, actor: Actor, run: Import, mapping: dict, ti
     table = table_of(run)
     run.mapping = csv_files.check_mapping(run.kind, table.header, mapping)
     run.time_zone, run.dry_run = _zone(time_zone).key, dry_run
-    run.done_rows = 0
+    run.done_rows, run.next_chunk, run.done_chunks = 0, 0, []
     for name in COUNTS:
         setattr(run, name, 0)
     with transaction.atomic():
         run.rejections.all().delete()
-        run.save(update_fields=["mapping", "time_zone", "dry_run", "done_rows", *COUNTS])  # not the file again
+        run.save(update_fields=["mapping", "time_zone", "dry_run", "done_rows", "next_chunk", "done_chunks", *COUNTS])
         audit(tenant=tenant, actor=actor, action="import.started", target=run, dry_run=dry_run)
         _queue(run)
     return run
@@ -119,7 +122,8 @@ def _queue(run: Import) -> None:
         state=ImportState.QUEUED, finished_at=None, error="", moved_at=timezone.now()
     )
     run.state = ImportState.QUEUED
-    enqueue_on_commit(run_import, tenant_id=str(run.tenant_id), import_id=str(run.pk))
+    for _ in range(RUNS):
+        enqueue_on_commit(run_import, tenant_id=str(run.tenant_id), import_id=str(run.pk))
 
 
 def table_of(run: Import) -> csv_files.Table:
@@ -152,7 +156,8 @@ def _flat(data: dict) -> dict:
 def run_import(tenant: Tenant, import_id: str, *, seconds: float = RUN_SECONDS) -> bool:
     """Run (or go on with) an import, a chunk per transaction, for about `seconds`; True when rows are
     left (the task then queues the rest, within its time limit). Called by the worker; safe to call again,
-    even while another run of the same import goes on: each chunk starts by locking the import's row."""
+    even while other runs of the same import go on (RUNS of them do): each takes the next chunk nobody
+    took, and a chunk counts once, however many runs did it."""
     run = Import.objects.defer("data").filter(pk=import_id, state__in=LIVE).first()
     if run is None:
         return False
@@ -160,7 +165,10 @@ def run_import(tenant: Tenant, import_id: str, *, seconds: float = RUN_SECONDS) 
     Import.objects.filter(pk=run.pk).update(state=ImportState.RUNNING, started_at=run.started_at or now, moved_at=now)
     actor = Actor(label=f"import {run.filename}", source="import")
     table, zone, stop_at = table_of(Import.objects.get(pk=run.pk)), ZoneInfo(run.time_zone), time.monotonic() + seconds
-    while _run_chunk(tenant, run.pk, actor, table, zone):
+    chunks = math.ceil(run.rows / CHUNK)
+    while (number := _take_chunk(run.pk, chunks)) is not None:
+        if not _run_chunk(tenant, run.pk, number, actor, table, zone):
+            return False  # another run is doing the last chunks, and ends the import
         if time.monotonic() > stop_at:
             return True
     Import.objects.filter(pk=run.pk, state=ImportState.RUNNING).update(
@@ -169,31 +177,69 @@ def run_import(tenant: Tenant, import_id: str, *, seconds: float = RUN_SECONDS) 
     return False
 
 
-def _run_chunk(tenant: Tenant, import_id: Any, actor: Actor, table: csv_files.Table, zone: ZoneInfo) -> bool:
-    """The next chunk, its counts, its rejected rows and the place to go on from, in one transaction (rolled
-    back after counting on a dry run, all but the counts). False when no row was left."""
+def _take_chunk(import_id: Any, chunks: int) -> int | None:
+    """The next chunk no run has taken; past the last, the first not committed (its run died, or is still
+    doing it: then `_run_chunk` leaves it). None when every chunk is done, or the import stopped."""
     with transaction.atomic():
-        run = Import.objects.defer("data").select_for_update().get(pk=import_id)
-        if run.done_rows >= run.rows:
-            return False
-        bodies = csv_files.rows_as_bodies(run.kind, table, run.mapping, zone, start=run.done_rows)
-        chunk = list(itertools.islice(bodies, CHUNK))
-        items = [{"kind": KIND_OF_ITEM[run.kind], "data": data} for _, data in chunk]
+        run = Import.objects.select_for_update().only("state", "next_chunk", "done_chunks").get(pk=import_id)
+        if run.state not in LIVE:
+            return None
+        if run.next_chunk < chunks:
+            run.next_chunk += 1
+            run.save(update_fields=["next_chunk"])
+            return run.next_chunk - 1
+    left = set(range(chunks)) - set(run.done_chunks)
+    return min(left) if left else None
+
+
+class ChunkDone(Exception):
+    """Another run committed this chunk first: this run's work on it is rolled back."""
+
+
+def _run_chunk(tenant: Tenant, import_id: Any, number: int, actor: Actor, table: csv_files.Table,
+               zone: ZoneInfo) -> bool:  # fmt: skip
+    """Chunk `number` with its counts and its rejected rows, in one transaction (rolled back after counting
+    on a dry run, all but the counts), which marks it done last: a run that did it too is rolled back.
+    False, doing nothing, while another run holds the chunk."""
+    run = Import.objects.defer("data").get(pk=import_id)
+    bodies = csv_files.rows_as_bodies(run.kind, table, run.mapping, zone, start=number * CHUNK)
+    chunk = list(itertools.islice(bodies, CHUNK))
+    items = [{"kind": KIND_OF_ITEM[run.kind], "data": data} for _, data in chunk]
+    try:
         with transaction.atomic():
-            known = _stored_customers(tenant, items) if run.kind == "customers" else {}
-            results = batch_ingest(tenant=tenant, items=items, actor=actor)
-            if run.dry_run:
-                transaction.set_rollback(True)
-        counts = _count(run.kind, items, results, known)
-        ImportRejection.objects.bulk_create(
-            ImportRejection(tenant=tenant, run=run, row=number, reason=_reason(result["error"]))
-            for (number, _), result in zip(chunk, results, strict=True) if "error" in result
-        )  # fmt: skip
-        Import.objects.filter(pk=run.pk).update(
-            done_rows=F("done_rows") + len(chunk), moved_at=timezone.now(),
-            **{name: F(name) + n for name, n in counts.items()},
-        )  # fmt: skip
+            if not _hold(run, number):
+                return False
+            with transaction.atomic():
+                known = _stored_customers(tenant, items) if run.kind == "customers" else {}
+                results = batch_ingest(tenant=tenant, items=items, actor=actor)
+                if run.dry_run:
+                    transaction.set_rollback(True)
+            counts = _count(run.kind, items, results, known)
+            ImportRejection.objects.bulk_create(
+                ImportRejection(tenant=tenant, run=run, row=row, reason=_reason(result["error"]))
+                for (row, _), result in zip(chunk, results, strict=True) if "error" in result
+            )  # fmt: skip
+            # Last, so the import's row is locked only while committing; another run waits here, then finds
+            # the chunk done.
+            done = Func(F("done_chunks"), Value(number), function="array_append")
+            marked = Import.objects.filter(pk=import_id).exclude(done_chunks__contains=[number]).update(
+                done_chunks=done, done_rows=F("done_rows") + len(chunk), moved_at=timezone.now(),
+                **{name: F(name) + n for name, n in counts.items()},
+            )  # fmt: skip
+            if not marked:
+                raise ChunkDone
+    except ChunkDone:
+        pass
     return True
+
+
+def _hold(run: Import, number: int) -> bool:
+    """Hold chunk `number` of `run` until the transaction ends (PostgreSQL's advisory lock, keyed by the
+    import's first 32 bits and the chunk; a run that dies lets go of it); False when another run holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [int.from_bytes(run.pk.bytes[:4], signed=True),
+                                                                      number])  # fmt: skip
+        return cursor.fetchone()[0]
 
 
 def stalled(*, quiet: timedelta = QUIET) -> list[str]:

@@ -356,7 +356,7 @@ class ImportState(models.TextChoices):
 
 class Import(TenantOwned):
     """A CSV file of customers, purchases or events, read row by row through the API's services
-    (engagement.imports); `done_rows` is where a run that was stopped goes on."""
+    (engagement.imports), a chunk of rows per transaction; `done_chunks` are those a stopped run skips."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=16, choices=[(k, k.title()) for k in ("customers", "purchases", "events")])
@@ -370,6 +370,9 @@ class Import(TenantOwned):
     state = models.CharField(max_length=16, choices=ImportState.choices, default=ImportState.DRAFT)
     rows = models.PositiveIntegerField(default=0)
     done_rows = models.PositiveIntegerField(default=0)
+    # Chunks (of imports.CHUNK rows, counted from 0): the next no run has taken yet, and those committed.
+    next_chunk = models.PositiveIntegerField(default=0)
+    done_chunks = ArrayField(models.PositiveIntegerField(), default=list)
     created = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from engagement.models import Engagement, Event, MilestoneReach
+from engagement.models import Customer, Engagement, Event, MilestoneReach
 from engagement.projection import Projection
 from engagement.projections import rebuild_all
 from engagement.services import offering_save
@@ -180,3 +180,21 @@ def test_two_requests_racing_with_one_external_id_store_one_event(acme, acme_wri
     assert len({event_id for _, event_id in results}) == 1
     with tenant_scope(acme):
         assert Event.objects.filter(external_id="RACE-1").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_batches_sharing_customers_in_opposite_orders_both_store_them(acme, acme_write_key):
+    """As two chunks of an import at once: each upserts the customers in the same order, so one waits for
+    the other instead of the two deadlocking."""
+    names = [f"SHARED-{n:03}" for n in range(400)]
+    orders = iter([names, names[::-1]])
+
+    def post():
+        items = [{"kind": "customer", "data": {"external_id": ext, "name": ext}} for ext in next(orders)]
+        response = Api(acme_write_key[1]).post("batch/", {"items": items})
+        return response.status_code, {r["status"] for r in response.json()["results"]}
+
+    results = run_concurrently(post)
+    assert [status for status, _ in results] == [200, 200], results
+    with tenant_scope(acme):
+        assert Customer.objects.filter(external_id__startswith="SHARED-").count() == 400

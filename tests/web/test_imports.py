@@ -5,16 +5,19 @@ their reasons; the page and the API; bad files refused as a whole, naming the ro
 import codecs
 import csv
 import io
+import threading
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
 from engagement import csv_files, imports
 from engagement.errors import Invalid
-from engagement.models import Customer, Engagement, Import, ImportState, Purchase
+from engagement.models import Customer, Engagement, Event, Import, ImportState, Purchase
 from tenants.actors import Actor
 from tenants.api_keys import api_key_create
 from tenants.scoping import tenant_scope
@@ -178,6 +181,49 @@ def test_an_import_an_error_stopped_goes_on_from_the_page_after_the_rows_it_did(
         assert Customer.objects.filter(external_id__startswith="C-").count() == 5
         with pytest.raises(Invalid, match="Only an import that stopped"):
             imports.import_resume(tenant=acme.tenant, actor=Actor.system("tests"), run=finished)
+
+
+def test_a_chunk_two_runs_did_is_stored_and_counted_once(acme):
+    _run(acme, _start(acme, _create(acme, PURCHASES.encode())))
+    events = "type,purchase,occurred_at,milestone\nmilestone,IMP-1,2026-11-04 10:00,m1\n"
+    run = _start(acme, _create(acme, events.encode(), kind="events"))
+    with tenant_scope(acme.tenant):
+        assert imports._take_chunk(run.pk, 1) == 0
+        # The second time as a run does that took the chunk while the first was about to commit it.
+        for _ in range(2):
+            imports._run_chunk(acme.tenant, run.pk, 0, Actor.system("tests"), imports.table_of(run), ZoneInfo("UTC"))
+        assert imports._take_chunk(run.pk, 1) is None
+        run.refresh_from_db()
+        assert run.done_chunks == [0] and (run.done_rows, run.created, run.rejected) == (1, 1, 0)
+        assert Event.objects.filter(engagement__purchase__external_id="IMP-1").count() == 1
+
+
+def test_a_chunk_another_run_holds_is_left_to_that_run(acme):
+    run = _start(acme, _create(acme, b"external_id,name\nH-1,Held\n", kind="customers"))
+    held, release = threading.Event(), threading.Event()
+
+    def holder():  # a run in the middle of chunk 0
+        try:
+            with tenant_scope(acme.tenant), transaction.atomic():
+                assert imports._hold(run, 0)
+                held.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(10)
+    try:
+        with tenant_scope(acme.tenant):
+            assert imports.run_import(acme.tenant, str(run.pk)) is False
+            run.refresh_from_db()
+            assert (run.state, run.done_rows) == ("running", 0)
+            assert not Customer.objects.filter(external_id="H-1").exists()
+    finally:
+        release.set()
+        thread.join()
+    assert _counts(_run(acme, run)) == ("done", 1, 1, 0, 0, 0)  # a later run takes the chunk left undone
 
 
 def test_events_follow_the_api_s_rules(acme):
