@@ -41,6 +41,7 @@ SYNONYMS = {
     "customer.name": ("customername", "company", "companyname", "account", "accountname"),
     "customer.email": ("email", "customeremail", "contactemail"),
     "customer.segment": ("segment", "tier", "plan"),
+    "offering": ("product", "productkey", "sku", "offer"),
     "purchased_at": ("purchasedat", "purchased", "purchasedate", "date", "closedate", "soldat", "orderdate"),
     "occurred_at": ("occurredat", "date", "when", "timestamp", "time"),
     "sales_rep": ("salesrep", "rep", "seller", "dealowner"),
@@ -205,7 +206,18 @@ def _timestamp(value: str, zone: ZoneInfo) -> str:
     return moment.isoformat()
 
 
-def body(kind: str, header: list[str], row: list[str], mapping: dict, zone: ZoneInfo) -> dict:
+def _amount(value: str, decimal_comma: bool) -> str:
+    """An amount as the API takes it ("1234.50"), from a spreadsheet's way of writing it: "1.234,50" or
+    "1234,50" where a comma is the decimal mark (a file whose cells a comma does not separate), "1,234.50"
+    where it is not."""
+    thousands, decimal = (".", ",") if decimal_comma else (",", ".")
+    grouped = rf"[+-]?\d{{1,3}}(\{thousands}\d{{3}})+(\{decimal}\d+)?"
+    if re.fullmatch(grouped, value) or re.fullmatch(rf"[+-]?\d+\{decimal}\d+", value):
+        return value.replace(thousands, "").replace(decimal, ".")
+    return value  # the API's cleaner says what is wrong with it
+
+
+def body(kind: str, header: list[str], row: list[str], mapping: dict, zone: ZoneInfo, delimiter: str = ",") -> dict:
     """One row as the API's body for `kind` (blank cells left out, as an API client would)."""
     data: dict = {}
     for column, cell in zip(header, row, strict=True):
@@ -214,6 +226,8 @@ def body(kind: str, header: list[str], row: list[str], mapping: dict, zone: Zone
             continue
         if field in TIMESTAMPS:
             value = _timestamp(value, zone)
+        if field == "amount":
+            value = _amount(value, decimal_comma=delimiter != ",")
         if field == "attribute":
             data.setdefault("attributes", {})[column] = value
         elif field.startswith("customer."):
@@ -229,7 +243,7 @@ def body(kind: str, header: list[str], row: list[str], mapping: dict, zone: Zone
 def rows_as_bodies(kind: str, table: Table, mapping: dict, zone: ZoneInfo, start: int = 0) -> Iterator[tuple]:
     """(row number in the file, body) from data row `start` on; the header is row 1."""
     for index in range(start, len(table.rows)):
-        yield index + 2, body(kind, table.header, table.rows[index], mapping, zone)
+        yield index + 2, body(kind, table.header, table.rows[index], mapping, zone, table.delimiter)
 
 
 def defused(cell: str) -> str:

@@ -19,6 +19,7 @@ from engagement.models import (
     Customer,
     Engagement,
     Event,
+    Import,
     Milestone,
     Note,
     Offering,
@@ -292,6 +293,7 @@ def setup_steps(tenant: Tenant) -> list[SetupStep]:
             team=Subquery(members),
             rules=Exists(AssignmentRule.objects.filter(tenant=OuterRef("pk"))),
             key=Exists(ApiKey.objects.filter(tenant=OuterRef("pk"), revoked_at__isnull=True)),
+            imported=Exists(Import.objects.filter(tenant=OuterRef("pk"), dry_run=False, done_rows__gt=0)),
             purchase=Exists(Purchase.objects.filter(tenant=OuterRef("pk"))),
         )
         .get()
@@ -300,7 +302,7 @@ def setup_steps(tenant: Tenant) -> list[SetupStep]:
         SetupStep("Define a journey: what you sell and its milestones", done["journey"], "journeys"),
         SetupStep("Invite your team", (done["team"] or 0) > 1, "settings", "#members"),
         SetupStep("Set assignment rules, so new customers have an owner", done["rules"], "assignment"),
-        SetupStep("Bring customers in: an API key for your CRM or billing", done["key"] or done["purchase"],
-                  "settings", "#keys"),
+        SetupStep("Bring customers in: import a spreadsheet, or connect your CRM or billing with an API key",
+                  done["imported"] or done["key"] or done["purchase"], "imports"),
         SetupStep("Record the first purchase", done["purchase"], "purchase-new"),
     ]  # fmt: skip

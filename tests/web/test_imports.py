@@ -103,6 +103,22 @@ def test_too_many_rows_are_refused(monkeypatch):
         csv_files.read(b"id\n1\n2\n3\n4\n5\n")
 
 
+@pytest.mark.parametrize(
+    ("delimiter", "cell", "amount"),
+    [(";", "2636,00", "2636.00"), (";", "1.234.567,5", "1234567.5"), (";", "-12,5", "-12.5"),
+     (";", "1234.50", "1234.50"), ("\t", "1.500", "1500"), (",", '"1,234.50"', "1234.50"), (",", "99.90", "99.90"),
+     (";", "12,3,4", "12,3,4")],
+)  # fmt: skip
+def test_amounts_are_read_as_the_spreadsheet_wrote_them(delimiter, cell, amount):
+    raw = delimiter.join(["Order", "Customer", "Product", "Close date", "Amount"]) + "\n"
+    raw += delimiter.join(["O-1", "C-1", "software", "2026-11-02", cell]) + "\n"
+    table = csv_files.read(raw.encode())
+    mapping = csv_files.guess("purchases", table.header)
+    assert mapping["Product"] == "offering" and mapping["Amount"] == "amount"
+    (_, data), *_ = csv_files.rows_as_bodies("purchases", table, mapping, ZoneInfo("UTC"))
+    assert data["amount"] == amount
+
+
 def test_columns_are_guessed_from_their_names_and_an_earlier_import_s_choice():
     header = ["Order ID", "Customer ID", "Company", "Offering", "Purchase date", "Notes"]
     assert csv_files.guess("purchases", header) == {

@@ -3,7 +3,7 @@ are, and an admin can hide it earlier."""
 
 from django.utils import timezone
 
-from engagement import assignment
+from engagement import assignment, imports
 from tenants.actors import Actor
 from tenants.api_keys import api_key_create
 from tenants.models import AuditEntry
@@ -43,10 +43,25 @@ def test_each_step_ticks_itself_and_the_list_goes_when_all_are_done(db, login):
         )
         api_key_create(tenant=tenant, name="CRM", scope="write", actor=actor)
     assert _ticked(text(client.get("/t/fresh/")))[-1] == "Bring customers in"
+    assert 'href="/t/fresh/settings/imports/"' in client.get("/t/fresh/").content.decode()
 
     with tenant_scope(tenant):
         buy(tenant, offering, actor, ref="first")
     assert "Set up Fresh" not in text(client.get("/t/fresh/"))
+
+
+def test_an_import_that_stored_rows_brings_customers_in(db, login):
+    tenant = TenantFactory(slug="fresh", name="Fresh")
+    with tenant_scope(tenant):
+        admin = MemberFactory(tenant=tenant, role="admin", user__email="admin@fresh.test")
+        make_offering(tenant, key="software")
+        run = imports.import_create(tenant=tenant, actor=Actor.system("tests"), kind="customers",
+                                    filename="c.csv", raw=b"external_id,name\nC-1,One\n", start=True)  # fmt: skip
+    client = login(admin)
+    assert "Bring customers in" not in _ticked(text(client.get("/t/fresh/")))  # only uploaded
+    with tenant_scope(tenant):
+        imports.run_import(tenant, str(run.pk))
+    assert "Bring customers in" in _ticked(text(client.get("/t/fresh/")))
 
 
 def test_only_admins_see_it_and_an_admin_can_hide_it_for_everyone(acme, login):
