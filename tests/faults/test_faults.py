@@ -475,7 +475,7 @@ def test_worker_and_beat_live_through_a_broker_restart_and_an_exiting_worker_is_
 
 # 5. A worker killed in the middle of an import --------------------------------------------------------
 
-IMPORT_ROWS = 6000
+IMPORT_ROWS = 100_000  # a file of the size imports are benchmarked at (bench import_csv)
 
 
 def _import_state(run_id):
@@ -503,7 +503,7 @@ def test_an_import_killed_mid_way_goes_on_where_it_stopped_and_ends_as_one_clean
             assert committed == stopped["done_rows"], "a chunk was half applied"
 
             worker = start_redelivering_worker(private_redis.url)  # takes the unacknowledged run back
-            wait_for(lambda: _import_state(run.pk)["state"] == "done", timeout=120)
+            wait_for(lambda: _import_state(run.pk)["state"] == "done", timeout=600)
             final = _import_state(run.pk)
             assert (final["done_rows"], final["created"], final["unchanged"], final["rejected"]) == (
                 IMPORT_ROWS, IMPORT_ROWS, 0, 0
