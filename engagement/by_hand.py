@@ -66,7 +66,7 @@ def attributes_text(attributes: dict) -> str:
 def _value_text(value: Any) -> str:
     """Text as it is, unless it would read back as something else (a number, true, JSON, spaces around it,
     several lines): then, like any other value, as JSON ("123" in quotes stays text)."""
-    if isinstance(value, str) and "\n" not in value and _value_from_text(value) == value:
+    if isinstance(value, str) and value.splitlines() == [value] and _value_from_text(value) == value:
         return value
     return json.dumps(value)
 

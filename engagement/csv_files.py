@@ -206,19 +206,32 @@ def _timestamp(value: str, zone: ZoneInfo) -> str:
     return moment.isoformat()
 
 
+DECIMAL_COMMA = re.compile(r"\d,\d+$")
+
+
+def decimal_comma(table: Table, mapping: dict) -> bool:
+    """Whether the file writes amounts with a decimal comma ("1.234,50"): its cells are not separated by
+    commas, and one of its amounts has one. Decided once for the whole file, so "1.500" reads the same
+    in every row."""
+    columns = [i for i, column in enumerate(table.header) if mapping.get(column) == "amount"]
+    if table.delimiter == "," or not columns:
+        return False
+    return any(DECIMAL_COMMA.search(row[columns[0]].strip()) for row in table.rows)
+
+
 def _amount(value: str, decimal_comma: bool) -> str:
-    """An amount as the API takes it ("1234.50"), from a spreadsheet's way of writing it: "1.234,50" or
-    "1234,50" where a comma is the decimal mark (a file whose cells a comma does not separate), "1,234.50"
-    where it is not."""
+    """An amount as the API takes it ("1234.50"): "1.234,50" or "1234,50" in a file written with a
+    decimal comma, "1,234.50" in one written with a decimal point."""
     thousands, decimal = (".", ",") if decimal_comma else (",", ".")
-    grouped = rf"[+-]?\d{{1,3}}(\{thousands}\d{{3}})+(\{decimal}\d+)?"
+    grouped = rf"[+-]?[1-9]\d{{0,2}}(\{thousands}\d{{3}})+(\{decimal}\d+)?"
     if re.fullmatch(grouped, value) or re.fullmatch(rf"[+-]?\d+\{decimal}\d+", value):
         return value.replace(thousands, "").replace(decimal, ".")
     return value  # the API's cleaner says what is wrong with it
 
 
-def body(kind: str, header: list[str], row: list[str], mapping: dict, zone: ZoneInfo, delimiter: str = ",") -> dict:
-    """One row as the API's body for `kind` (blank cells left out, as an API client would)."""
+def body(kind: str, header: list[str], row: list[str], mapping: dict, zone: ZoneInfo, comma: bool = False) -> dict:
+    """One row as the API's body for `kind` (blank cells left out, as an API client would); `comma`: the
+    file writes amounts with a decimal comma."""
     data: dict = {}
     for column, cell in zip(header, row, strict=True):
         field, value = mapping.get(column), cell.strip()
@@ -227,7 +240,7 @@ def body(kind: str, header: list[str], row: list[str], mapping: dict, zone: Zone
         if field in TIMESTAMPS:
             value = _timestamp(value, zone)
         if field == "amount":
-            value = _amount(value, decimal_comma=delimiter != ",")
+            value = _amount(value, comma)
         if field == "attribute":
             data.setdefault("attributes", {})[column] = value
         elif field.startswith("customer."):
@@ -240,10 +253,39 @@ def body(kind: str, header: list[str], row: list[str], mapping: dict, zone: Zone
     return data
 
 
-def rows_as_bodies(kind: str, table: Table, mapping: dict, zone: ZoneInfo, start: int = 0) -> Iterator[tuple]:
-    """(row number in the file, body) from data row `start` on; the header is row 1."""
+def rows_as_bodies(kind: str, table: Table, mapping: dict, zone: ZoneInfo, start: int = 0,
+                   comma: bool = False) -> Iterator[tuple]:  # fmt: skip
+    """(row number in the file, body) from data row `start` on; the header is row 1. `comma`:
+    decimal_comma(table, mapping), worked out once by the caller."""
     for index in range(start, len(table.rows)):
-        yield index + 2, body(kind, table.header, table.rows[index], mapping, zone, table.delimiter)
+        yield index + 2, body(kind, table.header, table.rows[index], mapping, zone, comma)
+
+
+def chunks_depend(kind: str, table: Table, mapping: dict, size: int) -> bool:
+    """Whether a row depends on a row in another chunk of `size` rows, so chunks must run in file order: a
+    customer brought by rows of two chunks (of a customers file; of a purchases file, with other values:
+    the later row wins), or named by its external id alone in a chunk other than the one that brings it.
+    Events depend only on what is stored."""
+    columns: dict[str, list[int]] = {}
+    for i, column in enumerate(table.header):
+        columns.setdefault(mapping.get(column) or "", []).append(i)
+    key = "external_id" if kind == "customers" else "customer"
+    if kind == "events" or key not in columns:
+        return False
+    at = columns[key][0]
+    values_at = [i for field, found in columns.items() for i in found
+                 if field and field != key and (kind == "customers" or field.startswith("customer."))]  # fmt: skip
+    brought: dict[str, tuple[int, tuple]] = {}
+    named: dict[str, set[int]] = {}
+    for n, row in enumerate(table.rows):
+        ref, chunk, values = row[at].strip(), n // size, tuple(row[i].strip() for i in values_at)
+        if kind == "customers" or any(values):
+            first = brought.setdefault(ref, (chunk, values))
+            if first[0] != chunk and (kind == "customers" or first[1] != values):
+                return True
+        else:
+            named.setdefault(ref, set()).add(chunk)
+    return any(ref in brought and chunks != {brought[ref][0]} for ref, chunks in named.items())
 
 
 def defused(cell: str) -> str:

@@ -9,7 +9,6 @@ import itertools
 import math
 import time
 from datetime import timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
@@ -71,7 +70,7 @@ def import_create(
         run = Import.objects.create(
             tenant=tenant, kind=kind, filename=filename[:255] or "upload.csv", data=raw, encoding=table.encoding,
             delimiter=table.delimiter, mapping=chosen, time_zone=zone.key, dry_run=dry_run, rows=len(table.rows),
-            created_by=actor.label,
+            created_by=actor.label, in_order=csv_files.chunks_depend(kind, table, chosen, CHUNK),
         )  # fmt: skip
         audit(tenant=tenant, actor=actor, action="import.created", target=run, kind=kind, file=run.filename,
               rows=run.rows, dry_run=dry_run)  # fmt: skip
@@ -87,12 +86,14 @@ def import_start(*, tenant: Tenant, actor: Actor, run: Import, mapping: dict, ti
     table = table_of(run)
     run.mapping = csv_files.check_mapping(run.kind, table.header, mapping)
     run.time_zone, run.dry_run = _zone(time_zone).key, dry_run
-    run.done_rows, run.next_chunk, run.done_chunks = 0, 0, []
+    run.done_rows, run.next_chunk, run.done_chunks, run.attempt = 0, 0, [], run.attempt + 1
+    run.in_order = csv_files.chunks_depend(run.kind, table, run.mapping, CHUNK)
     for name in COUNTS:
         setattr(run, name, 0)
     with transaction.atomic():
         run.rejections.all().delete()
-        run.save(update_fields=["mapping", "time_zone", "dry_run", "done_rows", "next_chunk", "done_chunks", *COUNTS])
+        run.save(update_fields=["mapping", "time_zone", "dry_run", "done_rows", "next_chunk", "done_chunks",
+                                "in_order", "attempt", *COUNTS])  # fmt: skip
         audit(tenant=tenant, actor=actor, action="import.started", target=run, dry_run=dry_run)
         _queue(run)
     return run
@@ -134,7 +135,8 @@ def preview(run: Import, mapping: dict, zone: ZoneInfo, rows: int = 5) -> tuple[
     """The first rows as they will be sent through the API's rules: (fields, [(row number, values)])."""
     table = table_of(run)
     fields = list(dict.fromkeys(mapping[column] for column in table.header if mapping.get(column)))  # file order
-    bodies = itertools.islice(csv_files.rows_as_bodies(run.kind, table, mapping, zone), rows)
+    comma = csv_files.decimal_comma(table, mapping)
+    bodies = itertools.islice(csv_files.rows_as_bodies(run.kind, table, mapping, zone, comma=comma), rows)
     return fields, [(number, [_flat(data).get(field, "") for field in fields]) for number, data in bodies]
 
 
@@ -156,53 +158,57 @@ def _flat(data: dict) -> dict:
 def run_import(tenant: Tenant, import_id: str, *, seconds: float = RUN_SECONDS) -> bool:
     """Run (or go on with) an import, a chunk per transaction, for about `seconds`; True when rows are
     left (the task then queues the rest, within its time limit). Called by the worker; safe to call again,
-    even while other runs of the same import go on (RUNS of them do): each takes the next chunk nobody
-    took, and a chunk counts once, however many runs did it."""
+    even while other runs of the same import go on (RUNS of them do): each takes a chunk nobody took, and
+    a chunk counts once, however many runs did it. The run that commits the last chunk ends the import."""
     run = Import.objects.defer("data").filter(pk=import_id, state__in=LIVE).first()
     if run is None:
         return False
     now = timezone.now()
-    Import.objects.filter(pk=run.pk).update(state=ImportState.RUNNING, started_at=run.started_at or now, moved_at=now)
+    Import.objects.filter(pk=run.pk, state__in=LIVE).update(
+        state=ImportState.RUNNING, started_at=run.started_at or now, moved_at=now
+    )
     actor = Actor(label=f"import {run.filename}", source="import")
     table, zone, stop_at = table_of(Import.objects.get(pk=run.pk)), ZoneInfo(run.time_zone), time.monotonic() + seconds
-    chunks = math.ceil(run.rows / CHUNK)
-    while (number := _take_chunk(run.pk, chunks)) is not None:
-        if not _run_chunk(tenant, run.pk, number, actor, table, zone):
-            return False  # another run is doing the last chunks, and ends the import
+    comma = csv_files.decimal_comma(table, run.mapping)
+    while (number := _take_chunk(run, math.ceil(run.rows / CHUNK))) is not None:
+        if not _run_chunk(tenant, run, number, actor, table, zone, comma):
+            return False  # another run is doing that chunk, and goes on after it
         if time.monotonic() > stop_at:
             return True
-    Import.objects.filter(pk=run.pk, state=ImportState.RUNNING).update(
+    Import.objects.filter(pk=run.pk, state=ImportState.RUNNING, attempt=run.attempt, done_rows__gte=F("rows")).update(
         state=ImportState.DONE, finished_at=timezone.now(), moved_at=timezone.now()
     )
     return False
 
 
-def _take_chunk(import_id: Any, chunks: int) -> int | None:
-    """The next chunk no run has taken; past the last, the first not committed (its run died, or is still
-    doing it: then `_run_chunk` leaves it). None when every chunk is done, or the import stopped."""
+def _take_chunk(run: Import, chunks: int) -> int | None:
+    """The chunk this run does next, or None when there is none for it. Past the last chunk, the first not
+    committed (its run died, or is still doing it: then `_run_chunk` leaves it to that run); in order, that
+    one first. None too when the import stopped or started again."""
     with transaction.atomic():
-        run = Import.objects.select_for_update().only("state", "next_chunk", "done_chunks").get(pk=import_id)
-        if run.state not in LIVE:
+        now = Import.objects.select_for_update().only("state", "attempt", "next_chunk", "done_chunks").get(pk=run.pk)
+        if now.state not in LIVE or now.attempt != run.attempt:
             return None
-        if run.next_chunk < chunks:
-            run.next_chunk += 1
-            run.save(update_fields=["next_chunk"])
-            return run.next_chunk - 1
-    left = set(range(chunks)) - set(run.done_chunks)
-    return min(left) if left else None
+        left = sorted(set(range(now.next_chunk)) - set(now.done_chunks))
+        if left and run.in_order:
+            return left[0]
+        if now.next_chunk < chunks:
+            now.next_chunk += 1
+            now.save(update_fields=["next_chunk"])
+            return now.next_chunk - 1
+    return left[0] if left else None
 
 
 class ChunkDone(Exception):
     """Another run committed this chunk first: this run's work on it is rolled back."""
 
 
-def _run_chunk(tenant: Tenant, import_id: Any, number: int, actor: Actor, table: csv_files.Table,
-               zone: ZoneInfo) -> bool:  # fmt: skip
+def _run_chunk(tenant: Tenant, run: Import, number: int, actor: Actor, table: csv_files.Table, zone: ZoneInfo,
+               comma: bool) -> bool:  # fmt: skip
     """Chunk `number` with its counts and its rejected rows, in one transaction (rolled back after counting
     on a dry run, all but the counts), which marks it done last: a run that did it too is rolled back.
     False, doing nothing, while another run holds the chunk."""
-    run = Import.objects.defer("data").get(pk=import_id)
-    bodies = csv_files.rows_as_bodies(run.kind, table, run.mapping, zone, start=number * CHUNK)
+    bodies = csv_files.rows_as_bodies(run.kind, table, run.mapping, zone, start=number * CHUNK, comma=comma)
     chunk = list(itertools.islice(bodies, CHUNK))
     items = [{"kind": KIND_OF_ITEM[run.kind], "data": data} for _, data in chunk]
     try:
@@ -220,11 +226,12 @@ def _run_chunk(tenant: Tenant, import_id: Any, number: int, actor: Actor, table:
                 for (row, _), result in zip(chunk, results, strict=True) if "error" in result
             )  # fmt: skip
             # Last, so the import's row is locked only while committing; another run waits here, then finds
-            # the chunk done.
+            # the chunk done (or the import started again).
             done = Func(F("done_chunks"), Value(number), function="array_append")
-            marked = Import.objects.filter(pk=import_id).exclude(done_chunks__contains=[number]).update(
-                done_chunks=done, done_rows=F("done_rows") + len(chunk), moved_at=timezone.now(),
-                **{name: F(name) + n for name, n in counts.items()},
+            marked = (
+                Import.objects.filter(pk=run.pk, attempt=run.attempt).exclude(done_chunks__contains=[number])
+                .update(done_chunks=done, done_rows=F("done_rows") + len(chunk), moved_at=timezone.now(),
+                        **{name: F(name) + n for name, n in counts.items()})
             )  # fmt: skip
             if not marked:
                 raise ChunkDone

@@ -373,6 +373,10 @@ class Import(TenantOwned):
     # Chunks (of imports.CHUNK rows, counted from 0): the next no run has taken yet, and those committed.
     next_chunk = models.PositiveIntegerField(default=0)
     done_chunks = ArrayField(models.PositiveIntegerField(), default=list)
+    # One chunk after another when rows depend on rows of other chunks (csv_files.chunks_depend).
+    in_order = models.BooleanField(default=True)
+    # Which start of the import a run belongs to: a run left from an earlier one (a dry run) does nothing.
+    attempt = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 from django_scopes import ScopeError
@@ -293,7 +293,9 @@ def setup_steps(tenant: Tenant) -> list[SetupStep]:
             team=Subquery(members),
             rules=Exists(AssignmentRule.objects.filter(tenant=OuterRef("pk"))),
             key=Exists(ApiKey.objects.filter(tenant=OuterRef("pk"), revoked_at__isnull=True)),
-            imported=Exists(Import.objects.filter(tenant=OuterRef("pk"), dry_run=False, done_rows__gt=0)),
+            imported=Exists(
+                Import.objects.filter(Q(created__gt=0) | Q(updated__gt=0), tenant=OuterRef("pk"), dry_run=False)
+            ),
             purchase=Exists(Purchase.objects.filter(tenant=OuterRef("pk"))),
         )
         .get()

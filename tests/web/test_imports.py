@@ -104,19 +104,69 @@ def test_too_many_rows_are_refused(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("delimiter", "cell", "amount"),
-    [(";", "2636,00", "2636.00"), (";", "1.234.567,5", "1234567.5"), (";", "-12,5", "-12.5"),
-     (";", "1234.50", "1234.50"), ("\t", "1.500", "1500"), (",", '"1,234.50"', "1234.50"), (",", "99.90", "99.90"),
-     (";", "12,3,4", "12,3,4")],
+    ("delimiter", "cells", "amounts"),
+    [(";", ["2636,00", "1.500", "-12,5"], ["2636.00", "1500", "-12.5"]),  # a decimal comma in the file
+     (";", ["1.234.567,5"], ["1234567.5"]), (";", ["1234.50", "1.500"], ["1234.50", "1.500"]),
+     ("\t", ["1.500", "0.125"], ["1.500", "0.125"]), ("\t", ["0,125", "0.125"], ["0.125", "0.125"]),
+     (",", ['"1,234.50"', "99.90"], ["1234.50", "99.90"]), (";", ["12,3,4"], ["12,3,4"])],
 )  # fmt: skip
-def test_amounts_are_read_as_the_spreadsheet_wrote_them(delimiter, cell, amount):
+def test_amounts_are_read_as_the_spreadsheet_wrote_them(delimiter, cells, amounts):
     raw = delimiter.join(["Order", "Customer", "Product", "Close date", "Amount"]) + "\n"
-    raw += delimiter.join(["O-1", "C-1", "software", "2026-11-02", cell]) + "\n"
+    raw += "".join(
+        delimiter.join([f"O-{n}", "C-1", "software", "2026-11-02", cell]) + "\n" for n, cell in enumerate(cells)
+    )
     table = csv_files.read(raw.encode())
     mapping = csv_files.guess("purchases", table.header)
     assert mapping["Product"] == "offering" and mapping["Amount"] == "amount"
-    (_, data), *_ = csv_files.rows_as_bodies("purchases", table, mapping, ZoneInfo("UTC"))
-    assert data["amount"] == amount
+    comma = csv_files.decimal_comma(table, mapping)
+    bodies = csv_files.rows_as_bodies("purchases", table, mapping, ZoneInfo("UTC"), comma=comma)
+    assert [data["amount"] for _, data in bodies] == amounts
+
+
+def _purchases_file(rows):
+    return csv_files.read(("external_id,customer,customer.name,offering,purchased_at\n" + "".join(rows)).encode())
+
+
+def test_chunks_run_in_file_order_when_a_row_needs_a_row_of_another_chunk():
+    mapping = {c: c for c in ("external_id", "customer", "customer.name", "offering", "purchased_at")}
+    brought_then_named = _purchases_file(["P-1,C-1,One,software,2026-11-02\n", "P-2,C-1,,software,2026-11-03\n"])
+    assert csv_files.chunks_depend("purchases", brought_then_named, mapping, size=1)
+    assert not csv_files.chunks_depend("purchases", brought_then_named, mapping, size=2)  # one chunk
+    same_values = _purchases_file(["P-1,C-1,One,software,2026-11-02\n", "P-2,C-1,One,software,2026-11-03\n"])
+    assert not csv_files.chunks_depend("purchases", same_values, mapping, size=1)
+    renamed = _purchases_file(["P-1,C-1,One,software,2026-11-02\n", "P-2,C-1,Uno,software,2026-11-03\n"])
+    assert csv_files.chunks_depend("purchases", renamed, mapping, size=1)
+    customers = csv_files.read(b"external_id,name\nC-1,One\nC-2,Two\nC-1,One\n")
+    assert csv_files.chunks_depend("customers", customers, {"external_id": "external_id", "name": "name"}, size=2)
+
+
+def test_in_file_order_a_run_leaves_a_chunk_another_run_is_doing_and_no_later_chunk_is_taken(acme, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 1)
+    rows = "external_id,customer,customer.name,offering,purchased_at\n"
+    rows += "O-1,OC-1,One,acme-software,2026-11-02\nO-2,OC-1,,acme-software,2026-11-03\n"
+    run = _start(acme, _create(acme, rows.encode()))
+    assert run.in_order
+    with tenant_scope(acme.tenant):
+        assert imports._take_chunk(run, 2) == 0
+        assert imports._take_chunk(run, 2) == 0  # not chunk 1: the run doing chunk 0 goes on after it
+    finished = _run(acme, run)
+    assert _counts(finished) == ("done", 2, 2, 0, 0, 0)
+
+
+def test_a_run_left_from_a_dry_run_does_nothing_to_the_real_import(acme):
+    run = _start(acme, _create(acme, PURCHASES.encode()), dry_run=True)
+    with tenant_scope(acme.tenant):
+        left_over = Import.objects.defer("data").get(pk=run.pk)
+        Import.objects.filter(pk=run.pk).update(state=ImportState.DONE)  # a run ended it; another is still busy
+        real = _start(acme, Import.objects.get(pk=run.pk))
+    assert real.attempt == left_over.attempt + 1
+    with tenant_scope(acme.tenant):
+        assert imports._take_chunk(left_over, 1) is None
+        table = imports.table_of(real)
+        assert imports._run_chunk(acme.tenant, left_over, 0, Actor.system("tests"), table, ZoneInfo("UTC"), False)
+        real.refresh_from_db()
+        assert (real.done_chunks, real.done_rows, real.created) == ([], 0, 0)
+    assert _counts(_run(acme, real)) == ("done", 4, 2, 0, 0, 2)
 
 
 def test_columns_are_guessed_from_their_names_and_an_earlier_import_s_choice():
@@ -187,7 +237,7 @@ def test_an_import_an_error_stopped_goes_on_from_the_page_after_the_rows_it_did(
         imports.fail(str(run.pk), "Stopped by an unexpected error (KeyError); the rows done stay done.")
     client = login(acme.members["admin"])
     page = text(client.get(acme.path(f"settings/imports/{run.id}/")))
-    assert "Import: failed" in page and "2 of 5 rows were done" in page and "Go on from row 4" in page
+    assert "Import: failed" in page and "2 of 5 rows were done" in page and "Go on with the rows not done" in page
 
     response = client.post(acme.path(f"settings/imports/{run.id}/start/"))
     assert response.status_code == 302
@@ -204,11 +254,13 @@ def test_a_chunk_two_runs_did_is_stored_and_counted_once(acme):
     events = "type,purchase,occurred_at,milestone\nmilestone,IMP-1,2026-11-04 10:00,m1\n"
     run = _start(acme, _create(acme, events.encode(), kind="events"))
     with tenant_scope(acme.tenant):
-        assert imports._take_chunk(run.pk, 1) == 0
+        assert imports._take_chunk(run, 1) == 0
         # The second time as a run does that took the chunk while the first was about to commit it.
         for _ in range(2):
-            imports._run_chunk(acme.tenant, run.pk, 0, Actor.system("tests"), imports.table_of(run), ZoneInfo("UTC"))
-        assert imports._take_chunk(run.pk, 1) is None
+            imports._run_chunk(
+                acme.tenant, run, 0, Actor.system("tests"), imports.table_of(run), ZoneInfo("UTC"), False
+            )
+        assert imports._take_chunk(run, 1) is None
         run.refresh_from_db()
         assert run.done_chunks == [0] and (run.done_rows, run.created, run.rejected) == (1, 1, 0)
         assert Event.objects.filter(engagement__purchase__external_id="IMP-1").count() == 1
