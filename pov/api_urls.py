@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from engagement.api import CustomerViewSet, EngagementViewSet, EventViewSet, OfferingViewSet, PurchaseViewSet
 from engagement.batch_api import BatchView
 from engagement.import_api import ImportViewSet
+from intake.api import ConnectionViewSet
 from metrics.alerts_api import AlertViewSet
 from metrics.api import CohortsView, FunnelView, OwnersView, SalesRepsView, SummaryView, TrendView
 from pov.api_errors import json_not_found
@@ -20,6 +21,7 @@ router.register("events", EventViewSet, basename="event")
 router.register("engagements", EngagementViewSet, basename="engagement")
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("imports", ImportViewSet, basename="import")
+router.register("connections", ConnectionViewSet, basename="connection")
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
 

@@ -153,6 +153,7 @@ INSTALLED_APPS = [
     "engagement",
     "metrics",
     "notify",
+    "intake",
 ]
 
 MIDDLEWARE = [
@@ -308,9 +309,10 @@ CELERY_BEAT_SCHEDULE = {
     "digests": {"task": "notify.digest_tasks.send_due_digests", "schedule": crontab(minute=0)},
     # Webhook retries that came due, and deliveries whose on-commit enqueue was lost.
     "webhook-retries": {"task": "notify.webhook_tasks.retry_webhooks", "schedule": 60.0},
-    # Housekeeping: outbox rows handled a week ago, idempotency keys past their 24 h.
+    # Housekeeping: outbox rows handled a week ago, idempotency keys past their 24 h, connection logs past 30 days.
     "outbox-purge": {"task": "engagement.tasks.purge_outbox_all", "schedule": 3600.0},
     "idempotency-purge": {"task": "tenants.tasks.purge_idempotency_keys_all", "schedule": 3600.0},
+    "connection-log-purge": {"task": "intake.tasks.purge_arrivals_all", "schedule": 3600.0},
     # Imports whose task a broker restart lost, or whose worker died: queued again where they stopped.
     "imports-resume": {"task": "engagement.tasks.resume_imports_all", "schedule": 120.0},
 }

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from engagement import urls as engagement_urls
+from intake import urls as intake_urls
 from metrics import urls as metrics_urls
 from notify import urls as notify_urls
 from pov.health import healthz
@@ -13,6 +14,7 @@ tenant_pages = [
     *engagement_urls.tenant_urlpatterns,
     *tenant_urls.tenant_urlpatterns,
     *notify_urls.tenant_urlpatterns,
+    *intake_urls.tenant_urlpatterns,
 ]
 
 urlpatterns = [
@@ -22,6 +24,7 @@ urlpatterns = [
     path("", include("pov.api_urls")),
     path("t/<slug:slug>/", include(tenant_pages)),
     path("", include(notify_urls.urlpatterns)),
+    path("", include(intake_urls.urlpatterns)),
     path("", include(engagement_urls.urlpatterns)),
 ]
 

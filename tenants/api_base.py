@@ -108,7 +108,7 @@ class TenantScopePermission(permissions.BasePermission):
             return True
         role = request._pov_role
         if role is None:
-            return request._pov_scope == ApiScope.WRITE
+            return request._pov_scope in (ApiScope.WRITE, ApiScope.ADMIN)
         if role in view.write_roles:
             return True
         self.message = f"Your role ({Role(role).label}) cannot make this change; ask an admin of the company."

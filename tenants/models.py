@@ -162,6 +162,7 @@ class AuditEntry(models.Model):
 class ApiScope(models.TextChoices):
     READ = "read", "Read"
     WRITE = "write", "Read and write"
+    ADMIN = "admin", "Read, write and connections"
 
 
 class ApiKey(models.Model):

@@ -78,6 +78,9 @@ class Api:
     def patch(self, path, data=None, headers=None, body=None):
         return self._send("patch", path, data, headers, body)
 
+    def delete(self, path, headers=None):
+        return self.client.delete(self.url(path), **self._extra(headers))
+
 
 def error_of(response, status, code=None):
     """The `error` object of a JSON error response, after checking the status and the format."""

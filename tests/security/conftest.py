@@ -16,6 +16,7 @@ from django.utils import timezone
 from engagement import assignment, imports
 from engagement.models import Customer, Event, Import, ImportState, Note, NoteKind, Offering, Purchase
 from engagement.services import customer_upsert, event_record, note_add, purchase_record
+from intake import services as intake_services
 from metrics.rollups import recompute_rollups
 from notify import digests, webhooks
 from notify.models import ValueConfirmation, WebhookAttempt, WebhookEndpoint
@@ -46,6 +47,7 @@ class Matrix:
     idempotent_body: dict
     rule: object  # an owner rule
     import_run: object  # an import of purchases, with a rejected row
+    connection: object  # a Stripe connection, with a line in its log
     secrets: frozenset = frozenset()
 
 
@@ -113,13 +115,28 @@ def enrich(a, actor):
         rule = assignment.rule_add(tenant=a.tenant, actor=actor, offering=a.offering, segment="acme-enterprise",
                                    method="round_robin", members=[a.members["owner"]])  # fmt: skip
         import_run = _import(a, actor)
+        connection = _connection(a, actor)
         recompute_rollups(a.tenant)
     key, body = _idempotent_post(a, actor)
     return {
         "customer": customer, "purchase": purchase, "invitee": invitee, "endpoint": endpoint,
         "confirmation": confirmation, "idempotency_key": key, "idempotent_body": body, "rule": rule,
-        "import_run": import_run,
+        "import_run": import_run, "connection": connection,
     }  # fmt: skip
+
+
+def _connection(a, actor):
+    connection = intake_services.connection_create(
+        tenant=a.tenant,
+        kind="stripe",
+        name="Acme Stripe",
+        mapping={"prices": {"price_acme": a.offering.key}},
+        secret="whsec_acme_matrix",
+        actor=actor,
+    )
+    intake_services.arrival_log(tenant=a.tenant, connection=connection, outcome="accepted", vendor_id="evt_acme",
+                                summary="Recorded purchase acme-stripe-purchase.")  # fmt: skip
+    return connection
 
 
 def _import(a, actor):
@@ -191,7 +208,8 @@ def build_matrix():
     b = build_world(TenantFactory(slug="charlie", name="Charlie Corp"), actor)
     extras = enrich(a, actor)
     with tenant_scope(b.tenant):
-        _, b_raw_key = api_key_create(tenant=b.tenant, name="Matrix", scope="write", actor=actor)
+        # The admin scope: everything a write key may do, and connections.
+        _, b_raw_key = api_key_create(tenant=b.tenant, name="Matrix", scope="admin", actor=actor)
     built = Matrix(a=a, b=b, b_raw_key=b_raw_key, **extras)
     built.secrets = identifying_strings(a.tenant)
     return built

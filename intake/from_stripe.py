@@ -1,0 +1,176 @@
+"""Stripe's webhook events to purchases and losses (README, "Connect Stripe / HubSpot / your analytics").
+
+- `checkout.session.completed` (or `...async_payment_succeeded`) of a one-off payment: a purchase whose
+  external id is the checkout session's id. A subscription's checkout is left to its first invoice, so
+  that one subscription makes one purchase.
+- `invoice.paid` with billing reason `subscription_create`: a purchase whose external id is the
+  subscription's id. Later invoices are renewals.
+- `customer.subscription.deleted`: the purchase of that subscription is lost (churned, if it had
+  reached PoV).
+The Stripe customer's id is the customer's external id. The offering is the one the connection maps a
+price, product or payment link of the payment to. Stripe's event id keeps a redelivery from recording
+anything twice: a purchase is recorded once by its external id, a loss by the event's id.
+"""
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import stripe
+
+from intake import recording
+from intake.models import Connection, Outcome
+from intake.recording import Refused, Result, ignored
+
+TOLERANCE_SECONDS = 300  # Stripe's own: a signature older than 5 minutes is a replay
+# Stripe's amounts are in the currency's smallest unit; these have none or three decimals
+# (Stripe's "Zero-decimal currencies" and "Three-decimal currencies").
+ZERO_DECIMAL = frozenset(
+    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()  # noqa: SIM905
+)
+THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())  # noqa: SIM905
+
+
+def verified_event(connection: Connection, payload: bytes, header: str | None) -> dict:
+    """The event, once its Stripe-Signature header proves the connection's signing secret made it within
+    the tolerance (any of the `v1` values matches: Stripe signs with both secrets while one is rolled)."""
+    if not connection.secret:
+        raise Refused(
+            "This connection has no signing secret yet: paste the endpoint's whsec_… secret from Stripe.", 401
+        )
+    try:
+        stripe.WebhookSignature.verify_header(payload, header, connection.secret, tolerance=TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError as exc:
+        raise Refused(f"The Stripe-Signature header does not verify: {exc}", 401) from None
+    except UnicodeDecodeError:
+        raise Refused("The body is not UTF-8 text.") from None
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        raise Refused("The body is not JSON.") from None
+    if not isinstance(event, dict) or not isinstance(_get(event, "data", "object"), dict):
+        raise Refused("This is not a Stripe event: it has no data.object.")
+    return event
+
+
+def handle(connection: Connection, event: dict) -> Result:
+    kind, event_id = str(event.get("type", "")), str(event.get("id", ""))
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        return ignored(f"PoV does not use {kind or 'untyped'} events.", event_id)
+    return handler(connection, event, event["data"]["object"])
+
+
+# Handlers -----------------------------------------------------------------------------------------
+
+
+def _checkout_completed(connection: Connection, event: dict, session: dict) -> Result:
+    event_id = event["id"]
+    if session.get("mode") == "subscription":
+        return ignored("A subscription's checkout: its first invoice.paid records the purchase.", event_id)
+    if session.get("payment_status") != "paid":
+        return ignored("Not paid yet: checkout.session.async_payment_succeeded will record it.", event_id)
+    details = session.get("customer_details") or {}
+    return _purchase(
+        connection, event, external_id=session.get("id"), customer_id=session.get("customer"),
+        email=details.get("email"), name=details.get("name"), amount=session.get("amount_total"),
+        currency=session.get("currency"), paid_at=event.get("created"),
+        ids=[*_line_item_ids(_get(session, "line_items", "data")), session.get("payment_link")],
+    )  # fmt: skip
+
+
+def _first_invoice_paid(connection: Connection, event: dict, invoice: dict) -> Result:
+    event_id = event["id"]
+    if invoice.get("billing_reason") != "subscription_create":
+        return ignored("A renewal or a one-off invoice: only a subscription's first invoice is a purchase.", event_id)
+    subscription = invoice.get("subscription") or _get(invoice, "parent", "subscription_details", "subscription")
+    return _purchase(
+        connection, event, external_id=subscription, customer_id=invoice.get("customer"),
+        email=invoice.get("customer_email"), name=invoice.get("customer_name"), amount=invoice.get("amount_paid"),
+        currency=invoice.get("currency"),
+        paid_at=_get(invoice, "status_transitions", "paid_at") or event.get("created"),
+        ids=_line_item_ids(_get(invoice, "lines", "data")),
+    )  # fmt: skip
+
+
+def _subscription_deleted(connection: Connection, event: dict, subscription: dict) -> Result:
+    event_id, purchase = event["id"], subscription.get("id")
+    if not isinstance(purchase, str) or not recording.purchase_exists(purchase):
+        return ignored(f"No purchase {purchase!r}: the subscription was not recorded by PoV.", event_id)
+    reason = _get(subscription, "cancellation_details", "reason") or "cancelled"
+    ended = subscription.get("ended_at") or subscription.get("canceled_at") or event.get("created")
+    body = {
+        "type": "lost", "purchase": purchase, "occurred_at": _time(ended), "external_id": f"stripe:{event_id}",
+        "reason": f"Stripe subscription ended ({str(reason).replace('_', ' ')})",
+    }  # fmt: skip
+    return recording.event(connection, body, event_id)
+
+
+HANDLERS = {
+    "checkout.session.completed": _checkout_completed,
+    "checkout.session.async_payment_succeeded": _checkout_completed,
+    "invoice.paid": _first_invoice_paid,
+    "customer.subscription.deleted": _subscription_deleted,
+}
+
+
+# The purchase -------------------------------------------------------------------------------------
+
+
+def _purchase(connection: Connection, event: dict, *, external_id: Any, customer_id: Any, email: Any, name: Any,
+              amount: Any, currency: Any, paid_at: Any, ids: list[Any]) -> Result:  # fmt: skip
+    event_id = event["id"]
+    mapped = connection.mapping.get("prices", {})
+    offering = next((mapped[i] for i in ids if isinstance(i, str) and i in mapped), None)
+    if offering is None:
+        seen = ", ".join(i for i in ids if isinstance(i, str)) or "none in the event"
+        return ignored(
+            f"No price, product or payment link of this payment is mapped to an offering ({seen}).", event_id
+        )
+    customer_id = customer_id or email  # a guest checkout has no Stripe customer, only an email
+    if not isinstance(external_id, str) or not isinstance(customer_id, str):
+        return Result(Outcome.REJECTED, "The event names no subscription or session, or no customer.", event_id)
+    body = {
+        "external_id": external_id,
+        "customer": {"external_id": customer_id, "name": name or email or customer_id, "email": email or ""},
+        "offering": offering,
+        "purchased_at": _time(paid_at),
+        "amount": _amount(amount, currency),
+        "currency": (currency or "").upper(),
+    }
+    return recording.purchase(connection, body, event_id)
+
+
+def _line_item_ids(items: Any) -> list[Any]:
+    """Price and product ids of the line items, in the shapes of Stripe's older and newer API versions."""
+    ids = []
+    for item in items if isinstance(items, list) else ():
+        price = item.get("price") or {}
+        details = _get(item, "pricing", "price_details") or {}
+        if isinstance(price, dict):
+            ids += [price.get("id"), price.get("product")]
+        ids += [details.get("price"), details.get("product")]
+    return ids
+
+
+def _amount(minor: Any, currency: Any) -> str | None:
+    if not isinstance(minor, int) or not isinstance(currency, str):
+        return None
+    code = currency.upper()
+    places = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+    return str(Decimal(minor).scaleb(-places))
+
+
+def _time(epoch: Any) -> str:
+    if not isinstance(epoch, int):
+        return ""  # refused by the cleaner, naming the field
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def _get(value: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value

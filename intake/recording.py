@@ -1,0 +1,91 @@
+"""What every connection does with what it understood: a body in the API's own shape, cleaned by the
+API's cleaners and recorded by the same services (idempotent, clock rules, owner rules, outbox)."""
+
+from dataclasses import dataclass
+
+from engagement import cleaners, intake
+from engagement.errors import Conflict, Invalid, Missing
+from engagement.models import OPEN_STATUSES, Engagement
+from intake.models import Connection, Outcome
+from tenants.actors import Actor
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one thing a vendor sent: the line its connection's log shows."""
+
+    outcome: Outcome
+    summary: str
+    vendor_id: str = ""
+
+
+class Refused(Exception):
+    """The whole request is refused (a bad signature or write key, an unreadable or oversized body)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def actor_for(connection: Connection) -> Actor:
+    return Actor(label=f"{connection.get_kind_display()} connection {connection.name!r}", source=connection.kind)
+
+
+def describe(exc: Exception) -> str:
+    """The error in the words the API would answer with, on one line."""
+    if isinstance(exc, Invalid):
+        return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.detail.items())
+    return getattr(exc, "message", str(exc))
+
+
+def ignored(summary: str, vendor_id: str = "") -> Result:
+    return Result(Outcome.IGNORED, summary, vendor_id)
+
+
+def purchase(connection: Connection, body: dict, vendor_id: str) -> Result:
+    try:
+        data = cleaners.clean_purchase(body)
+        _, created = intake.record_purchase(tenant=connection.tenant, actor=actor_for(connection), data=data)
+    except (Invalid, Conflict, Missing) as exc:
+        return Result(Outcome.REJECTED, describe(exc), vendor_id)
+    what = f"purchase {data['external_id']} of {data['offering']}"
+    return Result(
+        Outcome.ACCEPTED, f"Recorded {what}." if created else f"Already recorded {what}: nothing changed.", vendor_id
+    )
+
+
+def event(connection: Connection, body: dict, vendor_id: str) -> Result:
+    try:
+        data = cleaners.clean_event(body)
+        _, created = intake.record_event(tenant=connection.tenant, actor=actor_for(connection), data=data)
+    except (Invalid, Conflict, Missing) as exc:
+        return Result(Outcome.REJECTED, describe(exc), vendor_id)
+    what = data["milestone"] or data["type"]
+    on = f"purchase {data['purchase']}"
+    return Result(
+        Outcome.ACCEPTED, f"Recorded {what} on {on}." if created else f"Already recorded {what} on {on}.", vendor_id
+    )
+
+
+def customer(connection: Connection, body: dict, vendor_id: str) -> Result:
+    try:
+        data = cleaners.clean_customer(body)
+        _, created = intake.upsert_customer(tenant=connection.tenant, actor=actor_for(connection), data=data)
+    except Invalid as exc:
+        return Result(Outcome.REJECTED, describe(exc), vendor_id)
+    return Result(Outcome.ACCEPTED, f"{'Created' if created else 'Updated'} customer {data['external_id']}.", vendor_id)
+
+
+def open_purchase(customer_id: str, offering: str) -> str | None:
+    """The external id of the customer's latest open engagement of the offering, if there is one."""
+    found = (
+        Engagement.objects.filter(customer__external_id=customer_id, offering__key=offering, status__in=OPEN_STATUSES)
+        .order_by("-pos_at")
+        .values_list("purchase__external_id", flat=True)
+        .first()
+    )
+    return found
+
+
+def purchase_exists(external_id: str) -> bool:
+    return Engagement.objects.filter(purchase__external_id=external_id).exists()
