@@ -1,6 +1,7 @@
 """/api/v1/connections/: set connections up by script, as Settings → Connections does. Admins only: a key
 with the admin scope, or a signed-in admin. An analytics source's write key is in the answer that
-created it, and never again."""
+created it, and never again. A chat channel (kind `chat`) is notify's: an endpoint whose deliveries are
+chat messages, on the same delivery log as webhooks."""
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
@@ -9,14 +10,17 @@ from rest_framework.response import Response
 
 from intake import services
 from intake.models import Connection, Kind
+from notify import webhooks
+from notify.models import EndpointFormat, WebhookEndpoint
 from tenants.api_base import TenantAPIView, TenantScopePermission
 from tenants.models import ADMIN_ONLY, ApiScope
 from tenants.scoping import get_or_404
 
+CHAT = "chat"
 ConnectionIn = inline_serializer(
     "ConnectionIn",
     {
-        "kind": serializers.ChoiceField(choices=Kind.values),
+        "kind": serializers.ChoiceField(choices=[*Kind.values, CHAT]),
         "name": serializers.CharField(),
         "mapping": serializers.DictField(help_text="By kind: README, 'Connect Stripe / HubSpot / your analytics'."),
         "enabled": serializers.BooleanField(required=False),
@@ -26,9 +30,9 @@ ConnectionIn = inline_serializer(
 ConnectionOut = inline_serializer(
     "ConnectionOut",
     {
-        "id": serializers.UUIDField(), "kind": serializers.ChoiceField(choices=Kind.values),
+        "id": serializers.UUIDField(), "kind": serializers.ChoiceField(choices=[*Kind.values, CHAT]),
         "name": serializers.CharField(), "mapping": serializers.DictField(), "enabled": serializers.BooleanField(),
-        "url": serializers.URLField(help_text="Where the vendor sends; an analytics source's host."),
+        "url": serializers.URLField(allow_null=True, help_text="Where the vendor sends; an analytics source's host."),
         "secret": serializers.CharField(required=False, help_text="An analytics source's write key: on create only."),
         "has_secret": serializers.BooleanField(), "created_at": serializers.DateTimeField(),
     },
@@ -57,6 +61,19 @@ def receive_url(request: Request, connection: Connection) -> str:
     return request.build_absolute_uri(f"/in/{connection.tenant.slug}/{connection.pk}")
 
 
+def chat_shown(endpoint: WebhookEndpoint) -> dict:
+    """A chat channel in the shape of a connection; its URL (its key) only by host."""
+    return {
+        "id": endpoint.pk, "kind": CHAT, "name": endpoint.name, "enabled": endpoint.is_active, "url": None,
+        "mapping": {"url": webhooks.shown_url(endpoint), "events": endpoint.events}, "has_secret": True,
+        "created_at": endpoint.created_at,
+    }  # fmt: skip
+
+
+def chats():
+    return WebhookEndpoint.objects.filter(format=EndpointFormat.CHAT)
+
+
 def shown(request: Request, connection: Connection, *, secret: str | None = None) -> dict:
     out = {
         "id": connection.pk, "kind": connection.kind, "name": connection.name, "mapping": connection.mapping,
@@ -70,18 +87,25 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
     permission_classes = [TenantScopePermission, AdminsOnly]
     write_roles = ADMIN_ONLY
 
-    def _connection(self, pk: str) -> Connection:
-        return get_or_404(Connection.objects.select_related("tenant"), pk=pk)
+    def _connection(self, pk: str) -> Connection | WebhookEndpoint:
+        found = Connection.objects.select_related("tenant").filter(pk=pk).first()
+        return found or get_or_404(chats(), pk=pk)
+
+    def _shown(self, found: Connection | WebhookEndpoint) -> dict:
+        return chat_shown(found) if isinstance(found, WebhookEndpoint) else shown(self.request, found)
 
     @extend_schema(summary="The company's connections", responses={200: ConnectionList})
     def list(self, request):
-        connections = Connection.objects.select_related("tenant")
-        return Response({"results": [shown(request, c) for c in connections], "next": None})
+        connections = [shown(request, c) for c in Connection.objects.select_related("tenant")]
+        channels = [chat_shown(e) for e in chats().order_by("created_at")]
+        return Response({"results": connections + channels, "next": None})
 
     @extend_schema(summary="Connect Stripe, HubSpot or an analytics source", request=ConnectionIn,
                    responses={201: ConnectionOut})  # fmt: skip
     def create(self, request):
         data = request.data
+        if data.get("kind") == CHAT:
+            return Response(chat_shown(self._create_chat(data)), status=status.HTTP_201_CREATED)
         connection = services.connection_create(
             tenant=self.tenant, actor=self.actor, kind=data.get("kind"), name=data.get("name"),
             mapping=data.get("mapping"), secret=data.get("secret"), enabled=data.get("enabled", True) is not False,
@@ -89,9 +113,19 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
         shown_secret = connection.secret if connection.kind == Kind.SEGMENT else None
         return Response(shown(request, connection, secret=shown_secret), status=status.HTTP_201_CREATED)
 
+    def _create_chat(self, data) -> WebhookEndpoint:
+        mapping = data.get("mapping") if isinstance(data.get("mapping"), dict) else {}
+        endpoint, _ = webhooks.endpoint_create(
+            tenant=self.tenant, actor=self.actor, url=mapping.get("url"), events=mapping.get("events"),
+            format=EndpointFormat.CHAT, name=str(data.get("name") or ""),
+        )  # fmt: skip
+        if data.get("enabled") is False:
+            webhooks.endpoint_disable(tenant=self.tenant, endpoint=endpoint, actor=self.actor)
+        return endpoint
+
     @extend_schema(summary="A connection", responses={200: ConnectionOut})
     def retrieve(self, request, pk=None):
-        return Response(shown(request, self._connection(pk)))
+        return Response(self._shown(self._connection(pk)))
 
     @extend_schema(summary="Change a connection's name, mapping, switch or secret", request=ConnectionIn,
                    responses={200: ConnectionOut})  # fmt: skip
@@ -101,10 +135,30 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
         unknown = sorted(set(request.data) - set(given))
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        services.connection_update(tenant=self.tenant, connection=connection, actor=self.actor, **given)
-        return Response(shown(request, connection))
+        if isinstance(connection, WebhookEndpoint):
+            self._update_chat(connection, given)
+        else:
+            services.connection_update(tenant=self.tenant, connection=connection, actor=self.actor, **given)
+        return Response(self._shown(connection))
+
+    def _update_chat(self, endpoint: WebhookEndpoint, given: dict) -> None:
+        mapping = given.get("mapping") if isinstance(given.get("mapping"), dict) else {}
+        url = mapping.get("url")
+        if url == webhooks.shown_url(endpoint):
+            url = None  # the shown (host-only) URL sent back as read: keep the stored one
+        if {"name", "mapping"} & set(given):
+            webhooks.endpoint_update(tenant=self.tenant, endpoint=endpoint, actor=self.actor, url=url,
+                                     events=mapping.get("events"), name=given.get("name"))  # fmt: skip
+        if given.get("enabled") is True:
+            webhooks.endpoint_enable(tenant=self.tenant, endpoint=endpoint, actor=self.actor)
+        elif given.get("enabled") is False:
+            webhooks.endpoint_disable(tenant=self.tenant, endpoint=endpoint, actor=self.actor)
 
     @extend_schema(summary="Delete a connection and its log", responses={204: None})
     def destroy(self, request, pk=None):
-        services.connection_delete(tenant=self.tenant, connection=self._connection(pk), actor=self.actor)
+        found = self._connection(pk)
+        if isinstance(found, WebhookEndpoint):
+            webhooks.endpoint_delete(tenant=self.tenant, endpoint=found, actor=self.actor)
+        else:
+            services.connection_delete(tenant=self.tenant, connection=found, actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -92,7 +92,7 @@ def _won(connection: Connection, deal: dict, deal_id: str, vendor_id: str) -> Re
         "currency": deal.get("deal_currency_code") or "",
         "sales_rep": sales_rep,
     }
-    result = recording.purchase(connection, body, vendor_id)
+    result = recording.record(connection, "purchase", body, vendor_id)
     return Result(result.outcome, f"{result.summary} {note}".strip(), vendor_id)
 
 
@@ -104,7 +104,7 @@ def _lost(connection: Connection, deal: dict, deal_id: str, vendor_id: str) -> R
         "type": "lost", "purchase": deal_id, "occurred_at": _time(deal.get("closedate")),
         "reason": str(reason)[:500], "external_id": f"hubspot:{deal_id}:lost",
     }  # fmt: skip
-    return recording.event(connection, body, vendor_id)
+    return recording.record(connection, "event", body, vendor_id)
 
 
 def _sales_rep(email: Any) -> tuple[str | None, str]:

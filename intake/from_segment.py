@@ -108,7 +108,7 @@ def _identify(connection: Connection, message: dict, message_id: str) -> Result:
     body = {"external_id": customer_id, "name": str(traits.get("name") or company_name or customer_id)}
     if isinstance(traits.get("email"), str):
         body["email"] = traits["email"]
-    return recording.customer(connection, body, message_id)
+    return recording.record(connection, "customer", body, message_id)
 
 
 def _track(connection: Connection, message: dict, message_id: str) -> Result:
@@ -132,7 +132,7 @@ def _track(connection: Connection, message: dict, message_id: str) -> Result:
         "occurred_at": message.get("timestamp") or message.get("originalTimestamp") or datetime.now(UTC).isoformat(),
         "external_id": f"segment:{message_id}" if message_id else None,
     }  # fmt: skip
-    return recording.event(connection, body, message_id)
+    return recording.record(connection, "event", body, message_id)
 
 
 def _object(value: Any) -> dict:

@@ -104,7 +104,7 @@ def _subscription_deleted(connection: Connection, event: dict, subscription: dic
         "type": "lost", "purchase": purchase, "occurred_at": _time(ended), "external_id": f"stripe:{event_id}",
         "reason": f"Stripe subscription ended ({str(reason).replace('_', ' ')})",
     }  # fmt: skip
-    return recording.event(connection, body, event_id)
+    return recording.record(connection, "event", body, event_id)
 
 
 HANDLERS = {
@@ -139,7 +139,7 @@ def _purchase(connection: Connection, event: dict, *, external_id: Any, customer
         "amount": _amount(amount, currency),
         "currency": (currency or "").upper(),
     }
-    return recording.purchase(connection, body, event_id)
+    return recording.record(connection, "purchase", body, event_id)
 
 
 def _line_item_ids(items: Any) -> list[Any]:

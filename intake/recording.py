@@ -1,7 +1,9 @@
 """What every connection does with what it understood: a body in the API's own shape, cleaned by the
 API's cleaners and recorded by the same services (idempotent, clock rules, owner rules, outbox)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from engagement import cleaners, intake
 from engagement.errors import Conflict, Invalid, Missing
@@ -42,38 +44,24 @@ def ignored(summary: str, vendor_id: str = "") -> Result:
     return Result(Outcome.IGNORED, summary, vendor_id)
 
 
-def purchase(connection: Connection, body: dict, vendor_id: str) -> Result:
+# Per kind of body: how it is recorded, and how the log names what it recorded.
+WRITERS: dict[str, tuple[Callable[..., tuple[Any, bool]], Callable[[dict], str]]] = {
+    "customer": (intake.upsert_customer, lambda data: f"customer {data['external_id']}"),
+    "purchase": (intake.record_purchase, lambda data: f"purchase {data['external_id']} of {data['offering']}"),
+    "event": (intake.record_event, lambda data: f"{data['milestone'] or data['type']} on purchase {data['purchase']}"),
+}
+
+
+def record(connection: Connection, kind: str, body: dict, vendor_id: str) -> Result:
+    """Clean `body` (a customer, purchase or event as the API takes it) and record it as the API does."""
+    write, named = WRITERS[kind]
     try:
-        data = cleaners.clean_purchase(body)
-        _, created = intake.record_purchase(tenant=connection.tenant, actor=actor_for(connection), data=data)
+        data = cleaners.CLEANERS[kind](body)
+        _, created = write(tenant=connection.tenant, actor=actor_for(connection), data=data)
     except (Invalid, Conflict, Missing) as exc:
         return Result(Outcome.REJECTED, describe(exc), vendor_id)
-    what = f"purchase {data['external_id']} of {data['offering']}"
-    return Result(
-        Outcome.ACCEPTED, f"Recorded {what}." if created else f"Already recorded {what}: nothing changed.", vendor_id
-    )
-
-
-def event(connection: Connection, body: dict, vendor_id: str) -> Result:
-    try:
-        data = cleaners.clean_event(body)
-        _, created = intake.record_event(tenant=connection.tenant, actor=actor_for(connection), data=data)
-    except (Invalid, Conflict, Missing) as exc:
-        return Result(Outcome.REJECTED, describe(exc), vendor_id)
-    what = data["milestone"] or data["type"]
-    on = f"purchase {data['purchase']}"
-    return Result(
-        Outcome.ACCEPTED, f"Recorded {what} on {on}." if created else f"Already recorded {what} on {on}.", vendor_id
-    )
-
-
-def customer(connection: Connection, body: dict, vendor_id: str) -> Result:
-    try:
-        data = cleaners.clean_customer(body)
-        _, created = intake.upsert_customer(tenant=connection.tenant, actor=actor_for(connection), data=data)
-    except Invalid as exc:
-        return Result(Outcome.REJECTED, describe(exc), vendor_id)
-    return Result(Outcome.ACCEPTED, f"{'Created' if created else 'Updated'} customer {data['external_id']}.", vendor_id)
+    done = "Recorded" if created else "Updated" if kind == "customer" else "Already recorded"
+    return Result(Outcome.ACCEPTED, f"{done} {named(data)}.", vendor_id)
 
 
 def open_purchase(customer_id: str, offering: str) -> str | None:

@@ -4,6 +4,7 @@ a test, and deleting after a confirmation."""
 from datetime import timedelta
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Q
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -15,6 +16,8 @@ from engagement.errors import Invalid
 from engagement.models import Milestone, Offering
 from intake import services, trial
 from intake.models import Arrival, Connection, Kind, Outcome
+from notify import webhooks
+from notify.models import CHAT_EVENTS, EndpointFormat, WebhookEndpoint, WebhookEvent
 from tenants.scoping import get_or_404
 from tenants.web import ADMIN_ONLY, roles, web_actor
 
@@ -38,9 +41,37 @@ def connection_list(request, slug):
     return _list(request)
 
 
-def _list(request, *, status=200, errors=None, form=None):
-    context = {"connections": _connections(), "kinds": Kind.choices, "errors": errors or {}, "form": form or {}}
+def _list(request, *, status=200, errors=None, form=None, chat_errors=None, chat_form=None):
+    context = {
+        "connections": _connections(), "kinds": Kind.choices, "errors": errors or {}, "form": form or {},
+        "chats": _chats(), "chat_events": [(e, WebhookEvent(e).label) for e in CHAT_EVENTS],
+        "chat_errors": chat_errors or {}, "chat_form": chat_form or {"events": list(CHAT_EVENTS)},
+    }  # fmt: skip
     return render(request, "intake/list.html", context, status=status)
+
+
+def _chats():
+    """Chat channels, with their deliveries of the last 30 days that were given up."""
+    month_ago = timezone.now() - services.KEEP_ARRIVALS
+    given_up = Count("deliveries", filter=Q(deliveries__given_up_at__gte=month_ago))
+    delivered = Count("deliveries", filter=Q(deliveries__delivered_at__gte=month_ago))
+    chats = WebhookEndpoint.objects.filter(format=EndpointFormat.CHAT).order_by("created_at")
+    return chats.annotate(delivered=delivered, given_up=given_up, last_delivery=Max("deliveries__delivered_at"))
+
+
+@admin_only
+@require_POST
+def chat_create(request, slug):
+    """A chat channel: notify's endpoint that sends chat messages; its page is the webhook endpoint page."""
+    name, url, events = request.POST.get("name", ""), request.POST.get("url", ""), request.POST.getlist("events")
+    try:
+        endpoint, _ = webhooks.endpoint_create(tenant=request.tenant, actor=web_actor(request), url=url,
+                                               events=events, format=EndpointFormat.CHAT, name=name)  # fmt: skip
+    except ValidationError as exc:
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"general": exc.messages}
+        return _list(request, status=400, chat_errors=errors, chat_form={"name": name, "url": url, "events": events})
+    messages.success(request, f"{endpoint.name or 'The channel'} will hear about what you chose. Send a test to check.")
+    return redirect("webhook-endpoint", slug, endpoint.pk)
 
 
 @admin_only
@@ -179,6 +210,7 @@ def connection_delete(request, slug, connection_id):
 tenant_urlpatterns = [
     path("settings/connections/", connection_list, name="connections"),
     path("settings/connections/new/", connection_create, name="connection-create"),
+    path("settings/connections/chat/", chat_create, name="chat-create"),
     path("settings/connections/<uuid:connection_id>/", connection_detail, name="connection"),
     path("settings/connections/<uuid:connection_id>/secret/", connection_secret, name="connection-secret"),
     path("settings/connections/<uuid:connection_id>/switch/", connection_switch, name="connection-switch"),

@@ -28,6 +28,7 @@ from tenants.models import Member, Tenant
 
 ALERT_OPENED = "alert.opened"
 ALERT_RESOLVED = "alert.resolved"
+ALERT_ASSIGNED = "alert.assigned"
 LIVE = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
 
 
@@ -153,19 +154,24 @@ def alert_acknowledge(*, tenant: Tenant, alert: Alert, actor: Actor, assignee: M
         locked.state = AlertState.ACKNOWLEDGED
         locked.acknowledged_at = locked.acknowledged_at or timezone.now()
         locked.acknowledged_by = actor.label
+        newly_assigned = assignee is not None and assignee.pk != locked.assignee_id
         if assignee is not None:
             locked.assignee = assignee
         locked.save()
         audit(tenant=tenant, actor=actor, action="alert.acknowledged", target=locked)
+        if newly_assigned:
+            outbox.publish(tenant, outbox.listed(ALERT_ASSIGNED, "alert", [locked.pk]))
     return locked
 
 
 def alert_assign(*, tenant: Tenant, alert: Alert, actor: Actor, assignee: Member | None) -> Alert:
     cleaners.responsible(assignee, "assignee")
     with transaction.atomic():
-        Alert.objects.filter(pk=alert.pk).update(assignee=assignee)
+        changed = Alert.objects.filter(pk=alert.pk).exclude(assignee=assignee).update(assignee=assignee)
         audit(tenant=tenant, actor=actor, action="alert.assigned", target=alert,
               assignee=assignee.user.email if assignee else None)  # fmt: skip
+        if changed and assignee is not None:  # someone now has it: chat and webhooks may say so
+            outbox.publish(tenant, outbox.listed(ALERT_ASSIGNED, "alert", [alert.pk]))
     alert.refresh_from_db()
     return alert
 

@@ -84,6 +84,22 @@ class WebhookEvent(models.TextChoices):
     AT_RISK = "engagement.at_risk", "Engagement became at risk"
     ALERT_OPENED = "alert.opened", "Alert opened"
     ALERT_RESOLVED = "alert.resolved", "Alert resolved"
+    ALERT_ASSIGNED = "alert.assigned", "Alert assigned to someone"
+
+
+class EndpointFormat(models.TextChoices):
+    SIGNED_JSON = "json", "Signed JSON"
+    CHAT = "chat", "Chat message (Slack-compatible)"
+
+
+# What a chat channel can hear: what a team acts on, not every state change.
+CHAT_EVENTS = (
+    WebhookEvent.STALLED,
+    WebhookEvent.AT_RISK,
+    WebhookEvent.REACHED_POV,
+    WebhookEvent.LOST,
+    WebhookEvent.ALERT_ASSIGNED,
+)
 
 
 WEBHOOK_URL_MAX_LENGTH = 500
@@ -94,6 +110,9 @@ class WebhookEndpoint(TenantOwned):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     url = models.URLField(max_length=WEBHOOK_URL_MAX_LENGTH)
+    # A chat channel's incoming-webhook URL is its only key: shown in full to nobody after it is saved.
+    format = models.CharField(max_length=8, choices=EndpointFormat.choices, default=EndpointFormat.SIGNED_JSON)
+    name = models.CharField(max_length=100, blank=True, help_text="A chat channel's name, e.g. #onboarding.")
     events = models.JSONField(default=list, help_text="WebhookEvent values this endpoint receives.")
     secret = models.CharField(max_length=80)
     is_active = models.BooleanField(default=True)

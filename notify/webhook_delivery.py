@@ -31,8 +31,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from notify import chat
 from notify.mail import absolute, email_from_templates
-from notify.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from notify.models import EndpointFormat, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from notify.webhooks import CLAIM_TIMEOUT, RETRY_WINDOW, endpoint_disable
 from tenants.actors import Actor
 from tenants.models import Member, Role, Tenant
@@ -223,8 +224,12 @@ def deliver_one(tenant: Tenant, delivery: WebhookDelivery, *, now: datetime) -> 
     if not claim(delivery, now):
         return "skipped"
     endpoint = delivery.endpoint
-    body = body_of(tenant, delivery)
-    outcome = post(endpoint.url, body, headers_for(endpoint.secret, delivery, body))
+    if endpoint.format == EndpointFormat.CHAT:
+        body = chat.message_body(delivery)
+        outcome = post(endpoint.url, body, {"Content-Type": "application/json", "User-Agent": USER_AGENT})
+    else:
+        body = body_of(tenant, delivery)
+        outcome = post(endpoint.url, body, headers_for(endpoint.secret, delivery, body))
     with transaction.atomic():
         WebhookAttempt.objects.create(
             tenant=tenant, delivery=delivery, at=now, status=outcome.status, latency_ms=outcome.latency_ms,

@@ -13,7 +13,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from notify import webhooks
-from notify.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from notify.models import EndpointFormat, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tenants.scoping import get_or_404
 from tenants.web import ADMIN_ONLY, roles, web_actor
 
@@ -28,7 +28,7 @@ def _endpoints():
     and the last attempt's status."""
     day_ago = timezone.now() - timedelta(hours=24)
     last = WebhookAttempt.objects.filter(delivery__endpoint=OuterRef("pk")).order_by("-at")
-    return WebhookEndpoint.objects.annotate(
+    return WebhookEndpoint.objects.filter(format=EndpointFormat.SIGNED_JSON).annotate(
         pending=Count("deliveries", filter=Q(deliveries__delivered_at=None, deliveries__given_up_at=None)),
         delivered_day=Count("deliveries", filter=Q(deliveries__delivered_at__gte=day_ago)),
         given_up_day=Count("deliveries", filter=Q(deliveries__given_up_at__gte=day_ago)),
@@ -54,6 +54,8 @@ def _endpoint_page(request, endpoint, *, secret=None):
         "secret": secret,  # only on the response that created or rotated it
         "secret_hint": endpoint.secret[:SECRET_HINT_CHARS],
         "event_labels": dict(WebhookEvent.choices),
+        "shown_url": webhooks.shown_url(endpoint),
+        "is_chat": endpoint.format == EndpointFormat.CHAT,
         "now": timezone.now(),
     }
     response = render(request, "notify/webhooks/endpoint.html", context)
@@ -103,7 +105,7 @@ def webhook_rotate(request, slug, endpoint_id):
 def webhook_enable(request, slug, endpoint_id):
     endpoint = _endpoint(endpoint_id)
     if webhooks.endpoint_enable(tenant=request.tenant, endpoint=endpoint, actor=web_actor(request)):
-        messages.success(request, f"Sending to {endpoint.url} again.")
+        messages.success(request, f"Sending to {webhooks.shown_url(endpoint)} again.")
     return redirect("webhook-endpoint", slug, endpoint.pk)
 
 
@@ -112,7 +114,7 @@ def webhook_enable(request, slug, endpoint_id):
 def webhook_disable(request, slug, endpoint_id):
     endpoint = _endpoint(endpoint_id)
     if webhooks.endpoint_disable(tenant=request.tenant, endpoint=endpoint, actor=web_actor(request)):
-        messages.success(request, f"Paused {endpoint.url}: nothing is sent until you enable it.")
+        messages.success(request, f"Paused {webhooks.shown_url(endpoint)}: nothing is sent until you enable it.")
     return redirect("webhook-endpoint", slug, endpoint.pk)
 
 
@@ -123,10 +125,11 @@ def webhook_delete(request, slug, endpoint_id):
     endpoint = _endpoint(endpoint_id)
     if request.method != "POST":
         pending = WebhookDelivery.objects.filter(endpoint=endpoint, delivered_at=None, given_up_at=None).count()
-        return render(request, "notify/webhooks/delete.html", {"endpoint": endpoint, "pending": pending})
+        context = {"endpoint": endpoint, "pending": pending, "shown_url": webhooks.shown_url(endpoint)}
+        return render(request, "notify/webhooks/delete.html", context)
     webhooks.endpoint_delete(tenant=request.tenant, endpoint=endpoint, actor=web_actor(request))
-    messages.success(request, f"Deleted the endpoint {endpoint.url}.")
-    return redirect("webhooks", slug)
+    messages.success(request, f"Deleted {endpoint.name or webhooks.shown_url(endpoint)}.")
+    return redirect("connections" if endpoint.format == EndpointFormat.CHAT else "webhooks", slug)
 
 
 @admin_only

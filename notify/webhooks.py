@@ -16,19 +16,30 @@ from django.utils import timezone
 
 from engagement import outbox
 from engagement.models import Engagement, Event, EventType, OutboxMessage, Status
-from metrics.alerts import ALERT_OPENED, ALERT_RESOLVED
+from metrics.alerts import ALERT_ASSIGNED, ALERT_OPENED, ALERT_RESOLVED
 from metrics.forecast import AT_RISK
 from metrics.models import Alert
 from notify.mail import absolute
-from notify.models import WEBHOOK_URL_MAX_LENGTH, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from notify.models import (
+    CHAT_EVENTS,
+    WEBHOOK_URL_MAX_LENGTH,
+    EndpointFormat,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from pov.enqueue import enqueue_on_commit
 from tenants.actors import Actor, audit
 from tenants.models import Tenant
 
-EVENT_KINDS = (outbox.REACHED_POV, outbox.STALLED, outbox.LOST, outbox.REOPENED, AT_RISK, ALERT_OPENED, ALERT_RESOLVED)
+EVENT_KINDS = (
+    outbox.REACHED_POV, outbox.STALLED, outbox.LOST, outbox.REOPENED, AT_RISK, ALERT_OPENED, ALERT_RESOLVED,
+    ALERT_ASSIGNED,
+)  # fmt: skip
 TEST_EVENT = "webhook.test"  # sent by the "Send a test event" button; no endpoint subscribes to it
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS = 20
+NAME_MAX_LENGTH = 100
 # A delivery is retried until this long after its event; an endpoint failing this long is disabled.
 RETRY_WINDOW = timedelta(hours=24)
 # Longer than a POST can take (10 s timeout), so a claim only expires when its worker died mid-POST.
@@ -70,14 +81,15 @@ def _url_error(url: str) -> str | None:
     return None
 
 
-def _clean(url: str | None, events: Iterable[str] | None) -> tuple[str, list[str]]:
+def _clean(url: str | None, events: Iterable[str] | None, format: str) -> tuple[str, list[str]]:
     errors = {}
     url = (url or "").strip()
     if url_error := _url_error(url):
         errors["url"] = [url_error]
     asked = set(events or ())
-    unknown = sorted(asked - set(WebhookEvent.values))
-    chosen = [value for value in WebhookEvent.values if value in asked]  # in the documented order
+    offered = CHAT_EVENTS if format == EndpointFormat.CHAT else WebhookEvent.values
+    unknown = sorted(asked - set(offered))
+    chosen = [value for value in offered if value in asked]  # in the documented order
     if unknown:
         errors["events"] = [f"Unknown events: {', '.join(unknown)}."]
     elif not chosen:
@@ -88,16 +100,50 @@ def _clean(url: str | None, events: Iterable[str] | None) -> tuple[str, list[str
 
 
 def endpoint_create(
-    *, tenant: Tenant, url: str | None, events: Iterable[str] | None, actor: Actor
-) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint; returns (endpoint, secret). The secret is shown to the admin once, on this response."""
-    url, events = _clean(url, events)
+    *, tenant: Tenant, url: str | None, events: Iterable[str] | None, actor: Actor,
+    format: str = EndpointFormat.SIGNED_JSON, name: str = "",
+) -> tuple[WebhookEndpoint, str]:  # fmt: skip
+    """A new endpoint; returns (endpoint, secret). The secret is shown to the admin once, on this response.
+    A chat channel (format CHAT) gets messages to read instead of signed JSON, and hears only CHAT_EVENTS."""
+    if format not in EndpointFormat.values:
+        raise ValidationError({"format": [f"One of: {', '.join(EndpointFormat.values)}."]})
+    url, events = _clean(url, events, format)
+    if len(name or "") > NAME_MAX_LENGTH:
+        raise ValidationError({"name": [f"At most {NAME_MAX_LENGTH} characters."]})
     with transaction.atomic():
         if WebhookEndpoint.objects.filter(tenant=tenant).count() >= MAX_ENDPOINTS:
             raise ValidationError({"url": [f"A company has at most {MAX_ENDPOINTS} endpoints; delete one first."]})
-        endpoint = WebhookEndpoint.objects.create(tenant=tenant, url=url, events=events, secret=new_secret())
-        audit(tenant=tenant, actor=actor, action="webhook.created", target=endpoint, url=url, events=events)
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant, url=url, events=events, secret=new_secret(), format=format, name=(name or "").strip()
+        )
+        audit(tenant=tenant, actor=actor, action="webhook.created", target=endpoint, url=shown_url(endpoint),
+              events=events)  # fmt: skip
     return endpoint, endpoint.secret
+
+
+def endpoint_update(
+    *, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor, url: str | None = None,
+    events: Iterable[str] | None = None, name: str | None = None,
+) -> WebhookEndpoint:  # fmt: skip
+    """Change what is given: the URL, the events heard, a chat channel's name."""
+    url, events = _clean(endpoint.url if url is None else url, endpoint.events if events is None else events,
+                         endpoint.format)  # fmt: skip
+    name = endpoint.name if name is None else name.strip()
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError({"name": [f"At most {NAME_MAX_LENGTH} characters."]})
+    with transaction.atomic():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk, tenant=tenant).update(url=url, events=events, name=name)
+        endpoint.url, endpoint.events, endpoint.name = url, events, name
+        audit(tenant=tenant, actor=actor, action="webhook.changed", target=endpoint, url=shown_url(endpoint),
+              events=events)  # fmt: skip
+    return endpoint
+
+
+def shown_url(endpoint: WebhookEndpoint) -> str:
+    """What pages and the audit log show of the URL: a chat URL carries its key in the path, so only its host."""
+    if endpoint.format == EndpointFormat.CHAT:
+        return f"{urlsplit(endpoint.url).scheme}://{urlsplit(endpoint.url).netloc}/…"
+    return endpoint.url
 
 
 def endpoint_rotate_secret(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor) -> str:
@@ -105,7 +151,7 @@ def endpoint_rotate_secret(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: 
     secret = new_secret()
     with transaction.atomic():
         WebhookEndpoint.objects.filter(pk=endpoint.pk, tenant=tenant).update(secret=secret)
-        audit(tenant=tenant, actor=actor, action="webhook.secret_rotated", target=endpoint, url=endpoint.url)
+        audit(tenant=tenant, actor=actor, action="webhook.secret_rotated", target=endpoint, url=shown_url(endpoint))
     endpoint.secret = secret
     return secret
 
@@ -127,7 +173,7 @@ def endpoint_disable(
     with transaction.atomic():
         disabled = active.update(is_active=False, disabled_at=now, disabled_reason=reason) == 1
         if disabled:
-            audit(tenant=tenant, actor=actor, action="webhook.disabled", target=endpoint, url=endpoint.url,
+            audit(tenant=tenant, actor=actor, action="webhook.disabled", target=endpoint, url=shown_url(endpoint),
                   reason=reason)  # fmt: skip
     endpoint.refresh_from_db()
     return disabled
@@ -147,7 +193,7 @@ def endpoint_enable(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor, 
             paused.filter(next_attempt_at__gt=now).exclude(claimed_at__gt=now - CLAIM_TIMEOUT).update(
                 next_attempt_at=now
             )
-            audit(tenant=tenant, actor=actor, action="webhook.enabled", target=endpoint, url=endpoint.url)
+            audit(tenant=tenant, actor=actor, action="webhook.enabled", target=endpoint, url=shown_url(endpoint))
             request_delivery(tenant)
     endpoint.refresh_from_db()
     return bool(enabled)
@@ -156,7 +202,7 @@ def endpoint_enable(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor, 
 def endpoint_delete(*, tenant: Tenant, endpoint: WebhookEndpoint, actor: Actor) -> None:
     """Delete the endpoint with its deliveries and their log."""
     with transaction.atomic():
-        audit(tenant=tenant, actor=actor, action="webhook.deleted", target=endpoint, url=endpoint.url)
+        audit(tenant=tenant, actor=actor, action="webhook.deleted", target=endpoint, url=shown_url(endpoint))
         WebhookEndpoint.objects.filter(pk=endpoint.pk, tenant=tenant).delete()
 
 
@@ -245,9 +291,11 @@ def _stored(key: Key, data: dict) -> dict:
 ENGAGEMENT_FIELDS = (
     "id", "status", "purchase__external_id", "customer__external_id", "customer__name", "offering__key", "pos_at",
     "next_step", "next_due_at", "pov_at", "days_to_value", "calendar_days_to_value", "lost_at",
-    "forecast__reach_by_target", "forecast__expected_pov_day", "forecast__at_risk",
+    "forecast__reach_by_target", "forecast__expected_pov_day", "forecast__at_risk", "owner__user__email",
+    "paused_days", "paused_since",
 )  # fmt: skip
 ALERT_FIELDS = ("id", "step", "state", "due_at", "opened_at", "resolved_at", "resolution")
+DAY = timedelta(days=1)
 
 
 def event_data(tenant: Tenant, subjects: list[tuple[Key, dict]]) -> dict[Key, dict]:
@@ -263,10 +311,14 @@ def event_data(tenant: Tenant, subjects: list[tuple[Key, dict]]) -> dict[Key, di
         engagements = {str(r["id"]): _engagement_json(tenant, r, reasons=reasons) for r in rows}
     alerts: dict[str, dict] = {}
     if alert_ids:
-        fields = (*ALERT_FIELDS, *(f"engagement__{f}" for f in ENGAGEMENT_FIELDS))
+        fields = (*ALERT_FIELDS, "assignee__user__email", *(f"engagement__{f}" for f in ENGAGEMENT_FIELDS))
         for row in Alert.objects.filter(tenant=tenant, id__in=alert_ids).values(*fields):
             alerts[str(row["id"])] = {
-                "alert": {**{f: _json(row[f]) for f in ALERT_FIELDS}, "url": absolute("alerts", tenant.slug)},
+                "alert": {
+                    **{f: _json(row[f]) for f in ALERT_FIELDS},
+                    "assignee": row["assignee__user__email"],
+                    "url": absolute("alerts", tenant.slug),
+                },
                 "engagement": _engagement_json(tenant, row, prefix="engagement__"),
             }
     data: dict[Key, dict] = {}
@@ -303,6 +355,8 @@ def _engagement_json(
         "purchase": {"external_id": get("purchase__external_id"), "purchased_at": get("pos_at")},
         "customer": {"external_id": get("customer__external_id"), "name": get("customer__name")},
         "offering": get("offering__key"),
+        "owner": get("owner__user__email"),
+        "value_clock_day": _value_clock_day(row, prefix),
         "next_step": get("next_step") or None,
         "next_due_at": get("next_due_at"),
         "pov_at": get("pov_at"),
@@ -314,6 +368,13 @@ def _engagement_json(
         if get("forecast__at_risk") is None
         else {name: get(f"forecast__{name}") for name in ("reach_by_target", "expected_pov_day", "at_risk")},
     }
+
+
+def _value_clock_day(row: dict[str, Any], prefix: str) -> int:
+    """The day of the value clock now: days since the purchase, paused days not counted (docs/metrics.md)."""
+    now, paused_since = timezone.now(), row[prefix + "paused_since"]
+    paused = row[prefix + "paused_days"] + ((now - paused_since) / DAY if paused_since else 0)
+    return max(0, int((now - row[prefix + "pos_at"]) / DAY - paused))
 
 
 def _json(value: Any) -> Any:

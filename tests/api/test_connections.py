@@ -3,6 +3,8 @@
 import pytest
 
 from intake.models import Connection
+from notify.models import WebhookEndpoint
+from tenants.scoping import tenant_scope
 from tests.api.conftest import Api, _key, count, error_of
 
 pytestmark = pytest.mark.django_db
@@ -109,3 +111,30 @@ def test_another_companys_connection_is_not_found(acme, software, admin_api, cha
     error_of(charlie_admin_api.patch(f"connections/{created['id']}/", {"enabled": False}), 404)
     assert charlie_admin_api.get("connections/").json()["results"] == []
     assert admin_api.get(f"connections/{created['id']}/").json()["enabled"] is True
+
+
+def test_a_chat_channel_is_a_connection_whose_address_is_never_shown_back(acme, admin_api):
+    mapping = {"url": "https://hooks.slack.com/services/T1/B2/SECRET", "events": ["engagement.stalled"]}
+
+    created = admin_api.post("connections/", {"kind": "chat", "name": "#onboarding", "mapping": mapping})
+
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert (body["kind"], body["name"], body["enabled"], body["url"]) == ("chat", "#onboarding", True, None)
+    assert body["mapping"] == {"url": "https://hooks.slack.com/…", "events": ["engagement.stalled"]}
+    assert "SECRET" not in admin_api.get("connections/").content.decode()
+    patched = admin_api.patch(f"connections/{body['id']}/", {"enabled": False, "mapping": body["mapping"]})
+    assert patched.json()["enabled"] is False
+    with tenant_scope(acme):
+        assert WebhookEndpoint.objects.get().url == mapping["url"]  # the shown address sent back changes nothing
+    assert admin_api.delete(f"connections/{body['id']}/").status_code == 204
+    assert count(acme, WebhookEndpoint) == 0
+
+
+def test_a_chat_channel_hears_only_what_a_team_acts_on(acme, admin_api):
+    mapping = {"url": "https://hooks.slack.com/services/T1/B2/X", "events": ["alert.resolved"]}
+
+    error = error_of(admin_api.post("connections/", {"kind": "chat", "name": "#x", "mapping": mapping}), 400)
+
+    assert "events" in error["fields"]
+    assert count(acme, WebhookEndpoint) == 0

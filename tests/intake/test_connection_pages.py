@@ -12,6 +12,7 @@ from django.utils import timezone
 from engagement.models import Purchase
 from intake import services, trial
 from intake.models import Arrival, Connection
+from notify.models import WebhookEndpoint
 from tenants.scoping import tenant_scope
 from tests.intake.conftest import STRIPE_SECRET, log, post, stored
 from tests.web.conftest import ROLES, acme, charlie  # noqa: F401 - fixtures
@@ -200,3 +201,31 @@ def test_another_companys_connection_is_not_found(world, charlie, login, actor):
         assert client.get(page(world, f"{connection.pk}/{rest}")).status_code == 404
     with tenant_scope(world.tenant):
         assert Connection.objects.get().enabled is True
+
+
+def test_an_admin_adds_a_chat_channel_and_its_page_hides_the_key(world, login):
+    client = login(world.members["admin"])
+    url = "https://hooks.slack.com/services/T1/B2/SECRETKEY"
+
+    created = client.post(page(world, "chat/"), {"name": "#onboarding", "url": url, "events": ["engagement.stalled"]})
+
+    with tenant_scope(world.tenant):
+        channel = WebhookEndpoint.objects.get()
+    assert created.status_code == 302 and created["Location"] == world.path(f"settings/webhooks/{channel.pk}/")
+    shown = client.get(created["Location"]).content.decode()
+    assert "#onboarding" in shown and "https://hooks.slack.com/…" in shown and "SECRETKEY" not in shown
+    assert "PoV-Signature" not in shown  # nothing to verify on a chat message
+    listing = client.get(page(world)).content.decode()
+    assert "#onboarding" in listing and "SECRETKEY" not in listing
+    assert "#onboarding" not in client.get(world.path("settings/webhooks/")).content.decode()
+
+
+def test_a_chat_channel_without_events_is_refused_keeping_the_form(world, login):
+    client = login(world.members["admin"])
+
+    response = client.post(page(world, "chat/"), {"name": "#x", "url": "https://hooks.slack.com/services/A"})
+
+    assert response.status_code == 400
+    assert "Pick at least one event." in response.content.decode()
+    with tenant_scope(world.tenant):
+        assert WebhookEndpoint.objects.count() == 0

@@ -222,3 +222,18 @@ def test_without_a_signing_secret_nothing_is_accepted(tenant, connect):
     assert response.status_code == 401
     assert "no signing secret" in response.json()["detail"]
     assert stored(tenant)["purchases"] == []
+
+
+def test_owner_rules_assign_what_stripe_brings(tenant, offering, connection, actor):
+    from engagement import assignment
+    from tests.factories import MemberFactory
+
+    owner = MemberFactory(tenant=tenant, user__email="owner@acme.test", role="owner")
+    with tenant_scope(tenant):
+        assignment.rule_add(tenant=tenant, actor=actor, offering=offering, segment="", method="round_robin",
+                            members=[owner])  # fmt: skip
+
+    send(connection, event("checkout.session.completed", checkout()))
+
+    with tenant_scope(tenant):
+        assert Engagement.objects.get().owner_id == owner.id
