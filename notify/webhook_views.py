@@ -28,13 +28,17 @@ def _endpoints():
     and the last attempt's status."""
     day_ago = timezone.now() - timedelta(hours=24)
     last = WebhookAttempt.objects.filter(delivery__endpoint=OuterRef("pk")).order_by("-at")
-    return WebhookEndpoint.objects.filter(format=EndpointFormat.SIGNED_JSON).annotate(
-        pending=Count("deliveries", filter=Q(deliveries__delivered_at=None, deliveries__given_up_at=None)),
-        delivered_day=Count("deliveries", filter=Q(deliveries__delivered_at__gte=day_ago)),
-        given_up_day=Count("deliveries", filter=Q(deliveries__given_up_at__gte=day_ago)),
-        last_attempt_at=Subquery(last.values("at")[:1]),
-        last_status=Subquery(last.values("status")[:1]),
-    ).order_by("created_at")
+    return (
+        WebhookEndpoint.objects.filter(format=EndpointFormat.SIGNED_JSON)
+        .annotate(
+            pending=Count("deliveries", filter=Q(deliveries__delivered_at=None, deliveries__given_up_at=None)),
+            delivered_day=Count("deliveries", filter=Q(deliveries__delivered_at__gte=day_ago)),
+            given_up_day=Count("deliveries", filter=Q(deliveries__given_up_at__gte=day_ago)),
+            last_attempt_at=Subquery(last.values("at")[:1]),
+            last_status=Subquery(last.values("status")[:1]),
+        )
+        .order_by("created_at")
+    )
 
 
 def _list(request, *, status=200, errors=None, form=None):
