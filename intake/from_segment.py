@@ -24,7 +24,8 @@ from intake.recording import Refused, Result, ignored
 
 MESSAGE_MAX_BYTES = 32 * 1024
 REQUEST_MAX_BYTES = 500 * 1024
-CALLS = ("track", "identify", "batch")
+# Segment's HTTP API calls; page, screen, group and alias are answered and counted, not stored.
+CALLS = ("track", "identify", "batch", "page", "screen", "group", "alias")
 SHOWN_PER_OUTCOME = 5  # lines of detail a batch's log line shows for each outcome
 
 

@@ -178,7 +178,10 @@ def test_the_company_trait_can_name_the_customer(tenant, connect, open_engagemen
 
 
 @pytest.mark.django_db
-def test_a_call_segment_does_not_have_is_not_found(tenant, source):
-    response = post(source, json.dumps(track()), basic(source.secret), call="alias")
+def test_the_calls_pov_does_not_use_are_counted_and_others_not_found(tenant, source):
+    page = post(source, json.dumps({"type": "page", "userId": "user-42", "name": "Home"}), basic(source.secret),
+                call="page")  # fmt: skip
+    unknown = post(source, json.dumps(track()), basic(source.secret), call="nonsense")
 
-    assert response.status_code == 404
+    assert (page.status_code, unknown.status_code) == (200, 404)
+    assert log(source) == [{"outcome": "ignored", "summary": "page calls are not used", "vendor_id": ""}]
