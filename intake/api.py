@@ -5,7 +5,6 @@ chat messages, on the same delivery log as webhooks."""
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
-from rest_framework.request import Request
 from rest_framework.response import Response
 
 from intake import services
@@ -57,10 +56,6 @@ class AdminsOnly(permissions.BasePermission):
         return role in ADMIN_ONLY
 
 
-def receive_url(request: Request, connection: Connection) -> str:
-    return request.build_absolute_uri(f"/in/{connection.tenant.slug}/{connection.pk}")
-
-
 def chat_shown(endpoint: WebhookEndpoint) -> dict:
     """A chat channel in the shape of a connection; its URL (its key) only by host."""
     return {
@@ -74,10 +69,10 @@ def chats():
     return WebhookEndpoint.objects.filter(format=EndpointFormat.CHAT)
 
 
-def shown(request: Request, connection: Connection, *, secret: str | None = None) -> dict:
+def shown(connection: Connection, *, secret: str | None = None) -> dict:
     out = {
         "id": connection.pk, "kind": connection.kind, "name": connection.name, "mapping": connection.mapping,
-        "enabled": connection.enabled, "url": receive_url(request, connection), "has_secret": bool(connection.secret),
+        "enabled": connection.enabled, "url": services.address(connection), "has_secret": bool(connection.secret),
         "created_at": connection.created_at,
     }  # fmt: skip
     return out | ({"secret": secret} if secret else {})
@@ -92,11 +87,11 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
         return found or get_or_404(chats(), pk=pk)
 
     def _shown(self, found: Connection | WebhookEndpoint) -> dict:
-        return chat_shown(found) if isinstance(found, WebhookEndpoint) else shown(self.request, found)
+        return chat_shown(found) if isinstance(found, WebhookEndpoint) else shown(found)
 
     @extend_schema(summary="The company's connections", responses={200: ConnectionList})
     def list(self, request):
-        connections = [shown(request, c) for c in Connection.objects.select_related("tenant")]
+        connections = [shown(c) for c in Connection.objects.select_related("tenant")]
         channels = [chat_shown(e) for e in chats().order_by("created_at")]
         return Response({"results": connections + channels, "next": None})
 
@@ -111,7 +106,7 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
             mapping=data.get("mapping"), secret=data.get("secret"), enabled=data.get("enabled", True) is not False,
         )  # fmt: skip
         shown_secret = connection.secret if connection.kind == Kind.SEGMENT else None
-        return Response(shown(request, connection, secret=shown_secret), status=status.HTTP_201_CREATED)
+        return Response(shown(connection, secret=shown_secret), status=status.HTTP_201_CREATED)
 
     def _create_chat(self, data) -> WebhookEndpoint:
         mapping = data.get("mapping") if isinstance(data.get("mapping"), dict) else {}

@@ -3,6 +3,7 @@ source, `/in/<company>/<connection id>/v1/track|identify|batch`. No login: the v
 write key is checked against the connection's secret, inside the company's scope, before anything is
 read from the body. Every request leaves one line in the connection's log."""
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -53,7 +54,9 @@ def _receive(request: HttpRequest, connection: Connection, call: str | None) -> 
         event = from_stripe.verified_event(connection, request.body, request.headers.get("Stripe-Signature"))
         return from_stripe.handle(connection, event)
     if connection.kind == Kind.HUBSPOT:
-        deal = from_hubspot.verified_deal(connection, request.body, request.headers, request.build_absolute_uri())
+        # HubSpot signs the address it was given: the connection's, from SITE_URL (behind any proxy).
+        uri = settings.SITE_URL.rstrip("/") + request.get_full_path()
+        deal = from_hubspot.verified_deal(connection, request.body, request.headers, uri)
         return from_hubspot.handle(connection, deal)
     body = from_segment.read_body(request.body, request.headers.get("Content-Encoding", ""))
     data = from_segment.verified_body(connection, body, request.headers.get("Authorization", ""))

@@ -11,6 +11,7 @@ from django.utils import timezone
 from engagement.errors import Invalid
 from engagement.models import Milestone, Offering
 from intake.models import Arrival, Connection, Kind, Outcome
+from notify.mail import absolute
 from tenants.actors import Actor, audit
 from tenants.models import Tenant
 
@@ -23,6 +24,11 @@ SUMMARY_MAX = 1000
 SECRET_MAX = 200
 CUSTOMER_IDS = ("userId", "traits.company")  # where an analytics source names the customer
 UNSET: Any = object()
+
+
+def address(connection: Connection) -> str:
+    """Where the vendor sends, from SITE_URL: the address admins give the vendor, and the one HubSpot signs."""
+    return absolute("connection-receive", connection.tenant.slug, connection.pk)
 
 
 def new_write_key() -> str:

@@ -26,10 +26,6 @@ LOG_LINES = 100
 EMPTY_ROWS = 3  # blank rows under a mapping's rows, to add to it
 
 
-def receive_url(request, connection):
-    return request.build_absolute_uri(f"/in/{request.tenant.slug}/{connection.pk}")
-
-
 def _connections():
     month_ago = timezone.now() - services.KEEP_ARRIVALS
     counts = {o: Count("arrivals", filter=Q(arrivals__outcome=o, arrivals__at__gte=month_ago)) for o in Outcome.values}
@@ -129,7 +125,7 @@ def _page(request, connection, *, secret=None, errors=None, status=200):
     if outcome in Outcome.values:
         log = log.filter(outcome=outcome)
     context = {
-        "connection": connection, "url": receive_url(request, connection), "secret": secret,
+        "connection": connection, "url": services.address(connection), "secret": secret,
         "errors": errors or {}, "log": log[:LOG_LINES], "outcome": outcome, "outcomes": Outcome.choices,
         "offerings": Offering.objects.order_by("name"), "rows": _rows(connection),
         "milestones": Milestone.objects.select_related("offering").order_by("offering__name", "order"),

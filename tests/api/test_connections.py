@@ -1,6 +1,7 @@
 """/api/v1/connections/: admin-scope keys set connections up; other keys and other companies cannot."""
 
 import pytest
+from django.conf import settings
 
 from intake.models import Connection
 from notify.models import WebhookEndpoint
@@ -30,7 +31,7 @@ def test_an_admin_key_creates_a_stripe_connection(acme, software, admin_api):
     body = response.json()
     assert (body["kind"], body["name"], body["enabled"], body["has_secret"]) == ("stripe", "Stripe (live)", True, True)
     assert body["mapping"] == {"prices": {"price_1": "software"}}
-    assert body["url"] == f"http://testserver/in/acme/{body['id']}"
+    assert body["url"] == f"{settings.SITE_URL}/in/acme/{body['id']}"
     assert "secret" not in body  # Stripe made it; PoV never shows it back
     assert count(acme, Connection) == 1
 
