@@ -3,8 +3,12 @@ with the admin scope, or a signed-in admin. An analytics source's write key is i
 created it, and never again. A chat channel (kind `chat`) is notify's: an endpoint whose deliveries are
 chat messages, on the same delivery log as webhooks."""
 
+import uuid
+
+from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from intake import services
@@ -42,6 +46,37 @@ ConnectionList = inline_serializer(
     "ConnectionList",
     {"results": serializers.ListField(child=ConnectionOut), "next": serializers.URLField(allow_null=True)},
 )
+
+
+FIELDS = frozenset({"kind", "name", "mapping", "enabled", "secret"})
+
+
+def _body(request: Request, allowed: frozenset) -> dict:
+    """The JSON object sent, with only the fields named; text where text is due."""
+    data = request.data
+    if not isinstance(data, dict):
+        raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
+    errors = {name: ["Unknown field."] for name in sorted(set(data) - allowed)}
+    errors |= {f: ["Give text."] for f in ("kind", "name", "secret") if f in data and not isinstance(data[f], str)}
+    if "enabled" in data and not isinstance(data["enabled"], bool):
+        errors["enabled"] = ["true or false."]
+    if errors:
+        raise serializers.ValidationError(errors)
+    return dict(data)
+
+
+def _chat_mapping(data: dict) -> dict:
+    """A chat channel's mapping {"url", "events"}; its URL is its key, so there is no other secret."""
+    if "secret" in data:
+        raise serializers.ValidationError({"secret": ["A chat channel's key is its URL, in the mapping."]})
+    mapping = data.get("mapping", {})
+    if not isinstance(mapping, dict) or set(mapping) - {"url", "events"}:
+        raise serializers.ValidationError({"mapping": ['Give {"url": "https://hooks...", "events": [...]}.']})
+    if "url" in mapping and not isinstance(mapping["url"], str):
+        raise serializers.ValidationError({"mapping.url": ["Give the incoming webhook's address as text."]})
+    if "events" in mapping and not isinstance(mapping["events"], list):
+        raise serializers.ValidationError({"mapping.events": ["Give a list of events."]})
+    return mapping
 
 
 class AdminsOnly(permissions.BasePermission):
@@ -83,6 +118,10 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
     write_roles = ADMIN_ONLY
 
     def _connection(self, pk: str) -> Connection | WebhookEndpoint:
+        try:
+            uuid.UUID(str(pk))
+        except ValueError:
+            raise Http404("Not found.") from None  # ids are UUIDs: anything else names nothing
         found = Connection.objects.select_related("tenant").filter(pk=pk).first()
         return found or get_or_404(chats(), pk=pk)
 
@@ -98,7 +137,7 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
     @extend_schema(summary="Connect Stripe, HubSpot or an analytics source", request=ConnectionIn,
                    responses={201: ConnectionOut})  # fmt: skip
     def create(self, request):
-        data = request.data
+        data = _body(request, FIELDS)
         if data.get("kind") == CHAT:
             return Response(chat_shown(self._create_chat(data)), status=status.HTTP_201_CREATED)
         connection = services.connection_create(
@@ -109,10 +148,10 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
         return Response(shown(connection, secret=shown_secret), status=status.HTTP_201_CREATED)
 
     def _create_chat(self, data) -> WebhookEndpoint:
-        mapping = data.get("mapping") if isinstance(data.get("mapping"), dict) else {}
+        mapping = _chat_mapping(data)
         endpoint, _ = webhooks.endpoint_create(
             tenant=self.tenant, actor=self.actor, url=mapping.get("url"), events=mapping.get("events"),
-            format=EndpointFormat.CHAT, name=str(data.get("name") or ""),
+            format=EndpointFormat.CHAT, name=data.get("name") or "",
         )  # fmt: skip
         if data.get("enabled") is False:
             webhooks.endpoint_disable(tenant=self.tenant, endpoint=endpoint, actor=self.actor)
@@ -126,10 +165,7 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
                    responses={200: ConnectionOut})  # fmt: skip
     def partial_update(self, request, pk=None):
         connection = self._connection(pk)
-        given = {k: request.data[k] for k in ("name", "mapping", "enabled", "secret") if k in request.data}
-        unknown = sorted(set(request.data) - set(given))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        given = _body(request, FIELDS - {"kind"})
         if isinstance(connection, WebhookEndpoint):
             self._update_chat(connection, given)
         else:
@@ -137,7 +173,7 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
         return Response(self._shown(connection))
 
     def _update_chat(self, endpoint: WebhookEndpoint, given: dict) -> None:
-        mapping = given.get("mapping") if isinstance(given.get("mapping"), dict) else {}
+        mapping = _chat_mapping(given)
         url = mapping.get("url")
         if url == webhooks.shown_url(endpoint):
             url = None  # the shown (host-only) URL sent back as read: keep the stored one

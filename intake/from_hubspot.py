@@ -7,8 +7,7 @@ chosen property by property) or as HubSpot's object payload (`{"objectId": 1, "p
 id, so a resend records nothing twice; a deal in the lost stage, after its purchase, is lost.
 """
 
-import json
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from hubspot.exceptions import InvalidSignatureTimestampError
@@ -18,8 +17,9 @@ from engagement import queries
 from engagement.errors import Invalid
 from intake import recording
 from intake.models import Connection, Outcome
-from intake.recording import Refused, Result, ignored
+from intake.recording import Refused, Result, ignored, iso_time
 
+MAX_SKEW_SECONDS = 300  # HubSpot's own five minutes
 SIGNATURE = "X-HubSpot-Signature-v3"
 TIMESTAMP = "X-HubSpot-Request-Timestamp"
 # Where the body may carry each value, in order (HubSpot's internal property names first).
@@ -39,8 +39,10 @@ def verified_deal(connection: Connection, payload: bytes, headers: Any, uri: str
     except UnicodeDecodeError:
         raise Refused("The body is not UTF-8 text.") from None
     signature, timestamp = headers.get(SIGNATURE), headers.get(TIMESTAMP)
-    if not signature:
-        raise Refused(f"The {SIGNATURE} header is missing.", 401)
+    if not signature or not signature.isascii():
+        raise Refused(f"The {SIGNATURE} header is missing or not ASCII.", 401)
+    if _from_the_future(timestamp):
+        raise Refused(f"The {TIMESTAMP} header lies more than 5 minutes ahead.", 401)
     try:
         valid = Signature.is_valid(
             signature=signature, client_secret=connection.secret, request_body=body, http_uri=uri,
@@ -50,10 +52,7 @@ def verified_deal(connection: Connection, payload: bytes, headers: Any, uri: str
         raise Refused(f"The {TIMESTAMP} header is missing or more than 5 minutes old.", 401) from None
     if not valid:
         raise Refused(f"The {SIGNATURE} header does not match this connection's client secret.", 401)
-    try:
-        deal = json.loads(body)
-    except ValueError:
-        raise Refused("The body is not JSON.") from None
+    deal = recording.read_json(payload)
     if not isinstance(deal, dict):
         raise Refused("Send the deal's properties as a JSON object.")
     return _flat(deal)
@@ -87,7 +86,7 @@ def _won(connection: Connection, deal: dict, deal_id: str, vendor_id: str) -> Re
         "external_id": deal_id,
         "customer": {"external_id": str(customer_id), "name": str(company_name or customer_id)},
         "offering": connection.mapping["offering"],
-        "purchased_at": _time(deal.get("closedate")),
+        "purchased_at": _time(deal.get("closedate")),  # required: a resend must name the same moment
         "amount": deal.get("amount"),
         "currency": deal.get("deal_currency_code") or "",
         "sales_rep": sales_rep,
@@ -101,7 +100,7 @@ def _lost(connection: Connection, deal: dict, deal_id: str, vendor_id: str) -> R
         return ignored("Lost before it was won: there is no purchase to mark lost.", vendor_id)
     reason = deal.get("closed_lost_reason") or "Deal closed lost in HubSpot"
     body = {
-        "type": "lost", "purchase": deal_id, "occurred_at": _time(deal.get("closedate")),
+        "type": "lost", "purchase": deal_id, "occurred_at": _time(deal.get("closedate")) or iso_time(time.time()),
         "reason": str(reason)[:500], "external_id": f"hubspot:{deal_id}:lost",
     }  # fmt: skip
     return recording.record(connection, "event", body, vendor_id)
@@ -133,9 +132,20 @@ def _first(deal: dict, names: tuple[str, ...]) -> Any:
 
 
 def _time(value: Any) -> str:
-    """HubSpot sends dates as milliseconds since 1970 (object payloads) or as ISO 8601 text."""
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return datetime.fromtimestamp(int(value) / 1000, UTC).isoformat()
+    """HubSpot sends dates as milliseconds since 1970 (object payloads) or as ISO 8601 text; "" when absent,
+    which the cleaner refuses naming the field."""
+    if isinstance(value, str) and value.isdecimal() and value.isascii():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return iso_time(value / 1000)
     if isinstance(value, str) and value:
         return value if "T" in value else f"{value}T00:00:00+00:00"
-    return datetime.now(UTC).isoformat()
+    return ""
+
+
+def _from_the_future(timestamp: Any) -> bool:
+    """HubSpot's library refuses an old timestamp; one ahead of the clock is refused here."""
+    try:
+        return float(timestamp) / 1000 > time.time() + MAX_SKEW_SECONDS
+    except (TypeError, ValueError, OverflowError):
+        return False

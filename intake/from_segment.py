@@ -10,7 +10,7 @@ calls are counted in the log, not stored.
 """
 
 import base64
-import binascii
+import hashlib
 import hmac
 import json
 import zlib
@@ -26,6 +26,7 @@ MESSAGE_MAX_BYTES = 32 * 1024
 REQUEST_MAX_BYTES = 500 * 1024
 # Segment's HTTP API calls; page, screen, group and alias are answered and counted, not stored.
 CALLS = ("track", "identify", "batch", "page", "screen", "group", "alias")
+BATCH_MAX_MESSAGES = 500  # each is its own transaction: a batch stays a few seconds' work
 SHOWN_PER_OUTCOME = 5  # lines of detail a batch's log line shows for each outcome
 
 
@@ -48,16 +49,26 @@ def read_body(payload: bytes, encoding: str) -> bytes:
 
 
 def verified_body(connection: Connection, body: bytes, authorization: str) -> dict:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused("The body is not JSON.") from None
+    """The body, once the write key matches: from the Basic user before the body is read, or else from the
+    body's `writeKey`, as Segment's HTTP API takes either."""
+    key = _basic_user(authorization)
+    if key is not None:
+        _check(connection, key)
+    data = recording.read_json(body)
     if not isinstance(data, dict):
         raise Refused("Send a JSON object.")
-    key = _basic_user(authorization) or data.get("writeKey")
-    if not isinstance(key, str) or not hmac.compare_digest(key.encode(), connection.secret.encode()):
-        raise Refused("The write key is not this source's: use the write key shown when it was created.", 401)
+    if key is None:
+        _check(connection, data.get("writeKey"))
     return data
+
+
+def _check(connection: Connection, key: Any) -> None:
+    if (
+        not isinstance(key, str)
+        or not key.isascii()
+        or not hmac.compare_digest(key.encode(), connection.secret.encode())
+    ):
+        raise Refused("The write key is not this source's: use the write key shown when it was created.", 401)
 
 
 def _basic_user(authorization: str) -> str | None:
@@ -66,7 +77,7 @@ def _basic_user(authorization: str) -> str | None:
         return None
     try:
         return base64.b64decode(encoded, validate=True).decode().partition(":")[0]
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 (UnicodeDecodeError)
         return None
 
 
@@ -76,6 +87,8 @@ def handle(connection: Connection, call: str, data: dict) -> Result:
         messages = data.get("batch")
         if not isinstance(messages, list):
             raise Refused('A batch is {"batch": [messages]}.')
+        if len(messages) > BATCH_MAX_MESSAGES:
+            raise Refused(f"A batch holds at most {BATCH_MAX_MESSAGES} messages; send smaller batches.", 413)
         return _summary([_message(connection, m.get("type") if isinstance(m, dict) else None, m) for m in messages])
     return _message(connection, call, data)
 
@@ -83,8 +96,10 @@ def handle(connection: Connection, call: str, data: dict) -> Result:
 def _message(connection: Connection, call: Any, message: Any) -> Result:
     if not isinstance(message, dict):
         return Result(Outcome.REJECTED, "A message is a JSON object.")
-    message_id = str(message.get("messageId") or "")[:200]
-    if len(json.dumps(message, separators=(",", ":")).encode()) > MESSAGE_MAX_BYTES:
+    compact = json.dumps(message, separators=(",", ":"), sort_keys=True).encode()
+    # Segment's clients always set a messageId; without one, the same message sent again has the same hash.
+    message_id = str(message.get("messageId") or "") or "sha256:" + hashlib.sha256(compact).hexdigest()
+    if len(compact) > MESSAGE_MAX_BYTES:
         return Result(
             Outcome.REJECTED, f"Over {MESSAGE_MAX_BYTES // 1024} KB, Segment's limit for a message.", message_id
         )
@@ -104,11 +119,15 @@ def _identify(connection: Connection, message: dict, message_id: str) -> Result:
             f"No {connection.mapping.get('customer_id', 'userId')} to name the customer by.",
             message_id,
         )
-    company = traits.get("company")
-    company_name = company.get("name") if isinstance(company, dict) else company
-    body = {"external_id": customer_id, "name": str(traits.get("name") or company_name or customer_id)}
-    if isinstance(traits.get("email"), str):
-        body["email"] = traits["email"]
+    if connection.mapping.get("customer_id") == "traits.company":
+        # The customer is the person's company: named after it, and no person's email becomes its own.
+        company = traits.get("company")
+        name = company.get("name") if isinstance(company, dict) else company
+        body = {"external_id": customer_id, "name": str(name or customer_id)}
+    else:
+        body = {"external_id": customer_id, "name": str(traits.get("name") or customer_id)}
+        if isinstance(traits.get("email"), str):
+            body["email"] = traits["email"]
     return recording.record(connection, "customer", body, message_id)
 
 
@@ -131,7 +150,7 @@ def _track(connection: Connection, message: dict, message_id: str) -> Result:
     body = {
         "type": "milestone", "purchase": purchase, "milestone": target["milestone"],
         "occurred_at": message.get("timestamp") or message.get("originalTimestamp") or datetime.now(UTC).isoformat(),
-        "external_id": f"segment:{message_id}" if message_id else None,
+        "external_id": f"segment:{message_id}",
     }  # fmt: skip
     return recording.record(connection, "event", body, message_id)
 

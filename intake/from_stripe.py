@@ -12,8 +12,6 @@ price, product or payment link of the payment to. Stripe's event id keeps a rede
 anything twice: a purchase is recorded once by its external id, a loss by the event's id.
 """
 
-import json
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +19,7 @@ import stripe
 
 from intake import recording
 from intake.models import Connection, Outcome
-from intake.recording import Refused, Result, ignored
+from intake.recording import Refused, Result, dig, ignored, iso_time
 
 TOLERANCE_SECONDS = 300  # Stripe's own: a signature older than 5 minutes is a replay
 # Stripe's amounts are in the currency's smallest unit; these have none or three decimals
@@ -30,6 +28,7 @@ ZERO_DECIMAL = frozenset(
     "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()  # noqa: SIM905
 )
 THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())  # noqa: SIM905
+CENT = Decimal("0.01")
 
 
 def verified_event(connection: Connection, payload: bytes, header: str | None) -> dict:
@@ -39,26 +38,27 @@ def verified_event(connection: Connection, payload: bytes, header: str | None) -
         raise Refused(
             "This connection has no signing secret yet: paste the endpoint's whsec_… secret from Stripe.", 401
         )
+    if header is not None and not header.isascii():
+        raise Refused("The Stripe-Signature header does not verify: it is not ASCII.", 401)
     try:
         stripe.WebhookSignature.verify_header(payload, header, connection.secret, tolerance=TOLERANCE_SECONDS)
     except stripe.SignatureVerificationError as exc:
         raise Refused(f"The Stripe-Signature header does not verify: {exc}", 401) from None
     except UnicodeDecodeError:
         raise Refused("The body is not UTF-8 text.") from None
-    try:
-        event = json.loads(payload)
-    except ValueError:
-        raise Refused("The body is not JSON.") from None
-    if not isinstance(event, dict) or not isinstance(_get(event, "data", "object"), dict):
+    event = recording.read_json(payload)
+    if not isinstance(event, dict) or not isinstance(dig(event, "data", "object"), dict):
         raise Refused("This is not a Stripe event: it has no data.object.")
     return event
 
 
 def handle(connection: Connection, event: dict) -> Result:
-    kind, event_id = str(event.get("type", "")), str(event.get("id", ""))
+    kind, event_id = str(event.get("type", "")), str(event.get("id") or "")
     handler = HANDLERS.get(kind)
     if handler is None:
         return ignored(f"PoV does not use {kind or 'untyped'} events.", event_id)
+    if not event_id:
+        return Result(Outcome.REJECTED, "The event has no id, which keeps a redelivery from counting twice.")
     return handler(connection, event, event["data"]["object"])
 
 
@@ -69,14 +69,15 @@ def _checkout_completed(connection: Connection, event: dict, session: dict) -> R
     event_id = event["id"]
     if session.get("mode") == "subscription":
         return ignored("A subscription's checkout: its first invoice.paid records the purchase.", event_id)
-    if session.get("payment_status") != "paid":
+    if session.get("payment_status") not in ("paid", "no_payment_required"):  # the latter: a 100% discount
         return ignored("Not paid yet: checkout.session.async_payment_succeeded will record it.", event_id)
-    details = session.get("customer_details") or {}
+    details = dig(session, "customer_details") or {}
     return _purchase(
         connection, event, external_id=session.get("id"), customer_id=session.get("customer"),
         email=details.get("email"), name=details.get("name"), amount=session.get("amount_total"),
         currency=session.get("currency"), paid_at=event.get("created"),
-        ids=[*_line_item_ids(_get(session, "line_items", "data")), session.get("payment_link")],
+        # Stripe's checkout events carry no line items: a one-off checkout is mapped by its payment link.
+        ids=[session.get("payment_link")],
     )  # fmt: skip
 
 
@@ -84,13 +85,13 @@ def _first_invoice_paid(connection: Connection, event: dict, invoice: dict) -> R
     event_id = event["id"]
     if invoice.get("billing_reason") != "subscription_create":
         return ignored("A renewal or a one-off invoice: only a subscription's first invoice is a purchase.", event_id)
-    subscription = invoice.get("subscription") or _get(invoice, "parent", "subscription_details", "subscription")
+    subscription = invoice.get("subscription") or dig(invoice, "parent", "subscription_details", "subscription")
     return _purchase(
         connection, event, external_id=subscription, customer_id=invoice.get("customer"),
         email=invoice.get("customer_email"), name=invoice.get("customer_name"), amount=invoice.get("amount_paid"),
         currency=invoice.get("currency"),
-        paid_at=_get(invoice, "status_transitions", "paid_at") or event.get("created"),
-        ids=_line_item_ids(_get(invoice, "lines", "data")),
+        paid_at=dig(invoice, "status_transitions", "paid_at") or event.get("created"),
+        ids=_line_item_ids(dig(invoice, "lines", "data")),
     )  # fmt: skip
 
 
@@ -98,10 +99,10 @@ def _subscription_deleted(connection: Connection, event: dict, subscription: dic
     event_id, purchase = event["id"], subscription.get("id")
     if not isinstance(purchase, str) or not recording.purchase_exists(purchase):
         return ignored(f"No purchase {purchase!r}: the subscription was not recorded by PoV.", event_id)
-    reason = _get(subscription, "cancellation_details", "reason") or "cancelled"
+    reason = dig(subscription, "cancellation_details", "reason") or "cancelled"
     ended = subscription.get("ended_at") or subscription.get("canceled_at") or event.get("created")
     body = {
-        "type": "lost", "purchase": purchase, "occurred_at": _time(ended), "external_id": f"stripe:{event_id}",
+        "type": "lost", "purchase": purchase, "occurred_at": iso_time(ended), "external_id": f"stripe:{event_id}",
         "reason": f"Stripe subscription ended ({str(reason).replace('_', ' ')})",
     }  # fmt: skip
     return recording.record(connection, "event", body, event_id)
@@ -121,7 +122,7 @@ HANDLERS = {
 def _purchase(connection: Connection, event: dict, *, external_id: Any, customer_id: Any, email: Any, name: Any,
               amount: Any, currency: Any, paid_at: Any, ids: list[Any]) -> Result:  # fmt: skip
     event_id = event["id"]
-    mapped = connection.mapping.get("prices", {})
+    mapped = dig(connection.mapping, "prices") or {}
     offering = next((mapped[i] for i in ids if isinstance(i, str) and i in mapped), None)
     if offering is None:
         seen = ", ".join(i for i in ids if isinstance(i, str)) or "none in the event"
@@ -133,9 +134,11 @@ def _purchase(connection: Connection, event: dict, *, external_id: Any, customer
         return Result(Outcome.REJECTED, "The event names no subscription or session, or no customer.", event_id)
     body = {
         "external_id": external_id,
-        "customer": {"external_id": customer_id, "name": name or email or customer_id, "email": email or ""},
+        # Without an email in the event, a stored one stays.
+        "customer": {"external_id": customer_id, "name": name or email or customer_id}
+        | ({"email": email} if email else {}),
         "offering": offering,
-        "purchased_at": _time(paid_at),
+        "purchased_at": iso_time(paid_at),
         "amount": _amount(amount, currency),
         "currency": (currency or "").upper(),
     }
@@ -146,31 +149,17 @@ def _line_item_ids(items: Any) -> list[Any]:
     """Price and product ids of the line items, in the shapes of Stripe's older and newer API versions."""
     ids = []
     for item in items if isinstance(items, list) else ():
-        price = item.get("price") or {}
-        details = _get(item, "pricing", "price_details") or {}
-        if isinstance(price, dict):
-            ids += [price.get("id"), price.get("product")]
-        ids += [details.get("price"), details.get("product")]
+        ids += [dig(item, "price", "id"), dig(item, "price", "product")]
+        ids += [dig(item, "pricing", "price_details", "price"), dig(item, "pricing", "price_details", "product")]
     return ids
 
 
 def _amount(minor: Any, currency: Any) -> str | None:
-    if not isinstance(minor, int) or not isinstance(currency, str):
+    """Stripe's integer in the currency's smallest unit as an amount. A three-decimal currency's last digit
+    is always 0 at Stripe, so it fits PoV's two decimals; anything else is left for the cleaner to refuse."""
+    if isinstance(minor, bool) or not isinstance(minor, int) or not isinstance(currency, str):
         return None
     code = currency.upper()
     places = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
-    return str(Decimal(minor).scaleb(-places))
-
-
-def _time(epoch: Any) -> str:
-    if not isinstance(epoch, int):
-        return ""  # refused by the cleaner, naming the field
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
-def _get(value: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
+    amount = Decimal(minor).scaleb(-places)
+    return str(amount.quantize(CENT) if places == 3 and amount == amount.quantize(CENT) else amount)

@@ -1,7 +1,8 @@
 """The addresses vendors send to: `/in/<company>/<connection id>` (Stripe, HubSpot) and, for an analytics
-source, `/in/<company>/<connection id>/v1/track|identify|batch`. No login: the vendor's signature or the
-write key is checked against the connection's secret, inside the company's scope, before anything is
-read from the body. Every request leaves one line in the connection's log."""
+source, `/in/<company>/<connection id>/v1/<call>`. No login: the vendor's signature or the write key is
+checked against the connection's secret, inside the company's scope, before anything is recorded. Each
+request to a connection leaves one line in its log, except those over the rate limit (API_RATE_LIMIT per
+connection, as per API key)."""
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_POST
 from intake import from_hubspot, from_segment, from_stripe, services
 from intake.models import Connection, Kind, Outcome
 from intake.recording import Refused, Result
+from tenants.api_base import seconds_over_limit
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
@@ -34,6 +36,11 @@ def receive(request: HttpRequest, slug: str, connection_id: str, call: str | Non
         if connection is None or segment != (call is not None) or (segment and call not in from_segment.CALLS):
             return _not_found()
         connection.tenant = tenant
+        wait = seconds_over_limit(tenant.pk, f"connection:{connection.pk}")
+        if wait is not None:  # not logged: a flood would fill the log
+            response = _answer(connection, 429, f"Too many requests; try again in {wait} seconds.")
+            response["Retry-After"] = str(wait)
+            return response
         try:
             result = _receive(request, connection, call)
         except Refused as exc:
@@ -48,7 +55,7 @@ def _receive(request: HttpRequest, connection: Connection, call: str | None) -> 
     if not connection.enabled:
         raise Refused("This connection is switched off in PoV; the sender may retry later.", 503)
     length = request.headers.get("Content-Length") or "0"
-    if not length.isdigit() or int(length) > BODY_MAX_BYTES:
+    if not (length.isascii() and length.isdecimal()) or int(length) > BODY_MAX_BYTES:
         raise Refused(f"The body is over {BODY_MAX_BYTES // 1024} KB.", 413)
     if connection.kind == Kind.STRIPE:
         event = from_stripe.verified_event(connection, request.body, request.headers.get("Stripe-Signature"))

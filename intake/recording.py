@@ -1,8 +1,10 @@
 """What every connection does with what it understood: a body in the API's own shape, cleaned by the
 API's cleaners and recorded by the same services (idempotent, clock rules, owner rules, outbox)."""
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from engagement import cleaners, intake
@@ -38,6 +40,33 @@ def describe(exc: Exception) -> str:
     if isinstance(exc, Invalid):
         return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.detail.items())
     return getattr(exc, "message", str(exc))
+
+
+def dig(value: Any, *path: str) -> Any:
+    """value[path[0]][path[1]]..., or None where a step is missing or not an object."""
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def iso_time(seconds: Any) -> str:
+    """Seconds since 1970 (an int or float, not a bool) as ISO 8601 in UTC; "" for anything else, which the
+    cleaner then refuses naming the field."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return ""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
+def read_json(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except (ValueError, RecursionError):  # RecursionError: nesting too deep for the parser
+        raise Refused("The body is not JSON (or nests too deeply).") from None
 
 
 def ignored(summary: str, vendor_id: str = "") -> Result:

@@ -146,6 +146,8 @@ def connection_create(
         raise Invalid({"kind": [f"One of: {', '.join(Kind.values)}."]})
     # An empty mapping is allowed at first: the page creates the connection, then asks for its mapping.
     name, mapping = _clean_name(name), clean_mapping(kind, mapping) if mapping else {}
+    if kind == Kind.SEGMENT and secret:
+        raise Invalid({"secret": ["PoV makes an analytics source's write key; leave the secret out."]})
     pasted = _clean_secret(secret) if secret else ""
     secret = new_write_key() if kind == Kind.SEGMENT else pasted
     with transaction.atomic():
@@ -213,8 +215,13 @@ def arrival_log(
     """One line of a connection's log, in its own transaction, so a refused arrival is logged too."""
     return Arrival.objects.create(
         tenant=tenant, connection=connection, outcome=outcome, at=at or timezone.now(),
-        summary=summary[:SUMMARY_MAX], vendor_id=(vendor_id or "")[:VENDOR_ID_MAX],
+        summary=_storable(summary)[:SUMMARY_MAX], vendor_id=_storable(vendor_id or "")[:VENDOR_ID_MAX],
     )  # fmt: skip
+
+
+def _storable(text: str) -> str:
+    """What a vendor sent, as PostgreSQL text can hold it: no NUL, no lone surrogate."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode()
 
 
 def arrivals_purge(tenant: Tenant, now: datetime | None = None) -> int:

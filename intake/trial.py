@@ -60,19 +60,28 @@ def _run(connection: Connection) -> Result:
 
 
 def _stripe_sample(connection: Connection) -> dict:
-    price = next(iter(connection.mapping.get("prices", {})), "price_test")
-    session = {
-        "id": "cs_test_pov", "mode": "payment", "payment_status": "paid", "customer": "cus_test_pov",
-        "customer_details": {"email": "test@example.com", "name": "Test customer"}, "amount_total": 10000,
-        "currency": "usd", "line_items": {"data": [{"price": {"id": price}}]},
-    }  # fmt: skip
-    return {"id": "evt_test_pov", "type": "checkout.session.completed", "created": int(time.time()),
-            "data": {"object": session}}  # fmt: skip
+    """What Stripe sends for the first mapped id: a paid checkout of a payment link (checkout events carry
+    no line items), or else a subscription's first paid invoice of that price or product."""
+    mapped = list(connection.mapping.get("prices", {})) or ["price_test"]
+    link = next((key for key in mapped if key.startswith("plink_")), None)
+    customer = {"customer": "cus_test_pov", "currency": "usd"}
+    if link:
+        details = {"email": "test@example.com", "name": "Test customer"}
+        obj = {"id": "cs_test_pov", "mode": "payment", "payment_status": "paid", "payment_link": link,
+               "customer_details": details, "amount_total": 10000}  # fmt: skip
+        kind = "checkout.session.completed"
+    else:
+        obj = {"id": "in_test_pov", "billing_reason": "subscription_create", "subscription": "sub_test_pov",
+               "customer_email": "test@example.com", "customer_name": "Test customer", "amount_paid": 10000,
+               "lines": {"data": [{"price": {"id": mapped[0], "product": mapped[0]}}]}}  # fmt: skip
+        kind = "invoice.paid"
+    return {"id": "evt_test_pov", "type": kind, "created": int(time.time()), "data": {"object": obj | customer}}
 
 
 def _hubspot_sample(connection: Connection) -> dict:
     return {
         "hs_object_id": "test-deal", "dealstage": connection.mapping.get("won_stage", ""), "amount": "100",
+        "closedate": str(int(time.time() * 1000)),
         "deal_currency_code": "USD", "company_id": "test-company", "company_name": "Test company",
     }  # fmt: skip
 

@@ -39,7 +39,7 @@ def message_body(delivery: WebhookDelivery) -> bytes:
             {"type": "button", "text": {"type": "plain_text", "text": "Open in PoV"}, "url": engagement["url"]},
         ]},
     ]  # fmt: skip
-    return _json({"text": HEADLINES[delivery.event].format(customer=name, assignee=assignee), "blocks": blocks})
+    return _json({"text": headline, "blocks": blocks})
 
 
 def _facts(event: str, engagement: dict) -> list[str]:

@@ -34,7 +34,7 @@ from django.utils import timezone
 from notify import chat
 from notify.mail import absolute, email_from_templates
 from notify.models import EndpointFormat, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from notify.webhooks import CLAIM_TIMEOUT, RETRY_WINDOW, endpoint_disable
+from notify.webhooks import CLAIM_TIMEOUT, RETRY_WINDOW, endpoint_disable, shown_url
 from tenants.actors import Actor
 from tenants.models import Member, Role, Tenant
 from tenants.scoping import tenant_scope
@@ -301,7 +301,10 @@ def notify_admins_disabled(tenant: Tenant, endpoint: WebhookEndpoint) -> int:
     """One email per admin. Sent after the disabling UPDATE committed (it is the claim): told once."""
     admins = Member.objects.filter(tenant=tenant, role=Role.ADMIN, is_active=True).select_related("user")
     link = absolute("webhook-endpoint", tenant.slug, endpoint.pk)
-    context = {"tenant": tenant, "endpoint": endpoint, "link": link, "host": urlsplit(endpoint.url).hostname}
+    context = {
+        "tenant": tenant, "endpoint": endpoint, "link": link, "host": urlsplit(endpoint.url).hostname,
+        "shown_url": shown_url(endpoint),  # a chat channel's address is its key: only its host
+    }  # fmt: skip
     emails = [
         email_from_templates("notify/webhooks/endpoint_disabled", context, tenant=tenant, to=[admin.user.email])
         for admin in admins

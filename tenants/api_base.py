@@ -122,21 +122,26 @@ class KeyRateThrottle(throttling.BaseThrottle):
         ident = getattr(request, "_pov_throttle_id", None)
         if ident is None:
             return True
-        limit, window = settings.API_RATE_LIMIT
-        now = time.time()
-        bucket = int(now // window)
-        cache_key = f"throttle:{request._pov_tenant.pk}:{ident}:{bucket}"
-        self._wait = (bucket + 1) * window - now
-        try:
-            count = count_in_window(cache_key, window)
-        except (RedisError, OSError):
-            # Fail open: the limiter guards capacity, and a write must never fail because Redis is down.
-            log.warning("rate limiter unavailable; request allowed", exc_info=True)
-            return True
-        return count <= limit
+        self._wait = seconds_over_limit(request._pov_tenant.pk, ident)
+        return self._wait is None
 
     def wait(self):
-        return max(1, round(self._wait))
+        return self._wait
+
+
+def seconds_over_limit(tenant_id, ident):
+    """None while `ident` (an API key, a connection) of the tenant is within API_RATE_LIMIT; else the whole
+    seconds until its window ends."""
+    limit, window = settings.API_RATE_LIMIT
+    now = time.time()
+    bucket = int(now // window)
+    try:
+        count = count_in_window(f"throttle:{tenant_id}:{ident}:{bucket}", window)
+    except (RedisError, OSError):
+        # Fail open: the limiter guards capacity, and a write must never fail because Redis is down.
+        log.warning("rate limiter unavailable; request allowed", exc_info=True)
+        return None
+    return None if count <= limit else max(1, round((bucket + 1) * window - now))
 
 
 def count_in_window(cache_key, window):

@@ -139,3 +139,26 @@ def test_a_chat_channel_hears_only_what_a_team_acts_on(acme, admin_api):
 
     assert "events" in error["fields"]
     assert count(acme, WebhookEndpoint) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**STRIPE, "colour": "red"}, "colour"),
+        ({**STRIPE, "name": 7}, "name"),
+        ({**STRIPE, "enabled": "yes"}, "enabled"),
+        ({"kind": "segment", "name": "P", "secret": "mine"}, "secret"),
+        ({"kind": "chat", "name": "#x", "secret": "s", "mapping": {"url": "https://h.test/x", "events": []}}, "secret"),
+        ({"kind": "chat", "name": "#x", "mapping": {"url": 5, "events": ["engagement.lost"]}}, "mapping.url"),
+        ({"kind": "chat", "name": "#x", "mapping": {"url": "https://h.test/x", "events": "lost"}}, "mapping.events"),
+    ],
+)
+def test_what_cannot_be_a_connection_is_refused_naming_the_field(acme, software, admin_api, body, field):
+    error = error_of(admin_api.post("connections/", body), 400)
+
+    assert field in error["fields"], error
+    assert count(acme, Connection) == count(acme, WebhookEndpoint) == 0
+
+
+def test_an_id_that_is_no_uuid_is_not_found(admin_api):
+    error_of(admin_api.get("connections/not-a-uuid/"), 404)

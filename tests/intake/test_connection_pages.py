@@ -114,7 +114,7 @@ def test_send_a_test_runs_a_signed_sample_through_and_stores_nothing(world, logi
 
     response = client.post(page(world, f"{connection.pk}/test/"), follow=True)
 
-    assert "Test (nothing stored): Recorded purchase cs_test_pov of acme-software." in response.content.decode()
+    assert "Test (nothing stored): Recorded purchase sub_test_pov of acme-software." in response.content.decode()
     assert stored(world.tenant) == before
     assert log(connection)[0]["vendor_id"] == "test"
 

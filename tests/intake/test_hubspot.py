@@ -153,3 +153,28 @@ def test_a_deal_without_a_company_is_rejected_saying_what_to_add(tenant, connect
     assert response.json()["outcome"] == "rejected"
     assert "company_id" in response.json()["summary"]
     assert stored(tenant)["purchases"] == []
+
+
+def test_a_deal_without_a_close_date_is_rejected_naming_it(tenant, connection):
+    body = {k: v for k, v in deal().items() if k != "closedate"}
+
+    response = send(connection, body)
+
+    assert response.json()["outcome"] == "rejected"
+    assert "purchased_at" in response.json()["summary"]
+    assert stored(tenant)["purchases"] == []
+
+
+def test_a_timestamp_ahead_of_the_clock_is_refused(tenant, connection):
+    response = send(connection, deal(), timestamp=int((time.time() + 600) * 1000))
+
+    assert response.status_code == 401
+    assert stored(tenant)["purchases"] == []
+
+
+def test_a_signature_that_is_not_ascii_is_refused(tenant, connection):
+    payload = json.dumps(deal())
+    headers = {"HTTP_X_HUBSPOT_SIGNATURE_V3": "é", "HTTP_X_HUBSPOT_REQUEST_TIMESTAMP": str(int(time.time() * 1000))}
+    response = Client().post(address(connection), payload, content_type="application/json", **headers)
+
+    assert response.status_code == 401

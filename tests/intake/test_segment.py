@@ -184,4 +184,71 @@ def test_the_calls_pov_does_not_use_are_counted_and_others_not_found(tenant, sou
     unknown = post(source, json.dumps(track()), basic(source.secret), call="nonsense")
 
     assert (page.status_code, unknown.status_code) == (200, 404)
-    assert log(source) == [{"outcome": "ignored", "summary": "page calls are not used", "vendor_id": ""}]
+    [line] = log(source)
+    assert (line["outcome"], line["summary"]) == ("ignored", "page calls are not used")
+    assert line["vendor_id"].startswith("sha256:")  # no messageId: the message's hash stands in
+
+
+@pytest.mark.django_db
+def test_a_track_without_a_message_id_sent_twice_is_recorded_once(tenant, source, open_engagement):
+    message = {k: v for k, v in track().items() if k != "messageId"} | {"timestamp": timezone.now().isoformat()}
+
+    for _ in range(2):
+        post(source, json.dumps(message), basic(source.secret), call="track")
+
+    assert len(milestones(tenant)) == 1
+
+
+@pytest.mark.django_db
+def test_identify_by_company_names_the_company_not_the_person(tenant, connect):
+    source = connect("segment", {**MAPPING, "customer_id": "traits.company"}, name="By company")
+    traits = {"name": "Ada Lovelace", "email": "ada@globex.test", "company": {"id": "globex", "name": "Globex"}}
+
+    post(source, json.dumps({"type": "identify", "userId": "u1", "traits": traits}), basic(source.secret),
+         call="identify")  # fmt: skip
+
+    with tenant_scope(tenant):
+        customer = Customer.objects.get()
+    assert (customer.external_id, customer.name, customer.email) == ("globex", "Globex", "")
+
+
+@pytest.mark.django_db
+def test_a_batch_of_more_than_500_messages_is_refused_whole(tenant, source, open_engagement):
+    batch = {"batch": [track(message_id=f"m-{i}") for i in range(501)]}
+
+    response = post(source, json.dumps(batch), basic(source.secret), call="batch")
+
+    assert response.status_code == 413
+    assert milestones(tenant) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "authorization",
+    ["Basic é", "Basic !!!", "Basic //46", "Bearer x"],
+    ids=["not ASCII", "not base64", "not UTF-8 inside", "another scheme"],
+)
+def test_an_unreadable_write_key_is_refused(tenant, source, authorization):
+    response = post(source, json.dumps(track()), {"Authorization": authorization}, call="track")
+
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_nul_in_a_message_id_is_logged_without_it(tenant, source):
+    response = post(source, json.dumps(track(message_id="bad\x00id", event="Unmapped")), basic(source.secret),
+                    call="track")  # fmt: skip
+
+    assert response.status_code == 200
+    assert log(source)[0]["vendor_id"] == "badid"
+
+
+@pytest.mark.django_db
+def test_a_flood_is_throttled_and_not_logged(tenant, source, settings):
+    settings.API_RATE_LIMIT = (2, 60)
+
+    answers = [post(source, json.dumps(track(event="Unmapped")), basic(source.secret), call="track") for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2]["Retry-After"]) >= 1
+    assert len(log(source)) == 2

@@ -14,11 +14,13 @@ from tests.intake.conftest import STRIPE_SECRET, log, post, stored
 pytestmark = pytest.mark.django_db
 
 PRICE = "price_1Onboarding"
+LINK = "plink_1Onboarding"
 
 
 @pytest.fixture
 def connection(connect):
-    return connect("stripe", {"prices": {PRICE: "software", "prod_Other": "software"}}, secret=STRIPE_SECRET)
+    return connect("stripe", {"prices": {PRICE: "software", "prod_Other": "software", LINK: "software"}},
+                   secret=STRIPE_SECRET)  # fmt: skip
 
 
 def event(kind, obj, *, event_id="evt_1", created=None):
@@ -26,11 +28,12 @@ def event(kind, obj, *, event_id="evt_1", created=None):
             "data": {"object": obj}}  # fmt: skip
 
 
-def checkout(session_id="cs_1", *, mode="payment", price=PRICE, amount=125000, currency="usd", customer="cus_A"):
+def checkout(session_id="cs_1", *, mode="payment", link=LINK, amount=125000, currency="usd", customer="cus_A"):
+    """A checkout session as Stripe's event carries it: no line items, the payment link it came from."""
     return {
         "id": session_id, "object": "checkout.session", "mode": mode, "payment_status": "paid",
         "customer": customer, "customer_details": {"email": "ada@buyer.test", "name": "Ada Buyer"},
-        "amount_total": amount, "currency": currency, "line_items": {"data": [{"price": {"id": price}}]},
+        "amount_total": amount, "currency": currency, "payment_link": link,
     }  # fmt: skip
 
 
@@ -123,11 +126,11 @@ def test_amounts_in_currencies_without_cents_are_whole(tenant, connection):
 
 
 def test_an_unmapped_price_is_ignored_naming_the_ids_it_had(tenant, connection):
-    response = send(connection, event("checkout.session.completed", checkout(price="price_Nobody")))
+    response = send(connection, event("checkout.session.completed", checkout(link="plink_Nobody")))
 
     assert response.status_code == 200
     assert response.json()["outcome"] == "ignored"
-    assert "price_Nobody" in log(connection)[0]["summary"]
+    assert "plink_Nobody" in log(connection)[0]["summary"]
     assert stored(tenant)["purchases"] == []
 
 
@@ -237,3 +240,60 @@ def test_owner_rules_assign_what_stripe_brings(tenant, offering, connection, act
 
     with tenant_scope(tenant):
         assert Engagement.objects.get().owner_id == owner.id
+
+
+def test_three_decimal_currencies_fit_two_decimals(tenant, connection):
+    send(connection, event("checkout.session.completed", checkout(amount=12340, currency="kwd")))
+
+    with tenant_scope(tenant):
+        assert (Purchase.objects.get().amount, Purchase.objects.get().currency) == (Decimal("12.34"), "KWD")
+
+
+def test_a_checkout_without_an_email_keeps_the_customers_stored_one(tenant, connection):
+    send(connection, event("checkout.session.completed", checkout()))
+    session = checkout("cs_2")
+    session["customer_details"] = {"name": "Ada Buyer"}
+
+    send(connection, event("checkout.session.completed", session, event_id="evt_2"))
+
+    with tenant_scope(tenant):
+        assert Purchase.objects.count() == 2
+        assert Purchase.objects.select_related("customer").first().customer.email == "ada@buyer.test"
+
+
+def test_a_free_checkout_is_a_purchase_too(tenant, connection):
+    session = checkout(amount=0) | {"payment_status": "no_payment_required"}
+
+    assert send(connection, event("checkout.session.completed", session)).json()["outcome"] == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("body", "header"),
+    [
+        pytest.param("[" * 100_000 + "]" * 100_000, None, id="nesting deeper than the parser goes"),
+        pytest.param(json.dumps({"id": "evt_1", "type": "x"}), None, id="no data.object"),
+        pytest.param(json.dumps([1, 2]), None, id="not an object"),
+        pytest.param(json.dumps({"type": "customer.subscription.deleted", "data": {"object": {}}}), None, id="no id"),
+        pytest.param(
+            json.dumps(event("customer.subscription.deleted", {"id": "sub_1", "ended_at": 10**20})),
+            None,
+            id="a time beyond any calendar",
+        ),
+        pytest.param(
+            json.dumps(
+                event("invoice.paid", {"billing_reason": "subscription_create", "lines": {"data": [1, "x", None]}})
+            ),
+            None,
+            id="line items that are no objects",
+        ),
+        pytest.param("{}", "t=1,v1=é", id="a header that is not ASCII"),
+    ],
+)
+def test_odd_input_gets_an_answer_not_an_error(tenant, connection, body, header):
+    header = header or stripe.WebhookSignature.generate_signature_header(body, STRIPE_SECRET)
+
+    response = post(connection, body, {"Stripe-Signature": header})
+
+    assert response.status_code in (200, 400, 401), response.content
+    assert stored(tenant)["purchases"] == []
+    assert log(connection)[0]["outcome"] in ("ignored", "rejected")

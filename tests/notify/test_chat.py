@@ -1,6 +1,8 @@
 """Chat channels: a Slack-compatible incoming webhook (a real local HTTP receiver) hears about a stall, at
 risk, PoV, a loss and an assigned alert, as Block Kit messages; retried like webhooks, on their log."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -49,7 +51,7 @@ def test_a_stalled_customer_reaches_the_channel_as_a_message(scoped, actor, rece
     [message] = _sent(scoped, receiver)
 
     url = f"{SITE}/t/acme/engagements/{engagement.id}/"
-    assert message["text"] == "Initech <Labs> & Co is stalled"
+    assert message["text"] == "Initech &lt;Labs&gt; &amp; Co is stalled"  # escaped: a name cannot ping @channel
     headline, context, button = _texts(message)
     assert headline.startswith(f"*<{url}|Initech &lt;Labs&gt; &amp; Co is stalled>*\nNext: m1, due ")
     assert context == "Owner: owner@acme.test · Day 20 of the value clock · software-p-7"
@@ -138,3 +140,17 @@ def test_a_stall_reaches_the_channel_through_a_real_worker(tenant, actor, receiv
     finally:
         worker.stop()
     assert request.json()["text"] == "Globex is stalled"
+
+
+def test_the_email_saying_a_channel_was_switched_off_keeps_its_key_out(scoped, actor, receiver, smtp):
+    MemberFactory(tenant=scoped, user__email="admin@acme.test", role="admin")
+    channel = _channel(scoped, actor, receiver.url.replace("/hooks/pov", "/services/T1/B2/CHATKEY"))
+    channel.failing_since = timezone.now() - timedelta(hours=25)
+    channel.save(update_fields=["failing_since"])
+
+    assert webhook_delivery._disable_if_failing_too_long(scoped, channel, timezone.now())
+
+    [mail] = smtp.to("admin@acme.test")
+    text, html = mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()
+    assert "CHATKEY" not in text + html
+    assert webhooks.shown_url(channel) in text
