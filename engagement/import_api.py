@@ -18,6 +18,7 @@ from tenants.api_base import TenantAPIView
 from tenants.models import ADMIN_ONLY
 from tenants.scoping import get_or_404
 
+IMPORT_KINDS = list(csv_files.FIELDS)
 ImportOut = inline_serializer(
     "ImportOut",
     {
@@ -33,7 +34,7 @@ ImportIn = inline_serializer(
     "ImportIn",
     {
         "file": serializers.FileField(help_text="CSV, up to 50 MB; UTF-8, UTF-16 or Windows-1252; , ; or tab."),
-        "kind": serializers.ChoiceField(choices=list(csv_files.FIELDS)),
+        "kind": serializers.ChoiceField(choices=IMPORT_KINDS),
         "mapping": serializers.CharField(required=False, help_text='JSON {"column": "field"}; columns named '
                                          "like the API's fields map themselves."),
         "dry_run": serializers.BooleanField(required=False),

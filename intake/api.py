@@ -20,10 +20,11 @@ from tenants.models import ADMIN_ONLY, ApiScope
 from tenants.scoping import get_or_404
 
 CHAT = "chat"
+CONNECTION_KINDS = [*Kind.values, CHAT]
 ConnectionIn = inline_serializer(
     "ConnectionIn",
     {
-        "kind": serializers.ChoiceField(choices=[*Kind.values, CHAT]),
+        "kind": serializers.ChoiceField(choices=CONNECTION_KINDS),
         "name": serializers.CharField(),
         "mapping": serializers.DictField(help_text="By kind: README, 'Connect Stripe / HubSpot / your analytics'."),
         "enabled": serializers.BooleanField(required=False),
@@ -33,7 +34,7 @@ ConnectionIn = inline_serializer(
 ConnectionOut = inline_serializer(
     "ConnectionOut",
     {
-        "id": serializers.UUIDField(), "kind": serializers.ChoiceField(choices=[*Kind.values, CHAT]),
+        "id": serializers.UUIDField(), "kind": serializers.ChoiceField(choices=CONNECTION_KINDS),
         "name": serializers.CharField(), "mapping": serializers.DictField(), "enabled": serializers.BooleanField(),
         "url": serializers.URLField(allow_null=True, help_text="Where the vendor sends; an analytics source's host."),
         "secret": serializers.CharField(required=False, help_text="An analytics source's write key: on create only."),
@@ -117,12 +118,16 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
     permission_classes = [TenantScopePermission, AdminsOnly]
     write_roles = ADMIN_ONLY
 
+    def get_queryset(self):
+        # Also how the API's schema learns that a connection's id is a UUID.
+        return Connection.objects.select_related("tenant")
+
     def _connection(self, pk: str) -> Connection | WebhookEndpoint:
         try:
             uuid.UUID(str(pk))
         except ValueError:
             raise Http404("Not found.") from None  # ids are UUIDs: anything else names nothing
-        found = Connection.objects.select_related("tenant").filter(pk=pk).first()
+        found = self.get_queryset().filter(pk=pk).first()
         return found or get_or_404(chats(), pk=pk)
 
     def _shown(self, found: Connection | WebhookEndpoint) -> dict:
@@ -130,7 +135,7 @@ class ConnectionViewSet(TenantAPIView, viewsets.ViewSet):
 
     @extend_schema(summary="The company's connections", responses={200: ConnectionList})
     def list(self, request):
-        connections = [shown(c) for c in Connection.objects.select_related("tenant")]
+        connections = [shown(c) for c in self.get_queryset()]
         channels = [chat_shown(e) for e in chats().order_by("created_at")]
         return Response({"results": connections + channels, "next": None})
 

@@ -354,6 +354,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two request fields are called "kind": each enum gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "ImportKindEnum": "engagement.import_api.IMPORT_KINDS",
+        "ConnectionKindEnum": "intake.api.CONNECTION_KINDS",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "pov.api_schema_hooks.add_error_responses",
