@@ -258,11 +258,11 @@ class Event(TenantOwned):
         return f"{self.type} @ {self.occurred_at:%Y-%m-%d}"
 
     def save(self, *args, **kwargs):
-        # Model._state.adding is documented ("Model._state", Django's model instance reference): True until
-        # the row is stored. No speed trick: it refuses any update of a stored event without a query.
-        if not self._state.adding:
+        # Append-only: a save is always an INSERT, so saving a stored event again fails on its primary key
+        # (an IntegrityError) instead of rewriting the fact; an explicit update is refused outright.
+        if kwargs.get("update_fields") is not None or kwargs.get("force_update"):
             raise AppendOnlyError("Events are append-only.")
-        super().save(*args, **kwargs)
+        super().save(*args, **{**kwargs, "force_insert": True})
 
 
 class NoteKind(models.TextChoices):

@@ -1,11 +1,12 @@
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from engagement import outbox
 from engagement.errors import Conflict, Invalid
-from engagement.models import Engagement, Event, MilestoneReach, Note, OutboxMessage
+from engagement.models import AppendOnlyError, Engagement, Event, MilestoneReach, Note, OutboxMessage
 from engagement.services import (
     customer_upsert,
     engagement_reassign,
@@ -161,6 +162,19 @@ def test_event_rejects_bad_input_naming_the_field(scoped, customer, offering, ac
         event_record(tenant=scoped, engagement=engagement, occurred_at=occurred_at, actor=actor, **kwargs)
     assert text in " ".join(exc.value.message_dict[field])
     assert Event.objects.count() == 0
+
+
+def test_a_stored_event_is_never_rewritten_through_the_orm(scoped, customer, offering, actor):
+    engagement = _purchase(scoped, customer, offering, actor)
+    event, _ = event_record(tenant=scoped, engagement=engagement, type="milestone", milestone="m1",
+                            occurred_at=engagement.pos_at + timedelta(hours=1), actor=actor)  # fmt: skip
+    event.comment = "rewritten"
+
+    with pytest.raises(AppendOnlyError):
+        event.save(update_fields=["comment"])
+    with transaction.atomic(), pytest.raises(IntegrityError):  # a plain save inserts: the id is taken
+        event.save()
+    assert Event.objects.get(pk=event.pk).comment == ""
 
 
 def test_customer_upsert_creates_then_updates(scoped, actor):
