@@ -20,7 +20,7 @@ from typing import Any
 
 from intake import recording
 from intake.models import Connection, Outcome
-from intake.recording import Refused, Result, ignored
+from intake.recording import Refused, Result, ignored, object_at
 
 MESSAGE_MAX_BYTES = 32 * 1024
 REQUEST_MAX_BYTES = 500 * 1024
@@ -111,7 +111,7 @@ def _message(connection: Connection, call: Any, message: Any) -> Result:
 
 
 def _identify(connection: Connection, message: dict, message_id: str) -> Result:
-    traits = _object(message.get("traits"))
+    traits = object_at(message, "traits")
     customer_id = _customer_id(connection, message, traits)
     if customer_id is None:
         return Result(
@@ -133,10 +133,10 @@ def _identify(connection: Connection, message: dict, message_id: str) -> Result:
 
 def _track(connection: Connection, message: dict, message_id: str) -> Result:
     name = message.get("event")
-    target = _object(connection.mapping.get("events")).get(name) if isinstance(name, str) else None
+    target = object_at(connection.mapping, "events").get(name) if isinstance(name, str) else None
     if target is None:
         return ignored(f"not mapped: {name!r}", message_id)
-    traits = _object(_object(message.get("context")).get("traits"))
+    traits = object_at(message, "context", "traits")
     customer_id = _customer_id(connection, message, traits)
     if customer_id is None:
         return Result(
@@ -153,10 +153,6 @@ def _track(connection: Connection, message: dict, message_id: str) -> Result:
         "external_id": f"segment:{message_id}",
     }  # fmt: skip
     return recording.record(connection, "event", body, message_id)
-
-
-def _object(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 def _customer_id(connection: Connection, message: dict, traits: dict) -> str | None:

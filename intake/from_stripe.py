@@ -19,7 +19,7 @@ import stripe
 
 from intake import recording
 from intake.models import Connection, Outcome
-from intake.recording import Refused, Result, dig, ignored, iso_time
+from intake.recording import Refused, Result, dig, ignored, iso_time, object_at
 
 TOLERANCE_SECONDS = 300  # Stripe's own: a signature older than 5 minutes is a replay
 # Stripe's amounts are in the currency's smallest unit; these have none or three decimals
@@ -71,7 +71,7 @@ def _checkout_completed(connection: Connection, event: dict, session: dict) -> R
         return ignored("A subscription's checkout: its first invoice.paid records the purchase.", event_id)
     if session.get("payment_status") not in ("paid", "no_payment_required"):  # the latter: a 100% discount
         return ignored("Not paid yet: checkout.session.async_payment_succeeded will record it.", event_id)
-    details = dig(session, "customer_details") or {}
+    details = object_at(session, "customer_details")
     return _purchase(
         connection, event, external_id=session.get("id"), customer_id=session.get("customer"),
         email=details.get("email"), name=details.get("name"), amount=session.get("amount_total"),
@@ -122,7 +122,7 @@ HANDLERS = {
 def _purchase(connection: Connection, event: dict, *, external_id: Any, customer_id: Any, email: Any, name: Any,
               amount: Any, currency: Any, paid_at: Any, ids: list[Any]) -> Result:  # fmt: skip
     event_id = event["id"]
-    mapped = dig(connection.mapping, "prices") or {}
+    mapped = object_at(connection.mapping, "prices")
     offering = next((mapped[i] for i in ids if isinstance(i, str) and i in mapped), None)
     if offering is None:
         seen = ", ".join(i for i in ids if isinstance(i, str)) or "none in the event"

@@ -51,6 +51,12 @@ def dig(value: Any, *path: str) -> Any:
     return value
 
 
+def object_at(value: Any, *path: str) -> dict:
+    """The object at `path` (see dig), or {} where there is none: what a vendor sent may put text there."""
+    found = dig(value, *path)
+    return found if isinstance(found, dict) else {}
+
+
 def iso_time(seconds: Any) -> str:
     """Seconds since 1970 (an int or float, not a bool) as ISO 8601 in UTC; "" for anything else, which the
     cleaner then refuses naming the field."""
@@ -95,13 +101,12 @@ def record(connection: Connection, kind: str, body: dict, vendor_id: str) -> Res
 
 def open_purchase(customer_id: str, offering: str) -> str | None:
     """The external id of the customer's latest open engagement of the offering, if there is one."""
-    found = (
+    return (
         Engagement.objects.filter(customer__external_id=customer_id, offering__key=offering, status__in=OPEN_STATUSES)
         .order_by("-pos_at")
         .values_list("purchase__external_id", flat=True)
         .first()
     )
-    return found
 
 
 def purchase_exists(external_id: str) -> bool:

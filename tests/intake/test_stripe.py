@@ -287,6 +287,13 @@ def test_a_free_checkout_is_a_purchase_too(tenant, connection):
             id="line items that are no objects",
         ),
         pytest.param("{}", "t=1,v1=é", id="a header that is not ASCII"),
+        pytest.param(
+            json.dumps(
+                event("checkout.session.completed", checkout(link="plink_Nobody") | {"customer_details": "ada"})
+            ),
+            None,
+            id="text where an object belongs",
+        ),
     ],
 )
 def test_odd_input_gets_an_answer_not_an_error(tenant, connection, body, header):
