@@ -24,10 +24,11 @@ SEGMENTS = ("smb", "mid-market", "enterprise")
 
 
 def purchases_csv(count, offering_keys, now):
-    """`count` purchases of new customers, spread over the offerings and the last 60 days."""
+    """`count` purchases of new customers, spread over the offerings and the 60 days before today (today's
+    10:30 may still be ahead in the company's time zone, and a purchase in the future is refused)."""
     lines = [HEADER]
     for i in range(count):
-        day = (now - timedelta(days=i % 60)).date().isoformat()
+        day = (now - timedelta(days=1 + i % 60)).date().isoformat()
         lines.append(f"IMPORT-{i},IMPORT-C{i},Company {i},buyer{i}@example.com,{SEGMENTS[i % 3]},"
                      f"{offering_keys[i % len(offering_keys)]},{day} 10:30,{100 + i % 900}.00,EUR\n")  # fmt: skip
     return "".join(lines).encode()
