@@ -40,8 +40,11 @@ serve:
 	@echo ""
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile -p $(PORT)
 
+# Two processes, each with its own test database, Celery queue and cache prefix (pov/settings_test.py);
+# TEST_PROCESSES=0 runs the suite in one. PYTEST_ARGS passes more (e.g. a folder, -k NAME).
+TEST_PROCESSES ?= 2
 test: $(VENV)/.dev
-	$(WITH_DB) -- $(BIN)/pytest $(PYTEST_ARGS)
+	$(WITH_DB) -- $(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -41,3 +41,6 @@ WHITENOISE_USE_FINDERS = True
 
 # One test database per pytest process, so two runs on one machine never share one.
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
+# The cache keys of one run (and of the workers it starts, which inherit CELERY_QUEUE) apart from those
+# of another run or of the suite's other process: their databases number rows alike.
+CACHES["default"]["KEY_PREFIX"] = os.environ["CELERY_QUEUE"]  # noqa: F405

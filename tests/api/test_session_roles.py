@@ -12,7 +12,8 @@ from tenants.models import ACTING_ROLES, ADMIN_ONLY, Role
 from tenants.scoping import tenant_scope
 from tenants.services import member_add
 
-NOWHERE = uuid.uuid4()
+# Fixed, so every test process collects the same test ids.
+NOWHERE = uuid.UUID("00000000-0000-4000-8000-00000000dead")
 # Each write the API offers, with the roles its page allows. The bodies are empty or name nothing: a
 # role that may write gets past the permission (and then a 400 or 404); one that may not gets a 403.
 WRITES = [
