@@ -116,7 +116,7 @@ def on_test_database(url):
     return urlparse(url)._replace(path=f"/{settings.DATABASES['default']['NAME']}").geturl()
 
 
-def test_database_env():
+def database_env_of_tests():
     """The database settings of a subprocess that should use the test database as this process does."""
     return {
         "DATABASE_URL": on_test_database(settings.DATABASE_URL),
@@ -133,7 +133,7 @@ class WorkerProcess:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "pov.settings_test",
-            **test_database_env(),
+            **database_env_of_tests(),
             "CELERY_QUEUE": settings.CELERY_QUEUE,
             **(extra_env or {}),
         }
@@ -215,3 +215,17 @@ def login(client):
         return client
 
     return as_member
+
+
+# The slowest tests (a few minutes of fuzzing, a minute of load, killed processes, a benchmark run) first:
+# with `make test`'s two processes, the other one meanwhile runs the many short tests, and no long test is
+# left to run alone at the end.
+SLOW_FIRST = ("tests/api_fuzz/", "tests/load/", "tests/faults/", "tests/bench/")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def slow_first(item):
+        path = item.nodeid
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=slow_first)  # stable: the order within each part stays the collected one

@@ -21,7 +21,7 @@ from django.conf import settings
 from bench.processes import stop_process
 from pov import localdb
 from pov.celery import app as celery_app
-from tests.conftest import REQUIRE_SERVICES, ROOT, WorkerProcess, test_database_env, wait_for
+from tests.conftest import REQUIRE_SERVICES, ROOT, WorkerProcess, database_env_of_tests, wait_for
 
 LOG_DIR = ROOT / "var" / "faults"
 # A request slower than this counts as hung.
@@ -267,7 +267,7 @@ def private_redis(tmp_path):
 @pytest.fixture
 def test_database(transactional_db):
     """The database settings of the test database, for processes the test starts."""
-    return test_database_env()
+    return database_env_of_tests()
 
 
 # A private PostgreSQL cluster ---------------------------------------------------------------------

@@ -34,7 +34,7 @@ from tenants.actors import Actor
 from tenants.api_keys import api_key_create
 from tenants.rls import as_owner
 from tenants.scoping import tenant_scope
-from tests.conftest import ROOT, WorkerProcess, test_database_env, wait_for
+from tests.conftest import ROOT, WorkerProcess, database_env_of_tests, wait_for
 from tests.engagement.test_tasks_worker import WorkerLog
 from tests.factories import TenantFactory, make_offering
 from tests.faults.conftest import (
@@ -403,7 +403,7 @@ class Supervised:
         cmd = shlex.split(line.partition(":")[2])
         self.log = log_path(f"supervised-{name}")
         env = {
-            **os.environ, "DJANGO_SETTINGS_MODULE": "pov.settings_test", **test_database_env(),
+            **os.environ, "DJANGO_SETTINGS_MODULE": "pov.settings_test", **database_env_of_tests(),
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "REDIS_URL": redis_url,
             "CELERY_QUEUE": settings.CELERY_QUEUE, "OUTBOX_DRAIN_SECONDS": "2", "METRICS_DEBOUNCE_SECONDS": "1",
         }  # fmt: skip
