@@ -11,8 +11,13 @@ os.environ.setdefault("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "1")
 # Every test client is 127.0.0.1, and the suite sends many bad keys on purpose; tests/api/test_limits.py
 # sets the limit it tests.
 os.environ.setdefault("API_BAD_KEY_LIMIT", "1000000/minute")
-# A queue of its own, so a worker started by the tests never takes tasks of a dev server (or vice versa).
-os.environ.setdefault("CELERY_QUEUE", f"pov-test-{uuid.uuid4().hex[:8]}")
+# A queue of its own, so a worker started by the tests never takes tasks of a dev server (or vice versa);
+# each process of `make test` (pytest-xdist's workers start with the first process's environment) its own,
+# which the workers and servers it starts inherit.
+_queue = os.environ.setdefault("CELERY_QUEUE", f"pov-test-{uuid.uuid4().hex[:8]}")
+_process = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _process and not _queue.endswith(f"-{_process}"):
+    os.environ["CELERY_QUEUE"] = f"{_queue}-{_process}"
 TEST_APPLICATION_ROLE = "pov_test_app"
 
 
@@ -38,6 +43,11 @@ INSTALLED_APPS = [*INSTALLED_APPS, "bench"]  # noqa: F405 - `manage.py bench` is
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
+# The tests serve static files from their source folders; WhiteNoise still scans STATIC_ROOT when a client
+# starts, so it is a folder of their own that nobody collects into (the benchmark's and load test's
+# servers run `collectstatic` into var/staticfiles while other tests run).
+STATIC_ROOT = VAR_DIR / "test-static"  # noqa: F405
+STATIC_ROOT.mkdir(exist_ok=True)
 
 # One test database per pytest process, so two runs on one machine never share one.
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
