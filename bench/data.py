@@ -44,7 +44,7 @@ LAST_NAMES = ("Meyer", "Okafor", "Novak", "Rossi", "Sato", "Tanaka", "Berg", "Co
 CUSTOMER_COLUMNS = ("id", "tenant_id", "external_id", "name", "email", "segment", "attributes", "created_at",
                     "updated_at")  # fmt: skip
 PURCHASE_COLUMNS = ("id", "tenant_id", "external_id", "customer_id", "offering_id", "purchased_at", "amount",
-                    "currency", "created_at")  # fmt: skip
+                    "currency", "success_criteria", "created_at")  # fmt: skip
 ENGAGEMENT_COLUMNS = ("id", "tenant_id", "purchase_id", "customer_id", "offering_id", "pos_at", "owner_id",
                       "sales_rep_id", *Projection.FIELDS, "created_at", "updated_at")  # fmt: skip
 EVENT_COLUMNS = ("id", "tenant_id", "engagement_id", "type", "occurred_at", "milestone_id", "score", "comment",
@@ -152,7 +152,7 @@ class Generator:
         sales_rep = None if rng.random() < NO_SALES_REP_SHARE else rng.choice(self.scratch.sales_reps).pk
         amount = Decimal(rng.randrange(1900, 250000)) / 100
         rows[Purchase].append(
-            (purchase_id, tenant_id, f"P-{i:08d}", customer_id, offering.id, pos_at, amount, "EUR", pos_at)
+            (purchase_id, tenant_id, f"P-{i:08d}", customer_id, offering.id, pos_at, amount, "EUR", "[]", pos_at)
         )
         facts = []
         for k, (type_, at, milestone_id, score) in enumerate(self._story(journey, pos_at)):

@@ -1,5 +1,6 @@
 """REST API for CRM and billing systems (the API reference at /api/docs/): thin over services and queries."""
 
+from django.db import transaction
 from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -25,7 +26,7 @@ from engagement.serializers import (
     PurchaseOut,
     timeline_rows,
 )
-from engagement.services import UNSET, engagement_reassign, offering_save
+from engagement.services import UNSET, engagement_reassign, offering_save, success_criteria_set
 from tenants.api_base import CursorPage, TenantAPIView
 from tenants.models import ADMIN_ONLY
 
@@ -213,7 +214,7 @@ ID_PARAMETER = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, 
         summary="An engagement with its journey and timeline", responses=EngagementDetailOut, parameters=[ID_PARAMETER]
     ),
     partial_update=extend_schema(
-        summary="Reassign the owner and/or sales rep (recorded as a handoff)",
+        summary="Reassign the owner and/or sales rep (recorded as a handoff), or set the success criteria",
         parameters=[ID_PARAMETER],
         examples=[examples.REASSIGN],
         request=EngagementPatchIn,
@@ -244,12 +245,17 @@ class EngagementViewSet(TenantAPIView, mixins.ListModelMixin, viewsets.GenericVi
             for name in ("owner", "sales_rep")
             if name in data
         }
-        engagement_reassign(
-            tenant=self.tenant,
-            actor=self.actor,
-            engagement=engagement,
-            owner=changes.get("owner", UNSET),
-            sales_rep=changes.get("sales_rep", UNSET),
-            note=data.get("note", ""),
-        )
+        with transaction.atomic():
+            engagement_reassign(
+                tenant=self.tenant,
+                actor=self.actor,
+                engagement=engagement,
+                owner=changes.get("owner", UNSET),
+                sales_rep=changes.get("sales_rep", UNSET),
+                note=data.get("note", ""),
+            )
+            if "success_criteria" in data:
+                success_criteria_set(
+                    tenant=self.tenant, actor=self.actor, engagement=engagement, criteria=data["success_criteria"]
+                )
         return Response(EngagementOut(queries.engagement_for(pk)).data)

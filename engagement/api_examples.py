@@ -28,6 +28,7 @@ PURCHASE = OpenApiExample(
         "customer": {"external_id": "C-77", "name": "Ada Lovelace", "email": "ada@example.com"},
         "offering": "software", "purchased_at": "2026-05-01T09:00:00+02:00",
         "amount": "1200.00", "currency": "EUR", "owner": "owner@demo.pov", "sales_rep": "sales@demo.pov",
+        "success_criteria": ["Invoices out in one day", "Team of five trained"],
     },
 )  # fmt: skip
 MILESTONE = OpenApiExample(
@@ -39,8 +40,9 @@ MILESTONE = OpenApiExample(
 SATISFACTION = OpenApiExample(
     "The customer's satisfaction",
     request_only=True,
-    value={"type": "satisfaction", "purchase": "INV-1001", "score": 5, "comment": "Exactly what we hoped for.",
-           "occurred_at": "2026-06-20T10:00:00Z"},
+    value={"type": "satisfaction", "purchase": "INV-1001", "score": 4, "comment": "Invoices fly out; training next.",
+           "occurred_at": "2026-06-20T10:00:00Z",
+           "criteria_met": {"Invoices out in one day": True, "Team of five trained": False}},
 )  # fmt: skip
 LOST = OpenApiExample(
     "A customer lost",

@@ -162,6 +162,7 @@ class Candidate:
         return {
             "customer": self.customer_ref, "offering": self.offering.pk, "purchased_at": self.data["purchased_at"],
             "amount": self.data["amount"], "currency": self.data["currency"],
+            "success_criteria": self.data["success_criteria"],
             "owner": getattr(self.owner, "pk", None), "sales_rep": getattr(self.sales_rep, "pk", None),
         }  # fmt: skip
 
@@ -322,7 +323,7 @@ def _customer_fields(row: Mapping[str, Any] | None) -> dict:
 
 
 PURCHASE_COLUMNS = ("tenant_id", "id", "external_id", "customer_id", "offering_id", "purchased_at", "amount",
-                    "currency", "created_at")  # fmt: skip
+                    "currency", "success_criteria", "created_at")  # fmt: skip
 ENGAGEMENT_COLUMNS = tuple(f.attname for f in Engagement._meta.concrete_fields)
 ENGAGEMENT_DEFAULTS = {f.attname: f.get_default() for f in Engagement._meta.concrete_fields if not f.primary_key}
 
@@ -399,7 +400,7 @@ def _rows_for(batch: Batch, candidate: Candidate, customer_id: uuid.UUID) -> tup
     """The new purchase's row (in PURCHASE_COLUMNS order) and its engagement."""
     data, purchase_id, offering_id = candidate.data, uuid.uuid4(), candidate.offering.pk
     purchase = (batch.tenant.pk, purchase_id, candidate.external_id, customer_id, offering_id, data["purchased_at"],
-                data["amount"], data["currency"], batch.now)  # fmt: skip
+                data["amount"], data["currency"], data["success_criteria"], batch.now)  # fmt: skip
     engagement = NewEngagement(
         tenant_id=batch.tenant.pk, purchase_id=purchase_id, customer_id=customer_id, offering_id=offering_id,
         pos_at=data["purchased_at"], owner_id=getattr(candidate.owner, "pk", None),
@@ -487,6 +488,7 @@ def _event_row(batch: Batch, data: dict, engagement: Any, milestones: dict, posi
             raise cleaners.invalid("milestone", f"{data['milestone']!r} is not a milestone of this offering.")
     return (
         uuid.uuid4(), batch.tenant.pk, engagement.id, data["type"], occurred_at, milestone_id, data["score"],
-        data["comment"], data["reason"], data["external_id"], batch.actor.source, batch.actor.label,
+        data["comment"], data["reason"], data["criteria_met"], data["external_id"], batch.actor.source,
+        batch.actor.label,
         batch.now + timedelta(microseconds=position),
     )  # fmt: skip

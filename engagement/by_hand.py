@@ -15,7 +15,7 @@ from engagement.views import local_time
 from tenants.web import ACTING_ROLES, error_messages, roles, web_actor
 
 PURCHASE_FIELDS = ("external_id", "customer_id", "customer_name", "customer_email", "customer_segment", "offering",
-                   "purchased_at", "amount", "currency", "owner", "sales_rep")  # fmt: skip
+                   "purchased_at", "amount", "currency", "owner", "sales_rep", "success_criteria")  # fmt: skip
 CUSTOMER_FIELDS = ("name", "email", "segment", "attributes")
 # The purchase form's required fields, by the names the API's errors give them: all are said at once.
 REQUIRED = {"customer.external_id": "customer_id", "customer.name": "customer_name", "external_id": "external_id"}
@@ -34,6 +34,7 @@ def _purchase_body(values: dict, tenant) -> dict:
         "purchased_at": purchased_at.isoformat(), "amount": values["amount"] or None,
         "currency": values["currency"].upper(), "owner": values["owner"] or None,
         "sales_rep": values["sales_rep"] or None,
+        "success_criteria": values["success_criteria"].splitlines(),  # one a line
     }  # fmt: skip
 
 

@@ -28,14 +28,18 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 # real purchase or report, near enough that converting to any time zone or adding a day cannot overflow.
 FIRST_YEAR, LAST_YEAR = 1970, 2200
 ATTRIBUTES_MAX = 10_000
+CRITERIA_MAX, CRITERION_MAX = 10, 200
 NAIVE = "Give a time zone offset (e.g. 2026-05-01T09:00:00+02:00 or ...Z); naive times are ambiguous."
 ABSENT = object()
 
 CUSTOMER_FIELDS = frozenset({"external_id", "name", "email", "segment", "attributes"})
 PURCHASE_FIELDS = frozenset(
-    {"external_id", "customer", "offering", "purchased_at", "amount", "currency", "owner", "sales_rep"}
+    {"external_id", "customer", "offering", "purchased_at", "amount", "currency", "owner", "sales_rep",
+     "success_criteria"}
+)  # fmt: skip
+EVENT_FIELDS = frozenset(
+    {"type", "purchase", "occurred_at", "milestone", "score", "comment", "reason", "external_id", "criteria_met"}
 )
-EVENT_FIELDS = frozenset({"type", "purchase", "occurred_at", "milestone", "score", "comment", "reason", "external_id"})
 EVENT_TYPES = frozenset(EventType.values)
 
 
@@ -112,6 +116,75 @@ def attributes(value: Any) -> dict:
     if len(str(value)) > ATTRIBUTES_MAX:
         raise invalid("attributes", "Keep attributes under 10,000 characters.")
     return value
+
+
+def success_criteria(value: Any, field: str = "success_criteria") -> list[str]:
+    """What the customer expects, as a list of short texts: trimmed, blank ones dropped, each once (in any
+    letter case)."""
+    if not isinstance(value, list):
+        raise invalid(field, 'Give a list of short texts, e.g. ["Invoices out in one day"].')
+    criteria: dict[str, str] = {}  # casefolded: as written first
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or "\x00" in item:
+            raise invalid(f"{field}.{i}", "Give each criterion as text.")
+        text = _one_spaced(item)
+        if len(text) > CRITERION_MAX:
+            raise invalid(f"{field}.{i}", f"Keep each criterion to {CRITERION_MAX} characters at most.")
+        if text:
+            criteria.setdefault(text.casefold(), text)
+        if len(criteria) > CRITERIA_MAX:
+            raise invalid(field, f"Give at most {CRITERIA_MAX} criteria.")
+    return list(criteria.values())
+
+
+def _one_spaced(text: str) -> str:
+    """A criterion as compared and stored: trimmed, each run of spaces or line breaks one space."""
+    return " ".join(text.split())
+
+
+def criteria_that_fit(texts: list[str]) -> list[str]:
+    """Success criteria from a vendor's free text, cut to fit instead of refused (a sale is never lost over
+    them): each shortened to CRITERION_MAX characters, the first CRITERIA_MAX kept."""
+    fitting = [_one_spaced(text.replace("\x00", ""))[:CRITERION_MAX] for text in texts]
+    kept: dict[str, str] = {}
+    for text in fitting:
+        if text and len(kept) < CRITERIA_MAX:
+            kept.setdefault(text.casefold(), text)
+    return list(kept.values())
+
+
+def criteria_met(value: Any, event_type: str) -> dict[str, bool] | None:
+    """A satisfaction event's answer per success criterion, {criterion: true or false} (each criterion once,
+    in any letter case); None when not given or empty."""
+    if value is None:
+        return None
+    if event_type != EventType.SATISFACTION:
+        raise invalid("criteria_met", "Only satisfaction events answer the success criteria.")
+    if not isinstance(value, dict) or len(value) > CRITERIA_MAX:
+        raise invalid("criteria_met", f'Give up to {CRITERIA_MAX} answers as {{"criterion": true or false}}.')
+    answers: dict[str, tuple[str, bool]] = {}
+    for criterion, met in value.items():
+        text = _one_spaced(criterion)
+        if not text or len(text) > CRITERION_MAX or "\x00" in text or not isinstance(met, bool):
+            raise invalid("criteria_met", f"Answer each criterion (up to {CRITERION_MAX} characters) true or false.")
+        if text.casefold() in answers:
+            raise invalid("criteria_met", f"{text!r} is answered twice.")
+        answers[text.casefold()] = (text, met)
+    return dict(answers.values()) or None
+
+
+def criteria_answered(form: Any, criteria: list[str]) -> dict[str, bool] | None:
+    """A form's yes or no for each of `criteria` (a field named "criterion:" and the criterion's text, so an
+    answer never lands on another criterion when they were edited meanwhile), as criteria_met takes them;
+    None when none was answered."""
+    answers = {criterion: form.get(f"criterion:{criterion}") for criterion in criteria}
+    return {c: answer == "yes" for c, answer in answers.items() if answer in ("yes", "no")} or None
+
+
+def criteria_in_text(text: str) -> list[str]:
+    """Success criteria written in one text field of a spreadsheet or a vendor: one a line or separated by
+    semicolons; success_criteria() or criteria_that_fit() then clean the list."""
+    return re.split(r"[;\n]", text)
 
 
 def contains_nul(value: Any) -> bool:
@@ -216,11 +289,17 @@ def money(amount: Any, currency: str | None) -> tuple[Decimal | None, str]:
 
 def purchase_differences(stored: dict, wanted: dict) -> list[str]:
     """The fields where a purchase sent again differs from the stored one (a replay repeats them all);
-    an owner or sales rep left out of the replay does not count."""
+    an owner, sales rep or success criteria left out of the replay do not count, nor the criteria's order
+    or letter case."""
     return [
         name for name, value in wanted.items()
-        if stored.get(name) != value and not (name in ("owner", "sales_rep") and value is None)
+        if _comparable(name, stored.get(name)) != _comparable(name, value)
+        and not (name in ("owner", "sales_rep", "success_criteria") and not value)
     ]  # fmt: skip
+
+
+def _comparable(name: str, value: Any) -> Any:
+    return sorted(text.casefold() for text in value or []) if name == "success_criteria" else value
 
 
 def conflict_message(external_id: str, differing: list[str]) -> tuple[str, dict]:
@@ -286,6 +365,7 @@ def clean_purchase(data: Any) -> dict:
         "currency": currency,
         "owner": None if owner is ABSENT else owner,
         "sales_rep": None if sales_rep is ABSENT else sales_rep,
+        "success_criteria": success_criteria(data["success_criteria"]) if "success_criteria" in data else [],
     }
 
 
@@ -312,6 +392,7 @@ def clean_event(data: Any) -> dict:
     comment = _string(data, "comment", 4000, allow_blank=True)
     reason = _string(data, "reason", 500, allow_blank=True)
     external_id = _string(data, "external_id", ID_MAX, allow_null=True)
+    answers = criteria_met(data.get("criteria_met"), type_)
     return {
         "type": type_,
         "purchase": _string(data, "purchase", ID_MAX, required=True),
@@ -321,6 +402,7 @@ def clean_event(data: Any) -> dict:
         "comment": "" if comment is ABSENT else comment,
         "reason": "" if reason is ABSENT else reason,
         "external_id": None if external_id is ABSENT else external_id,
+        "criteria_met": answers,
     }
 
 

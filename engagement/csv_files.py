@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from engagement.cleaners import criteria_in_text
 from engagement.errors import Invalid
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -24,7 +25,7 @@ ENCODINGS = {"utf-8": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252"}
 FIELDS = {
     "customers": ("external_id", "name", "email", "segment", "attribute"),
     "purchases": ("external_id", "customer", "customer.name", "customer.email", "customer.segment", "offering",
-                  "purchased_at", "amount", "currency", "owner", "sales_rep"),
+                  "purchased_at", "amount", "currency", "owner", "sales_rep", "success_criteria"),
     "events": ("type", "purchase", "occurred_at", "milestone", "score", "comment", "reason", "external_id"),
 }  # fmt: skip
 REQUIRED = {
@@ -48,6 +49,7 @@ SYNONYMS = {
     "owner": ("owner", "accountowner", "csm"),
     "milestone": ("milestone", "step"),
     "purchase": ("purchase", "purchaseid", "orderid", "order", "invoice"),
+    "success_criteria": ("successcriteria", "criteria", "expectations", "expectedoutcomes", "goals"),
 }
 
 
@@ -241,6 +243,8 @@ def body(kind: str, header: list[str], row: list[str], mapping: dict, zone: Zone
             value = _timestamp(value, zone)
         if field == "amount":
             value = _amount(value, comma)
+        if field == "success_criteria":
+            value = criteria_in_text(value)
         if field == "attribute":
             data.setdefault("attributes", {})[column] = value
         elif field.startswith("customer."):

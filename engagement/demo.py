@@ -97,6 +97,7 @@ class JourneySpec:
     churn_reason: str = ""  # why a customer leaves after PoV; empty: nobody does
     requires_satisfaction: bool = False
     satisfaction_threshold: int = 4
+    criteria: tuple = ()  # what customers of this offering typically say they expect
 
     @property
     def reached_at_sale(self):
@@ -124,6 +125,8 @@ JOURNEYS = (
         lost_reasons=("Returned within the return period", "Panel defect, refunded", "Did not fit the room"),
         pause_comments=("Wall mount on back order", "Customer is renovating the living room"),
         requires_satisfaction=True, satisfaction_threshold=4,
+        criteria=("Picture as good as in the store", "Streaming apps set up", "Easy enough for the whole family",
+                  "Fits the living room"),
     ),
     JourneySpec(
         key="software", name="Software subscription", share=15, price=_software_price,
@@ -133,6 +136,7 @@ JOURNEYS = (
         lost_reasons=("Chose a competitor", "Budget cut", "Project cancelled by the customer"),
         pause_comments=("IT change freeze until the quarter ends", "Customer's project lead on leave"),
         churn_reason="Did not renew",
+        criteria=("Invoices out in one day", "Month-end close without spreadsheets", "Team of five trained"),
     ),
     JourneySpec(
         key="bill-pay", name="Online bill pay", share=25, price=_bill_pay_fee,
@@ -303,6 +307,9 @@ class PopulationBuilder:
     def __init__(self, *, tenant, members, offerings, now, seed=SEED):
         self.tenant, self.offerings, self.now = tenant, offerings, now
         self.rng = random.Random(seed)
+        # Success criteria and the answers about them draw from their own sequence, so the rest of the
+        # population stays what it was before the demo had them.
+        self.criteria_rng = random.Random(seed + 1)
         self.owners = [(members[p.email], p) for p in PEOPLE if p.role == Role.OWNER]
         self.sales_reps = [(members[p.email], p) for p in PEOPLE if p.role == Role.SALES]
         self.emails_used = set()
@@ -359,7 +366,7 @@ class PopulationBuilder:
         purchase = Purchase(
             tenant=self.tenant, external_id=f"ORD-{len(self.rows.purchases) + 1:06d}", customer=customer,
             offering=offering, purchased_at=self._purchase_time(), amount=spec.price(self.rng, segment),
-            currency="EUR",
+            currency="EUR", success_criteria=self._criteria(spec),
         )  # fmt: skip
         engagement = Engagement(
             tenant=self.tenant, purchase=purchase, customer=customer, offering=offering, pos_at=purchase.purchased_at,
@@ -377,7 +384,19 @@ class PopulationBuilder:
             tenant=self.tenant, engagement=engagement, type=step.type, occurred_at=occurred_at,
             milestone=milestones[step.milestone] if step.milestone else None, score=step.score,
             comment=step.comment, reason=step.reason, source="system", recorded_by=RECORDED_BY,
+            criteria_met=self._answers(engagement.purchase.success_criteria, step.score) if step.score else None,
         )  # fmt: skip
+
+    def _criteria(self, spec):
+        """Two of the offering's typical criteria for most customers; none for a few (nobody asked)."""
+        if not spec.criteria or self.criteria_rng.random() < 0.2:
+            return []
+        return self.criteria_rng.sample(spec.criteria, 2)
+
+    def _answers(self, criteria, score):
+        """A happy customer got nearly everything they expected; an unhappy one seldom did."""
+        chance = 0.9 if score >= 4 else 0.3
+        return {criterion: self.criteria_rng.random() < chance for criterion in criteria} or None
 
     def _owner(self):
         """The accountable owner (None for a few) and how fast this customer moves under them."""

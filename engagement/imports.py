@@ -149,6 +149,8 @@ def _flat(data: dict) -> dict:
         flat["customer"] = data["customer"]["external_id"]
     if "attributes" in data:
         flat["attribute"] = ", ".join(f"{k}: {v}" for k, v in data["attributes"].items())
+    if "success_criteria" in data:
+        flat["success_criteria"] = "; ".join(part.strip() for part in data["success_criteria"] if part.strip())
     return flat
 
 

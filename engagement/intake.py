@@ -40,6 +40,7 @@ def record_purchase(*, tenant: Tenant, actor: Actor, data: dict) -> tuple[Purcha
             purchased_at=data["purchased_at"], amount=data.get("amount"), currency=data.get("currency") or "",
             owner=queries.member_by_email(data.get("owner"), "owner"),
             sales_rep=queries.member_by_email(data.get("sales_rep"), "sales_rep"),
+            success_criteria=data.get("success_criteria"),
         )  # fmt: skip
 
 

@@ -112,6 +112,9 @@ class Purchase(TenantOwned):
     purchased_at = models.DateTimeField()
     amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
+    # What the customer expects to get from the purchase, in their words ("invoices out in one day"): set at
+    # the sale, kept with the purchase so the handoff to the engagement's owner cannot lose it.
+    success_criteria = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -232,6 +235,8 @@ class Event(TenantOwned):
     )
     comment = models.TextField(blank=True, max_length=4000)
     reason = models.CharField(max_length=500, blank=True)
+    # A satisfaction event's answer for each of the purchase's success criteria: {criterion: met}.
+    criteria_met = models.JSONField(null=True, blank=True)
     external_id = models.CharField(max_length=255, null=True, blank=True)
     source = models.CharField(max_length=16, default="api")
     recorded_by = models.CharField(max_length=255, blank=True)

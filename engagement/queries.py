@@ -120,12 +120,14 @@ CROSS JOIN LATERAL ({select} WHERE {alias}.tenant_id = %(tenant)s AND {alias}.ex
 """
 STORED_CUSTOMERS = "SELECT c.id, c.name, c.email, c.segment, c.attributes FROM {customers} c"
 STORED_PURCHASES = """
-SELECT e.id, c.external_id, p.offering_id, p.purchased_at, p.amount, p.currency, e.owner_id, e.sales_rep_id
+SELECT e.id, c.external_id, p.offering_id, p.purchased_at, p.amount, p.currency, p.success_criteria, e.owner_id,
+    e.sales_rep_id
 FROM {purchases} p JOIN {engagements} e ON e.purchase_id = p.id AND e.tenant_id = %(tenant)s
 JOIN {customers} c ON c.id = p.customer_id AND c.tenant_id = %(tenant)s
 """
 # What a purchase sent again must repeat to be a replay (the rest of STORED_PURCHASES's columns).
-REPLAYED_FIELDS = ("customer", "offering", "purchased_at", "amount", "currency", "owner", "sales_rep")
+REPLAYED_FIELDS = ("customer", "offering", "purchased_at", "amount", "currency", "success_criteria", "owner",
+                   "sales_rep")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,10 @@ def stored_customers(tenant: Tenant, external_ids: Iterable[str]) -> dict[str, d
 def stored_purchases(tenant: Tenant, external_ids: Iterable[str]) -> dict[str, StoredPurchase]:
     """{external id: StoredPurchase} of those stored."""
     found = _by_external_id(STORED_PURCHASES, "p", tenant, external_ids)
-    return {row[0]: StoredPurchase(row[1], dict(zip(REPLAYED_FIELDS, row[2:], strict=True))) for row in found}
+    stored = {row[0]: StoredPurchase(row[1], dict(zip(REPLAYED_FIELDS, row[2:], strict=True))) for row in found}
+    for purchase in stored.values():
+        purchase.values["success_criteria"] = json.loads(purchase.values["success_criteria"])
+    return stored
 
 
 def engagements() -> QuerySet[Engagement]:

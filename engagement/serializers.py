@@ -7,6 +7,7 @@ and batch items alike); a test holds the two to the same fields."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from engagement.cleaners import CRITERIA_MAX, CRITERION_MAX
 from engagement.models import EventType, Status
 from pov.api_errors import AwareDateTimeField, StrictSerializer
 
@@ -79,6 +80,17 @@ class CustomerRefField(serializers.Field):
     """A customer's external_id, or an object to upsert it."""
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "maxLength": CRITERION_MAX}, "maxItems": CRITERIA_MAX}
+)
+class CriteriaField(serializers.JSONField):
+    """Success criteria, as engagement.cleaners.success_criteria reads them (its messages name the item)."""
+
+    def __init__(self, **kwargs):
+        text = f'What the customer expects to get: up to {CRITERIA_MAX} short texts, e.g. ["Invoices out in one day"].'
+        super().__init__(help_text=text, **kwargs)
+
+
 class PurchaseIn(StrictSerializer):
     external_id = serializers.CharField(max_length=ID_MAX)
     customer = CustomerRefField()
@@ -88,6 +100,7 @@ class PurchaseIn(StrictSerializer):
     currency = serializers.CharField(max_length=3, required=False, allow_blank=True, default="")
     owner = serializers.EmailField(max_length=254, required=False, allow_null=True, default=None)
     sales_rep = serializers.EmailField(max_length=254, required=False, allow_null=True, default=None)
+    success_criteria = CriteriaField(required=False)
 
 
 class EventIn(StrictSerializer):
@@ -99,11 +112,16 @@ class EventIn(StrictSerializer):
     comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     external_id = serializers.CharField(max_length=ID_MAX, required=False, allow_null=True, default=None)
+    criteria_met = serializers.DictField(
+        child=serializers.BooleanField(), required=False, allow_null=True, default=None,
+        help_text="Satisfaction events: the customer's answer for each success criterion, {criterion: true or false}.",
+    )  # fmt: skip
 
 
 class EngagementPatchIn(StrictSerializer):
     owner = serializers.EmailField(max_length=254, required=False, allow_null=True)
     sales_rep = serializers.EmailField(max_length=254, required=False, allow_null=True)
+    success_criteria = CriteriaField(required=False)
     note = serializers.CharField(max_length=10000, required=False, allow_blank=True, default="")
 
 
@@ -150,6 +168,7 @@ class EngagementState(serializers.Serializer):
     purchase = PurchaseSummary()
     customer = CustomerSummary()
     offering = serializers.CharField(source="offering.key")
+    success_criteria = serializers.ListField(child=serializers.CharField(), source="purchase.success_criteria")
     owner = serializers.EmailField(source="owner.user.email", allow_null=True)
     sales_rep = serializers.EmailField(source="sales_rep.user.email", allow_null=True)
     pos_at = serializers.DateTimeField()
@@ -184,6 +203,7 @@ class EventOut(serializers.Serializer):
     score = serializers.IntegerField(allow_null=True)
     comment = serializers.CharField(allow_blank=True)
     reason = serializers.CharField(allow_blank=True)
+    criteria_met = serializers.DictField(child=serializers.BooleanField(), allow_null=True)
     external_id = serializers.CharField(allow_null=True)
     source = serializers.CharField()
     recorded_by = serializers.CharField()
@@ -199,6 +219,7 @@ class TimelineItem(serializers.Serializer):
     type = serializers.CharField(help_text="Event type, or the note kind (note, handoff).")
     milestone = serializers.CharField(allow_null=True)
     score = serializers.IntegerField(allow_null=True)
+    criteria_met = serializers.DictField(child=serializers.BooleanField(), allow_null=True)
     text = serializers.CharField(allow_blank=True, help_text="Comment/reason of an event, body of a note.")
     by = serializers.CharField()
 
@@ -224,9 +245,10 @@ def timeline_rows(items):
         if kind == "event":
             text = obj.comment or obj.reason
             row = {"type": obj.type, "milestone": obj.milestone.key if obj.milestone_id else None, "score": obj.score,
-                   "text": text, "by": obj.recorded_by}  # fmt: skip
+                   "criteria_met": obj.criteria_met, "text": text, "by": obj.recorded_by}  # fmt: skip
         else:
-            row = {"type": obj.kind, "milestone": None, "score": None, "text": obj.body, "by": obj.author_label}
+            row = {"type": obj.kind, "milestone": None, "score": None, "criteria_met": None, "text": obj.body,
+                   "by": obj.author_label}  # fmt: skip
         rows.append({"at": at, "kind": kind, **row})
     return rows
 
@@ -238,4 +260,5 @@ class PurchaseOut(serializers.Serializer):
     purchased_at = serializers.DateTimeField()
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
     currency = NullableBlankCharField(allow_null=True)
+    success_criteria = serializers.ListField(child=serializers.CharField())
     engagement = EngagementState()

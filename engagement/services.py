@@ -166,7 +166,7 @@ def _replace_milestones(tenant: Tenant, offering: Offering, milestones: list[dic
 def purchase_record(
     *, tenant: Tenant, external_id: str, customer: Customer, offering: Offering, purchased_at: datetime,
     actor: Actor, amount: Any = None, currency: str = "", owner: Member | None = None,
-    sales_rep: Member | None = None, now: datetime | None = None,
+    sales_rep: Member | None = None, success_criteria: list[str] | None = None, now: datetime | None = None,
 ) -> tuple[Purchase, bool]:  # fmt: skip
     """Record a point of sale and open its engagement. Returns (purchase, created).
 
@@ -179,8 +179,9 @@ def purchase_record(
     cleaners.responsible(owner, "owner")
     cleaners.responsible(sales_rep, "sales_rep")
     amount, currency = cleaners.money(amount, currency)
+    criteria = cleaners.success_criteria(success_criteria or [])
     values = {"customer": customer.external_id, "offering": offering.pk, "purchased_at": purchased_at,
-              "amount": amount, "currency": currency}  # fmt: skip
+              "amount": amount, "currency": currency, "success_criteria": criteria}  # fmt: skip
     wanted = {**values, "owner": getattr(owner, "pk", None), "sales_rep": getattr(sales_rep, "pk", None)}
     existing = _stored(external_id)
     if existing is None:
@@ -211,7 +212,8 @@ def stored_purchase(purchase: Purchase) -> dict:
     return {
         "customer": purchase.customer.external_id, "offering": purchase.offering_id,
         "purchased_at": purchase.purchased_at, "amount": purchase.amount, "currency": purchase.currency,
-        "owner": engagement.owner_id, "sales_rep": engagement.sales_rep_id,
+        "success_criteria": purchase.success_criteria, "owner": engagement.owner_id,
+        "sales_rep": engagement.sales_rep_id,
     }  # fmt: skip
 
 
@@ -222,6 +224,7 @@ def _open_purchase(
     purchase = Purchase.objects.create(
         tenant=tenant, external_id=external_id, customer=customer, offering=offering,
         purchased_at=values["purchased_at"], amount=values["amount"], currency=values["currency"],
+        success_criteria=values["success_criteria"],
     )  # fmt: skip
     engagement = Engagement(
         tenant=tenant, purchase=purchase, customer=customer, offering=offering, pos_at=purchase.purchased_at,
@@ -256,7 +259,7 @@ def _resolve_milestone(type_: str, milestone: Any, by_key: dict) -> Milestone | 
 def event_record(
     *, tenant: Tenant, engagement: Engagement, type: str, occurred_at: datetime, actor: Actor,
     milestone: Any = None, score: Any = None, comment: str = "", reason: str = "", external_id: str | None = None,
-    now: datetime | None = None, already_locked: bool = False,
+    criteria_met: Any = None, now: datetime | None = None, already_locked: bool = False,
 ) -> tuple[Event, bool]:  # fmt: skip
     """Append an event and update the projection in the same transaction. Returns (event, created);
     `event.engagement` is the engagement after it.
@@ -282,10 +285,11 @@ def event_record(
             score = cleaners.score(score)
         elif score is not None:
             raise Invalid({"score": ["Only satisfaction events carry a score."]})
+        criteria_met = cleaners.criteria_met(criteria_met, type)
         event = Event(
             tenant=tenant, engagement=locked, type=type, occurred_at=occurred_at, milestone=milestone, score=score,
-            comment=comment or "", reason=reason or "", external_id=external_id or None, source=actor.source,
-            recorded_by=actor.label, created_at=timezone.now(),
+            comment=comment or "", reason=reason or "", criteria_met=criteria_met, external_id=external_id or None,
+            source=actor.source, recorded_by=actor.label, created_at=timezone.now(),
         )  # fmt: skip
         if not _insert_once(event):
             return Event.objects.select_related("milestone", "engagement").get(external_id=external_id), False
@@ -299,7 +303,7 @@ def event_record(
 
 
 EVENT_COLUMNS = ("id", "tenant_id", "engagement_id", "type", "occurred_at", "milestone_id", "score", "comment",
-                 "reason", "external_id", "source", "recorded_by", "created_at")  # fmt: skip
+                 "reason", "criteria_met", "external_id", "source", "recorded_by", "created_at")  # fmt: skip
 
 
 def _insert_once(event: Event) -> bool:
@@ -311,7 +315,8 @@ def _insert_once(event: Event) -> bool:
         "ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [getattr(event, name) for name in EVENT_COLUMNS])
+        values = [field(Event, name).get_db_prep_save(getattr(event, name), connection) for name in EVENT_COLUMNS]
+        cursor.execute(sql, values)
         return cursor.fetchone() is not None
 
 
@@ -366,6 +371,24 @@ def engagement_reassign(
         audit(tenant=tenant, actor=actor, action="engagement.reassigned", target=locked, changes=changes)
         outbox.publish(tenant, [(outbox.CHANGED, {"engagement": str(locked.id)})])
     return locked, handoff
+
+
+def success_criteria_set(*, tenant: Tenant, engagement: Engagement, criteria: Any, actor: Actor) -> list[str]:
+    """Replace what the customer expects (cleaners.success_criteria); a change is noted in the timeline and
+    audited. Returns the criteria stored."""
+    cleaned = cleaners.success_criteria(criteria)
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(pk=engagement.purchase_id)
+        if purchase.success_criteria == cleaned:
+            return cleaned
+        purchase.success_criteria = cleaned
+        purchase.save(update_fields=["success_criteria"])
+        Engagement.objects.filter(pk=engagement.pk).update(updated_at=timezone.now())
+        listed = "\n".join(f"- {text}" for text in cleaned) or "(none)"
+        _note(tenant, engagement, f"Success criteria:\n{listed}", NoteKind.NOTE, actor)
+        audit(tenant=tenant, actor=actor, action="engagement.criteria_set", target=engagement, criteria=cleaned)
+        outbox.publish(tenant, [(outbox.CHANGED, {"engagement": str(engagement.id)})])
+    return cleaned
 
 
 def note_add(*, tenant: Tenant, engagement: Engagement, body: str, actor: Actor, kind: str = NoteKind.NOTE) -> Note:

@@ -2,7 +2,7 @@ from django.urls import path, re_path
 
 from engagement import assignment_views, by_hand, import_views, views
 
-ACTIONS = "milestone|satisfaction|lost|reopened|paused|resumed|note|reassign"
+ACTIONS = "milestone|satisfaction|lost|reopened|paused|resumed|note|reassign|criteria"
 
 # Under /t/<slug>/ (pov/urls.py).
 tenant_urlpatterns = [

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.views.decorators.http import require_POST
 
-from engagement import queries, services
+from engagement import cleaners, queries, services
 from engagement.errors import Conflict, Invalid, Missing
 from engagement.filters import apply, filters_or_errors
 from engagement.models import EventType, Offering, Status
@@ -236,6 +236,10 @@ def _act(request, engagement, action):
             tenant=tenant, engagement=engagement, actor=actor, owner=owner, note=post.get("note", "")
         )
         return "Owner changed; the handoff is on the timeline."
+    if action == "criteria":
+        criteria = post.get("success_criteria", "").splitlines()  # the form's textarea: one a line
+        services.success_criteria_set(tenant=tenant, engagement=engagement, criteria=criteria, actor=actor)
+        return "Success criteria saved."
     if action not in EventType.values:
         raise Invalid({"action": [f"{action!r} is not an action."]})
     _refuse_out_of_state(tenant, engagement, action, post)
@@ -244,6 +248,9 @@ def _act(request, engagement, action):
         occurred_at=local_time(post.get("occurred_at"), tenant),
         milestone=post.get("milestone") or None, score=_int_or_none(post.get("score"), "score"),
         comment=post.get("comment", ""), reason=post.get("reason", ""),
+        criteria_met=cleaners.criteria_answered(post, engagement.purchase.success_criteria)
+        if action == EventType.SATISFACTION
+        else None,
     )  # fmt: skip
     return {
         "milestone": "Milestone recorded.", "satisfaction": "Satisfaction recorded.", "lost": "Marked as lost.",
@@ -261,7 +268,8 @@ def engagement_act(request, slug, engagement_id, action):
     try:
         done = _act(request, engagement, action)
     except (Invalid, Conflict, Missing) as exc:
-        context = {**detail_context(request, engagement), "action_errors": error_messages(exc), "focus": action}
+        context = {**detail_context(request, engagement), "action_errors": error_messages(exc), "focus": action,
+                   "criteria_typed": request.POST.get("success_criteria")}  # fmt: skip
         return render(request, "engagement/detail.html", context, status=200 if request.htmx else 400)
     if request.htmx:  # swap the fresh detail in place, the message beside the controls, focus kept on them
         engagement = queries.engagement_for(engagement.id)

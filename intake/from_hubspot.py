@@ -27,6 +27,7 @@ DEAL_ID = ("hs_object_id", "objectId", "deal_id", "dealId")
 COMPANY_ID = ("company_id", "associatedcompanyid", "hs_primary_associated_company")
 COMPANY_NAME = ("company_name", "company")
 SALES_REP = ("owner_email", "hubspot_owner_email", "deal_owner_email")
+CRITERIA = ("pov_success_criteria", "success_criteria")
 
 
 def verified_deal(connection: Connection, payload: bytes, headers: Any, uri: str) -> dict:
@@ -90,6 +91,7 @@ def _won(connection: Connection, deal: dict, deal_id: str, vendor_id: str) -> Re
         "amount": deal.get("amount"),
         "currency": deal.get("deal_currency_code") or "",
         "sales_rep": sales_rep,
+        "success_criteria": recording.criteria(_first(deal, CRITERIA)),
     }
     result = recording.record(connection, "purchase", body, vendor_id)
     return Result(result.outcome, f"{result.summary} {note}".strip(), vendor_id)

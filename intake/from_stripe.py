@@ -75,7 +75,7 @@ def _checkout_completed(connection: Connection, event: dict, session: dict) -> R
     return _purchase(
         connection, event, external_id=session.get("id"), customer_id=session.get("customer"),
         email=details.get("email"), name=details.get("name"), amount=session.get("amount_total"),
-        currency=session.get("currency"), paid_at=event.get("created"),
+        currency=session.get("currency"), paid_at=event.get("created"), metadata=session.get("metadata"),
         # Stripe's checkout events carry no line items: a one-off checkout is mapped by its payment link.
         ids=[session.get("payment_link")],
     )  # fmt: skip
@@ -91,6 +91,8 @@ def _first_invoice_paid(connection: Connection, event: dict, invoice: dict) -> R
         email=invoice.get("customer_email"), name=invoice.get("customer_name"), amount=invoice.get("amount_paid"),
         currency=invoice.get("currency"),
         paid_at=dig(invoice, "status_transitions", "paid_at") or event.get("created"),
+        metadata=dig(invoice, "subscription_details", "metadata")
+        or dig(invoice, "parent", "subscription_details", "metadata"),
         ids=_line_item_ids(dig(invoice, "lines", "data")),
     )  # fmt: skip
 
@@ -120,7 +122,7 @@ HANDLERS = {
 
 
 def _purchase(connection: Connection, event: dict, *, external_id: Any, customer_id: Any, email: Any, name: Any,
-              amount: Any, currency: Any, paid_at: Any, ids: list[Any]) -> Result:  # fmt: skip
+              amount: Any, currency: Any, paid_at: Any, ids: list[Any], metadata: Any = None) -> Result:  # fmt: skip
     event_id = event["id"]
     mapped = object_at(connection.mapping, "prices")
     offering = next((mapped[i] for i in ids if isinstance(i, str) and i in mapped), None)
@@ -141,6 +143,8 @@ def _purchase(connection: Connection, event: dict, *, external_id: Any, customer
         "purchased_at": iso_time(paid_at),
         "amount": _amount(amount, currency),
         "currency": (currency or "").upper(),
+        # The checkout's or subscription's metadata may carry what the customer expects (README).
+        "success_criteria": recording.criteria(dig(metadata, "success_criteria")),
     }
     return recording.record(connection, "purchase", body, event_id)
 

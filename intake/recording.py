@@ -51,6 +51,12 @@ def dig(value: Any, *path: str) -> Any:
     return value
 
 
+def criteria(text: Any) -> list[str]:
+    """Success criteria a vendor's text field carries (one a line or separated by semicolons), cut to fit;
+    none when it carries no text."""
+    return cleaners.criteria_that_fit(cleaners.criteria_in_text(text)) if isinstance(text, str) else []
+
+
 def object_at(value: Any, *path: str) -> dict:
     """The object at `path` (see dig), or {} where there is none: what a vendor sent may put text there."""
     found = dig(value, *path)

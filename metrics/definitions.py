@@ -76,6 +76,11 @@ DEFINITIONS = {
         "Rows with fewer than 20 customers, or an interval wider than 30 points, are too few to rank: they "
         "show last, without a rank.",
     ),
+    "criteria_met": Definition(
+        "Success criteria met",
+        "Of the customers who answered about a success criterion, the share who said they got it.",
+        "Each customer's latest answer about a criterion counts, per offering, for its five most answered criteria.",
+    ),
     "forecast": Definition(
         "Forecast",
         "This customer's chance to reach PoV by the target day, from what happened to similar customers.",

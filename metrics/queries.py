@@ -11,16 +11,18 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from engagement import queries as engagement_queries
 from engagement.errors import Invalid, Missing
 from engagement.filters import UNOWNED, EngagementFilter, filtered_engagements
-from engagement.models import Offering
+from engagement.models import Engagement, Event, Offering
 from metrics import rollups
 from metrics.compute import Computed, compute, empty_summary
 from metrics.models import Alert, MetricRollup
+from pov.rows import table
 from tenants.models import Member, Tenant
 
 GROUP_FILTERS = ("offering", "segment", "owner", "sales_rep")
@@ -126,6 +128,45 @@ def rank(row: dict) -> tuple:
         return (1, 0.0, 0.0, name)
     p50 = row["days_to_value_p50"]
     return (0, -row["reached_by_target"]["share"], p50 if p50 is not None else float("inf"), name)
+
+
+# Each customer's latest answer about each success criterion (the criteria_met of satisfaction events; the
+# same words in any letter case are one criterion), counted per offering: its CRITERIA_SHOWN most answered
+# criteria, each shown as most recently written.
+CRITERIA_MET = """
+SELECT name, criterion, answered, met FROM (
+    SELECT o.name, o.id AS offering_id, (array_agg(a.criterion ORDER BY a.occurred_at DESC))[1] AS criterion,
+           count(*) AS answered, count(*) FILTER (WHERE a.met) AS met,
+           row_number() OVER (PARTITION BY o.id ORDER BY count(*) DESC, lower(min(a.criterion))) AS place
+    FROM (
+        SELECT DISTINCT ON (ev.engagement_id, lower(answer.key))
+               ev.engagement_id, answer.key AS criterion, answer.value = 'true'::jsonb AS met, ev.occurred_at
+        FROM {events} ev CROSS JOIN LATERAL jsonb_each(ev.criteria_met) answer
+        WHERE ev.tenant_id = %s AND ev.type = 'satisfaction' AND ev.criteria_met IS NOT NULL
+          AND ev.engagement_id IN ({selected})
+        ORDER BY ev.engagement_id, lower(answer.key), ev.occurred_at DESC, ev.created_at DESC, ev.id DESC
+    ) a
+    JOIN {engagements} e ON e.id = a.engagement_id AND e.tenant_id = %s
+    JOIN {offerings} o ON o.id = e.offering_id AND o.tenant_id = %s
+    GROUP BY o.id, o.name, lower(a.criterion)
+) counted
+WHERE place <= %s
+ORDER BY name, offering_id, place
+"""
+CRITERIA_SHOWN = 5
+
+
+def criteria_met(flt: EngagementFilter, tenant: Tenant) -> list[dict]:
+    """How often each offering's most common success criteria were met, by the customers' latest answers:
+    [{offering, criterion, answered, met, share}], for the engagements `flt` selects."""
+    selected, params = filtered_engagements(flt, tenant).values("id").order_by().query.sql_with_params()
+    sql = CRITERIA_MET.format(events=table(Event), engagements=table(Engagement), offerings=table(Offering),
+                              selected=selected)  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant.pk, *params, tenant.pk, tenant.pk, CRITERIA_SHOWN])
+        rows = cursor.fetchall()
+    return [{"offering": offering, "criterion": criterion, "answered": answered, "met": met, "share": met / answered}
+            for offering, criterion, answered, met in rows]  # fmt: skip
 
 
 TREND_FIELDS = ("purchases", "reached", "stalled", "pov_rate", "days_to_value_p50", "reached_by_target")

@@ -128,7 +128,9 @@ def team(request, slug):
             "computed_at": rows["computed_at"],
         }
     backtest = BacktestRun.objects.first() if request.member.role == Role.ADMIN else None
-    context = {"flt": flt, "errors": errors, "boards": boards, "backtest": backtest, **filter_options()}
+    criteria = queries.criteria_met(flt, tenant)
+    context = {"flt": flt, "errors": errors, "boards": boards, "criteria": criteria, "backtest": backtest,
+               **filter_options()}  # fmt: skip
     return render(request, "metrics/team.html", context)
 
 

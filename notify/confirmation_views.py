@@ -11,6 +11,7 @@ from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from engagement import cleaners
 from notify import confirmations
 from notify.models import ValueConfirmation
 from tenants.models import Tenant
@@ -46,7 +47,9 @@ def value_confirmation(request, token):
         return _invalid(request, status=404)
     with tenant_scope(tenant):
         confirmation = (
-            ValueConfirmation.objects.filter(pk=answer.confirmation_id).select_related("engagement__offering").first()
+            ValueConfirmation.objects.filter(pk=answer.confirmation_id)
+            .select_related("engagement__offering", "engagement__purchase")
+            .first()
         )
         if confirmation is None:
             return _invalid(request, status=404)
@@ -60,7 +63,9 @@ def _record(request, tenant, confirmation, linked_score):
     """The score chosen on the page (the link's unless the customer picked another) and the comment."""
     chosen = request.POST.get("score", "")
     score = int(chosen) if chosen in {str(s) for s in confirmations.SCORES} else linked_score
-    confirmation, _ = confirmations.confirmation_answer(tenant=tenant, confirmation=confirmation, score=score)
+    met = cleaners.criteria_answered(request.POST, confirmation.engagement.purchase.success_criteria)
+    confirmation, _ = confirmations.confirmation_answer(tenant=tenant, confirmation=confirmation, score=score,
+                                                        criteria_met=met)  # fmt: skip
     confirmations.confirmation_comment(tenant=tenant, confirmation=confirmation, comment=request.POST.get("comment"))
 
 
@@ -68,11 +73,13 @@ def _page(request, tenant, confirmation, linked_score):
     context = {"company": tenant.name, "offering": confirmation.engagement.offering.name}
     if confirmation.answered_at is None:
         scores = [{"score": s, "label": confirmations.SCORE_LABELS[s]} for s in confirmations.SCORES]
-        context |= {"scores": scores, "chosen": linked_score}
+        criteria = confirmation.engagement.purchase.success_criteria
+        context |= {"scores": scores, "chosen": linked_score, "criteria": criteria}
         return render(request, "notify/confirmation/question.html", context)
     score = confirmation.score
     context |= {"score": score, "score_label": confirmations.SCORE_LABELS[score]}
     context["commented"] = bool(confirmation.comment)
+    context["criteria_met"] = confirmations.answered_criteria(confirmation)
     return render(request, "notify/confirmation/thanks.html", context)
 
 

@@ -244,10 +244,16 @@ def read_token(token: str) -> Answer:
 
 
 def confirmation_answer(
-    *, tenant: Tenant, confirmation: ValueConfirmation, score: int, now: datetime | None = None
+    *,
+    tenant: Tenant,
+    confirmation: ValueConfirmation,
+    score: int,
+    criteria_met: dict[str, bool] | None = None,
+    now: datetime | None = None,
 ) -> tuple[ValueConfirmation, bool]:
-    """Record the customer's score as a satisfaction event. The first answer wins: a later click
-    records nothing and returns the stored answer. Returns (confirmation, recorded)."""
+    """Record the customer's score (and their answer for each success criterion they answered) as a
+    satisfaction event. The first answer wins: a later click records nothing and returns the stored answer.
+    Returns (confirmation, recorded)."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = (
@@ -259,13 +265,23 @@ def confirmation_answer(
             return locked, False
         event_record(
             tenant=tenant, engagement=locked.engagement, type=EventType.SATISFACTION, score=score,
-            occurred_at=now, actor=Actor.customer(locked.email),
+            criteria_met=criteria_met, occurred_at=now, actor=Actor.customer(locked.email),
             # Stable per confirmation: even a bypass of the lock above could not record two answers.
-            external_id=f"value-confirmation-{locked.pk}", now=now,
+            external_id=_answer_event_id(locked), now=now,
         )  # fmt: skip
         locked.answered_at, locked.score = now, score
         locked.save(update_fields=["answered_at", "score"])
     return locked, True
+
+
+def answered_criteria(confirmation: ValueConfirmation) -> dict[str, bool]:
+    """What the customer answered for each success criterion with this confirmation ({} if nothing)."""
+    event = Event.objects.filter(external_id=_answer_event_id(confirmation)).only("criteria_met").first()
+    return (event.criteria_met or {}) if event else {}
+
+
+def _answer_event_id(confirmation: ValueConfirmation) -> str:
+    return f"value-confirmation-{confirmation.pk}"
 
 
 def confirmation_comment(*, tenant: Tenant, confirmation: ValueConfirmation, comment: str | None) -> bool:

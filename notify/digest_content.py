@@ -248,6 +248,11 @@ def admin_sections(content: DigestContent) -> None:
     columns = ["Metric", "Now", since]
     content.sections.append(Section("Headline metrics", columns, rows, len(rows), content.dashboard_url, counted=False))
     content.headline += [f"PoV rate {_percent(summary['pov_rate'])}", plural(summary["purchases"], "purchase")]
+    criteria = queries.criteria_met(EngagementFilter(), tenant)
+    rows = [Row([r["offering"], r["criterion"], _percent(r["share"]), str(r["answered"])]) for r in criteria]
+    team_url = absolute("team", tenant.slug)
+    columns = ["Offering", "Success criterion", "Met", "Answers"]
+    content.sections.append(Section("Success criteria met", columns, rows, len(rows), team_url, counted=False))
 
 
 def _baseline(tenant: Tenant, now: datetime, window: timedelta) -> tuple[Any, dict] | None:

@@ -2,13 +2,14 @@
 
 For the few lookups every API request makes, compiling the ORM query costs more than running it; those
 are written by hand, select `columns((alias, Model), ...)` and become instances with `instances`, which
-uses Model.from_db as Django's own loading does. A model whose row the join left empty comes back None.
+uses Model.from_db as Django's own loading does, after the fields' own conversions (JSON text to
+values). A model whose row the join left empty comes back None.
 """
 
 from collections.abc import Sequence
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
 
 def table(model: type[Model]) -> str:
@@ -24,7 +25,12 @@ def instances(row: Sequence, *parts: tuple[str, type[Model]]) -> list:
     built, start = [], 0
     for _, model in parts:
         fields = model._meta.concrete_fields
-        values = row[start : start + len(fields)]
+        values = [_converted(f, value) for f, value in zip(fields, row[start : start + len(fields)], strict=True)]
         start += len(fields)
         built.append(None if values[0] is None else model.from_db("default", [f.attname for f in fields], values))
     return built
+
+
+def _converted(field: Field, value: object) -> object:
+    convert = getattr(field, "from_db_value", None)
+    return value if convert is None or value is None else convert(value, None, connection)

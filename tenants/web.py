@@ -47,9 +47,10 @@ FIELD_LABELS = {
     "customer.segment": "Segment", "purchased_at": "Purchased", "amount": "Amount", "currency": "Currency",
     "attributes": "Attributes", "milestones": "Milestones", "grace_days": "Grace days",
     "escalation_days": "Escalation days", "at_risk_threshold": "At risk under (%)",
-    "at_risk_percent": "At risk under (%)", "time_zone": "Time zone",
+    "at_risk_percent": "At risk under (%)", "time_zone": "Time zone", "success_criteria": "Success criteria",
 }  # fmt: skip
 ROW_FIELD = re.compile(r"^milestones\.(\d+)\.(\w+)$")
+CRITERION_FIELD = re.compile(r"^success_criteria\.(\d+)$")
 
 
 def field_label(field, labels=None):
@@ -57,6 +58,8 @@ def field_label(field, labels=None):
     `labels` holds a form's own labels where they differ."""
     if row := ROW_FIELD.match(field):
         return f"Milestone {int(row[1]) + 1}, {FIELD_LABELS.get(row[2], row[2]).lower()}"
+    if criterion := CRITERION_FIELD.match(field):
+        return f"Criterion {int(criterion[1]) + 1}"
     return (labels or {}).get(field) or FIELD_LABELS.get(field, field)
 
 

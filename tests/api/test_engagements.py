@@ -191,7 +191,8 @@ def test_detail_has_the_journey_and_the_timeline(api, engagements):
         ("event", "milestone", "onboarded", z(ago(35))),
         ("event", "milestone", "live", z(ago(30))),
     ]
-    assert all(set(t) == {"at", "kind", "type", "milestone", "score", "text", "by"} for t in body["timeline"])
+    keys = {"at", "kind", "type", "milestone", "score", "criteria_met", "text", "by"}
+    assert all(set(t) == keys for t in body["timeline"])
     assert body["timeline"][0]["by"] == "tests"
 
 
@@ -223,6 +224,7 @@ def test_patch_reassigns_the_owner_as_a_handoff_in_the_timeline(acme, api, acme_
         "type": "handoff",
         "milestone": None,
         "score": None,
+        "criteria_met": None,
         "text": "Owner: owner@acme.test → second@acme.test\nAlex is on leave",
         "by": f"api key {acme_write_key[0].prefix}",
     }

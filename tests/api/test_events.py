@@ -14,7 +14,7 @@ from tests.api.conftest import JOURNEY, ago, count, error_of, iso, z
 
 EVENT_KEYS = {
     "id", "type", "occurred_at", "milestone", "score", "comment", "reason", "external_id", "source", "recorded_by",
-    "engagement",
+    "criteria_met", "engagement",
 }  # fmt: skip
 
 
@@ -40,6 +40,7 @@ def test_milestone_event_is_201_with_the_engagement_after_it(acme, api, acme_wri
         "score": None,
         "comment": "Training done",
         "reason": "",
+        "criteria_met": None,
         "external_id": "E-2",
         "source": "api",
         "recorded_by": f"api key {acme_write_key[0].prefix}",

@@ -10,9 +10,12 @@ from engagement.models import Customer, Engagement, Purchase
 from tenants.scoping import tenant_scope
 from tests.api.conftest import ago, count, error_of, iso
 
-PURCHASE_KEYS = {"external_id", "customer", "offering", "purchased_at", "amount", "currency", "engagement"}
+PURCHASE_KEYS = {
+    "external_id", "customer", "offering", "purchased_at", "amount", "currency", "success_criteria", "engagement"
+}  # fmt: skip
 ENGAGEMENT_KEYS = {
-    "id", "status", "purchase", "customer", "offering", "owner", "sales_rep", "pos_at", "next_milestone",
+    "id", "status", "purchase", "customer", "offering", "success_criteria", "owner", "sales_rep", "pos_at",
+    "next_milestone",
     "next_due_at", "pov_at", "days_to_value", "calendar_days_to_value", "lost_at", "churned_at", "paused_since",
     "updated_at",
 }  # fmt: skip
@@ -53,6 +56,7 @@ def test_post_creates_201_with_the_engagement(acme, api, setup):
         "purchased_at": iso(BOUGHT).replace("+00:00", "Z"),
         "amount": "1200.50",
         "currency": "EUR",
+        "success_criteria": [],
     }
     with tenant_scope(acme):
         stored = Engagement.objects.get()

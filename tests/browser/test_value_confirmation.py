@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from engagement.models import Event, EventType
+from engagement.services import success_criteria_set
 from notify import confirmations
 from notify.models import ValueConfirmation
 from tenants.scoping import tenant_scope
@@ -73,3 +74,34 @@ def test_a_comment_sent_after_the_answer_is_kept(browser, live_server, tenant, l
     page.get_by_role("button", name="Send comment").click()
     expect(page.get_by_role("main")).to_contain_text("We received your comment")
     assert _answers(tenant) == ([5], ["And support answered within the hour."])
+
+
+def test_on_a_phone_the_customer_answers_about_each_success_criterion(browser, live_server, tenant, actor, shots):
+    engagement = _engagement(tenant, _offering(tenant), actor)
+    criteria = ["Invoices out in one day", "A month-end close without a single spreadsheet"]
+    with tenant_scope(tenant):
+        success_criteria_set(tenant=tenant, engagement=engagement, actor=actor, criteria=criteria)
+    _reach_pov(tenant, engagement, actor)
+    with tenant_scope(tenant):
+        confirmation = ValueConfirmation.objects.create(
+            tenant=tenant, engagement=engagement, email=BUYER, claimed_at=timezone.now(), sent_at=timezone.now()
+        )
+    expect = dashboards._expect()
+    page = browser.new_context(viewport=PHONE).new_page()
+    page.goto(live_server.url + f"/value/{confirmations.make_token(confirmation, 5)}/")
+
+    first = page.get_by_role("group", name="Did you get: Invoices out in one day?")
+    second = page.get_by_role("group", name=re.compile("Did you get: A month-end close"))
+    first.get_by_role("radio", name="Yes").check()
+    second.get_by_role("radio", name="No").check()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "sideways scrolling"
+    dashboards._shoot(page, shots, "value-question-criteria-phone")
+    page.get_by_role("button", name="Send my answer").click()
+
+    expect(page.get_by_role("main")).to_contain_text("Invoices out in one day: yes")
+    expect(page.get_by_role("main")).to_contain_text("A month-end close without a single spreadsheet: no")
+    with tenant_scope(tenant):
+        answered = Event.objects.get(type=EventType.SATISFACTION)
+    assert (answered.score, answered.criteria_met) == (
+        5, {"Invoices out in one day": True, "A month-end close without a single spreadsheet": False}
+    )  # fmt: skip

@@ -60,6 +60,14 @@ def test_a_won_deal_is_a_purchase_with_its_company_and_rep(tenant, connection, r
     assert engagement.sales_rep.user.email == "rep@acme.test"
 
 
+def test_a_deal_property_carries_what_the_customer_expects(tenant, connection, rep):
+    response = send(connection, deal(pov_success_criteria="Invoices out in one day\nTeam trained"))
+
+    assert response.json()["outcome"] == "accepted"
+    with tenant_scope(tenant):
+        assert Purchase.objects.get().success_criteria == ["Invoices out in one day", "Team trained"]
+
+
 def test_a_resent_deal_records_nothing_twice(tenant, connection, rep):
     send(connection, deal())
     before = stored(tenant)
@@ -178,3 +186,15 @@ def test_a_signature_that_is_not_ascii_is_refused(tenant, connection):
     response = Client().post(address(connection), payload, content_type="application/json", **headers)
 
     assert response.status_code == 401
+
+
+def test_criteria_that_do_not_fit_are_cut_to_fit_and_the_deal_is_kept(tenant, connection, rep):
+    written = ";".join([f"Outcome {n}" for n in range(12)] + ["x" * 250])
+    response = send(connection, deal(pov_success_criteria=written))
+
+    assert response.json()["outcome"] == "accepted"
+    with tenant_scope(tenant):
+        assert Purchase.objects.get().success_criteria == [f"Outcome {n}" for n in range(10)]
+    response = send(connection, deal(hs_object_id="9002", pov_success_criteria="x" * 250))
+    with tenant_scope(tenant):
+        assert Purchase.objects.get(external_id="9002").success_criteria == ["x" * 200]

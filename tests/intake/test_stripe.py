@@ -95,6 +95,19 @@ def test_a_subscription_is_one_purchase_from_its_first_invoice(tenant, connectio
     assert [line["outcome"] for line in log(connection)] == ["ignored", "accepted", "ignored"]
 
 
+def test_metadata_carries_what_the_customer_expects_into_the_purchase(tenant, connection):
+    session = {**checkout(), "metadata": {"success_criteria": "Invoices out in one day; Team trained"}}
+    invoice = first_invoice()
+    invoice["parent"] = {"subscription_details": {"metadata": {"success_criteria": "Reports by Monday"}}}
+
+    send(connection, event("checkout.session.completed", session, event_id="evt_a"))
+    send(connection, event("invoice.paid", invoice, event_id="evt_b"))
+
+    with tenant_scope(tenant):
+        criteria = dict(Purchase.objects.values_list("external_id", "success_criteria"))
+    assert criteria == {"cs_1": ["Invoices out in one day", "Team trained"], "sub_1": ["Reports by Monday"]}
+
+
 def test_a_cancelled_subscription_is_lost_once(tenant, connection):
     send(connection, event("invoice.paid", first_invoice(), event_id="evt_b"))
     cancelled = {"id": "sub_1", "object": "subscription", "ended_at": int(time.time()) - 30,

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from engagement import outbox
 from engagement.models import Engagement, Event, EventType, Note, Status
-from engagement.services import event_record, purchase_record
+from engagement.services import event_record, purchase_record, success_criteria_set
 from notify import confirmations
 from notify.confirmation_tasks import send_confirmations
 from notify.models import ValueConfirmation
@@ -263,6 +263,39 @@ def test_sending_records_one_satisfaction_event_and_says_thank_you(reached, tena
     with tenant_scope(tenant):
         confirmation = ValueConfirmation.objects.get()
     assert confirmation.score == 4 and confirmation.answered_at is not None
+
+
+def test_the_question_asks_about_each_success_criterion_and_keeps_each_answer(tenant, actor, smtp):
+    engagement = _engagement(tenant, _offering(tenant), actor)
+    with tenant_scope(tenant):
+        success_criteria_set(tenant=tenant, engagement=engagement, actor=actor,
+                             criteria=["Invoices out in one day", "Team trained", "Reports by Monday"])  # fmt: skip
+    _reach_pov(tenant, engagement, actor)
+    _ask_and_send(tenant)
+    browser, path = Client(enforce_csrf_checks=True), _path(_link_for(smtp.messages[0], 5))
+    page = browser.get(path).content.decode()
+    assert "Did you get: <strong>Invoices out in one day</strong>?" in page
+    assert 'name="criterion:Reports by Monday" value="no"' in page
+    assert "autofocus" not in page  # the questions come before the button
+
+    # Yes, no, and the third left unanswered (it is then not recorded either way).
+    answers = {"criterion:Invoices out in one day": "yes", "criterion:Team trained": "no",
+               "criterion:Reports by Monday": "maybe", "criterion:A criterion since removed": "yes"}  # fmt: skip
+    _answer(browser, path, score="4", **answers)
+
+    [event] = _satisfaction_events(tenant, engagement)
+    assert (event.score, event.criteria_met) == (4, {"Invoices out in one day": True, "Team trained": False})
+    thanks = browser.get(path).content.decode()
+    assert "Invoices out in one day: <strong>yes</strong>" in thanks and "Team trained: <strong>no</strong>" in thanks
+
+
+def test_without_success_criteria_the_question_asks_only_the_score(reached, tenant, client):
+    engagement, message = reached
+    path = _path(_link_for(message, 5))
+    assert "Did you get:" not in client.get(path).content.decode()
+    _answer(client, path, score="5", **{"criterion:Invoices out in one day": "yes"})
+    [event] = _satisfaction_events(tenant, engagement)
+    assert event.criteria_met is None
 
 
 def test_the_customer_may_choose_another_answer_than_the_link_s(reached, tenant, client):

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import pytest
 from django.utils import timezone
 
+from engagement.services import event_record
 from metrics.alerts import stalled_scan
 from metrics.models import MetricRollup
 from metrics.rollups import recompute_rollups
@@ -169,3 +170,16 @@ def test_an_empty_digest_is_not_sent(smtp, acme):
         assert viewer not in [d.member for d in digests.due_members(acme.tenant, force=True)]
         assert digests.deliver(tenant=acme.tenant, member=viewer, frequency="daily", period="p") == digests.EMPTY
     assert smtp.messages == []
+
+
+def test_the_admins_digest_says_how_often_they_were_met(smtp, acme, actor):
+    tenant = acme.tenant
+    with tenant_scope(tenant):
+        event_record(tenant=tenant, engagement=acme.customers["Happy Co"], type="satisfaction", score=5, actor=actor,
+                     criteria_met={"Invoices out in one day": True}, occurred_at=timezone.now())  # fmt: skip
+
+    assert send_now(acme, "admin") == digests.SENT
+
+    body, _ = parts(only_message_to(smtp, "admin@acme.test"))
+    assert "Success criteria met" in body
+    assert "- Software: Success criterion Invoices out in one day; Met 100%; Answers 1" in body

@@ -17,7 +17,7 @@ def _purchase(**changes):
         "customer_id": "C-hand", "customer_name": "Hand Made GmbH", "customer_email": "ops@handmade.example",
         "customer_segment": "smb", "external_id": "P-hand", "offering": "acme-software",
         "purchased_at": "2026-12-01T09:30", "amount": "1200.50", "currency": "eur", "owner": "owner@acme.test",
-        "sales_rep": "sales@acme.test",
+        "sales_rep": "sales@acme.test", "success_criteria": "Invoices out in one day\r\nTeam trained\r\n",
     }  # fmt: skip
     return {**body, **changes}
 
@@ -38,6 +38,7 @@ def test_a_purchase_added_by_hand_opens_the_engagement_as_the_api_would(acme, lo
         # 09:30 in the company's zone (Europe/Berlin in December: UTC+1).
         assert purchase.purchased_at.isoformat() == "2026-12-01T08:30:00+00:00"
         assert engagement.owner.user.email == "owner@acme.test"
+        assert purchase.success_criteria == ["Invoices out in one day", "Team trained"]
         created = AuditEntry.objects.get(action="engagement.created", target_id=str(engagement.id))
         assert created.actor_label == "sales@acme.test"
         assert OutboxMessage.objects.filter(kind="engagement.changed").exists()
@@ -52,6 +53,7 @@ def test_a_purchase_added_by_hand_opens_the_engagement_as_the_api_would(acme, lo
     ("changes", "message"),
     [
         ({"amount": "-5"}, "Amount: "),
+        ({"success_criteria": "ok\n" + "x" * 201}, "Criterion 2: Keep each criterion to 200 characters at most."),
         ({"currency": "XYZ"}, "Currency: "),
         ({"customer_id": "C/1"}, "Customer id: 'C/1' contains '/'"),
         ({"customer_email": "not-an-email"}, "Customer email: Enter a valid email address."),
