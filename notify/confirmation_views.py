@@ -80,6 +80,7 @@ def _page(request, tenant, confirmation, linked_score):
     context |= {"score": score, "score_label": confirmations.SCORE_LABELS[score]}
     context["commented"] = bool(confirmation.comment)
     context["criteria_met"] = confirmations.answered_criteria(confirmation)
+    context["criteria"] = confirmation.engagement.purchase.success_criteria
     return render(request, "notify/confirmation/thanks.html", context)
 
 

@@ -93,3 +93,12 @@ def step(key, name=None):
 def label(field):
     """A field the services name, as the form labels it (tenants.web.field_label)."""
     return field_label(field)
+
+
+@register.filter
+def answers_in_order(criteria_met, criteria):
+    """A satisfaction event's answers (criterion, met) in the order of the purchase's criteria, then any
+    others: stored JSON keeps its keys in an order of its own."""
+    answers = dict(criteria_met or {})
+    listed = [(criterion, answers.pop(criterion)) for criterion in criteria or [] if criterion in answers]
+    return listed + list(answers.items())

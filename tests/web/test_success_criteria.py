@@ -87,7 +87,13 @@ def test_satisfaction_recorded_on_the_page_asks_about_each_criterion(acme, login
 
     answers = {"criterion:Invoices out in one day": "yes", "criterion:Team trained": ""}
     client.post(detail + "satisfaction/", {"score": "4", "occurred_at": "", **answers})
+    answers = {"criterion:Invoices out in one day": "no", "criterion:Team trained": "yes"}
+    client.post(detail + "satisfaction/", {"score": "5", "occurred_at": "", **answers})
 
     with tenant_scope(acme.tenant):
-        assert Event.objects.get(type="satisfaction").criteria_met == {"Invoices out in one day": True}
-    assert "Satisfaction 4/5 Invoices out in one day: yes" in text(client.get(detail))
+        stored = list(Event.objects.filter(type="satisfaction").values_list("criteria_met", flat=True))
+    assert stored == [{"Invoices out in one day": True}, {"Invoices out in one day": False, "Team trained": True}]
+    page = text(client.get(detail))
+    assert "Satisfaction 4/5 Invoices out in one day: yes" in page
+    # In the order of the customer's criteria, whatever order the stored JSON keeps.
+    assert "Satisfaction 5/5 Invoices out in one day: no Team trained: yes" in page
