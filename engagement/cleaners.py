@@ -123,34 +123,38 @@ def success_criteria(value: Any, field: str = "success_criteria") -> list[str]:
     letter case)."""
     if not isinstance(value, list):
         raise invalid(field, 'Give a list of short texts, e.g. ["Invoices out in one day"].')
-    criteria: dict[str, str] = {}  # casefolded: as written first
     for i, item in enumerate(value):
         if not isinstance(item, str) or "\x00" in item:
             raise invalid(f"{field}.{i}", "Give each criterion as text.")
-        text = _one_spaced(item)
-        if len(text) > CRITERION_MAX:
+        if len(_one_spaced(item)) > CRITERION_MAX:
             raise invalid(f"{field}.{i}", f"Keep each criterion to {CRITERION_MAX} characters at most.")
-        if text:
-            criteria.setdefault(text.casefold(), text)
-        if len(criteria) > CRITERIA_MAX:
-            raise invalid(field, f"Give at most {CRITERIA_MAX} criteria.")
-    return list(criteria.values())
-
-
-def _one_spaced(text: str) -> str:
-    """A criterion as compared and stored: trimmed, each run of spaces or line breaks one space."""
-    return " ".join(text.split())
+    criteria = _distinct(value, CRITERIA_MAX + 1)
+    if len(criteria) > CRITERIA_MAX:
+        raise invalid(field, f"Give at most {CRITERIA_MAX} criteria.")
+    return criteria
 
 
 def criteria_that_fit(texts: list[str]) -> list[str]:
     """Success criteria from a vendor's free text, cut to fit instead of refused (a sale is never lost over
     them): each shortened to CRITERION_MAX characters, the first CRITERIA_MAX kept."""
-    fitting = [_one_spaced(text.replace("\x00", ""))[:CRITERION_MAX] for text in texts]
+    return _distinct([_one_spaced(text.replace("\x00", ""))[:CRITERION_MAX] for text in texts], CRITERIA_MAX)
+
+
+def _distinct(texts: list[str], most: int) -> list[str]:
+    """The first `most` criteria among `texts`, trimmed, blank ones dropped, each once in any letter case
+    (as first written); stops reading once it has them."""
     kept: dict[str, str] = {}
-    for text in fitting:
-        if text and len(kept) < CRITERIA_MAX:
+    for text in map(_one_spaced, texts):
+        if text:
             kept.setdefault(text.casefold(), text)
+            if len(kept) == most:
+                break
     return list(kept.values())
+
+
+def _one_spaced(text: str) -> str:
+    """A criterion as compared and stored: trimmed, each run of spaces or line breaks one space."""
+    return " ".join(text.split())
 
 
 def criteria_met(value: Any, event_type: str) -> dict[str, bool] | None:
